@@ -1,0 +1,364 @@
+//! `PKIIssuer` and `PKIClusterIssuer`: one spec, two scopes.
+
+use kube::core::Resource;
+use kube::CustomResource;
+use kube::KubeSchema;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::condition::{self, Condition};
+
+const ONE_SIGNER_RULE: &str = "[has(self.secret), has(self.cfssl)].filter(x, x).size() == 1";
+const ONE_SIGNER_MESSAGE: &str = "exactly one signer must be set: secret or cfssl";
+
+/// The shared spec of both issuer kinds.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct IssuerSpec {
+    /// Sign with an intermediate CA held in a Secret (`tls.crt`: signer first, then
+    /// further intermediates; `tls.key`: PKCS#8, PKCS#1 or SEC1 PEM).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret: Option<SecretSignerSpec>,
+    /// Sign through a remote CFSSL CA (`sign` / `authsign` API).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cfssl: Option<CfsslSignerSpec>,
+    /// The existing PKI's root certificate(s). Several are allowed during a root rollover.
+    pub trust_anchors: TrustAnchorsSpec,
+    /// Which certificates this issuer may sign.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy: Option<PolicySpec>,
+    /// Extensions copied into every leaf.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub extensions: Option<ExtensionsSpec>,
+    /// How often the signer is re-checked (Go duration, default `5m`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$"))]
+    pub health_check_interval: Option<String>,
+}
+
+/// An intermediate CA held in a Secret.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SecretSignerSpec {
+    /// Name of a `kubernetes.io/tls`-shaped Secret (`tls.crt`, `tls.key`).
+    #[schemars(length(min = 1))]
+    pub name: String,
+}
+
+/// A remote CFSSL CA.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CfsslSignerSpec {
+    /// Base URL, e.g. `https://cfssl.pki.svc:8888`.
+    #[schemars(regex(pattern = r"^https?://"))]
+    pub url: String,
+    /// The CFSSL signing profile.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub profile: Option<String>,
+    /// The CFSSL signer label (multirootca).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub label: Option<String>,
+    /// Hex HMAC key for `authsign`; omit to use the unauthenticated `sign` endpoint.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth_key: Option<KeyRef>,
+    /// Trust for HTTPS to the CA (PEM), from a ConfigMap or Secret.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_bundle: Option<PemSource>,
+    /// Secret (`tls.crt`, `tls.key`) with a client certificate for mTLS to the CA.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_cert_secret: Option<String>,
+    /// Per-request timeout (Go duration, default `10s`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$"))]
+    pub timeout: Option<String>,
+    /// Further intermediates (PEM) between the CFSSL signer and the trust anchors.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub intermediates: Option<PemSource>,
+}
+
+/// A key of a Secret or ConfigMap in the issuer's resource namespace.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, Hash, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct KeyRef {
+    /// Object name.
+    #[schemars(length(min = 1))]
+    pub name: String,
+    /// Key within `data`.
+    #[schemars(length(min = 1))]
+    pub key: String,
+}
+
+/// PEM data from exactly one of a ConfigMap or a Secret key.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("[has(self.configMap), has(self.secret)].filter(x, x).size() == 1").message("exactly one of configMap or secret must be set"))]
+pub struct PemSource {
+    /// A ConfigMap key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config_map: Option<KeyRef>,
+    /// A Secret key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret: Option<KeyRef>,
+}
+
+/// Where the trust anchors come from.
+pub type TrustAnchorsSpec = PemSource;
+
+/// Policy: what this issuer may sign. Omitted fields mean "no restriction" unless noted.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PolicySpec {
+    /// Longest lifetime issued (Go duration; default `2160h`, 90 days). Longer requests are clamped.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$"))]
+    pub max_duration: Option<String>,
+    /// Shortest lifetime accepted (Go duration). Shorter requests are refused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$"))]
+    pub min_duration: Option<String>,
+    /// Allowed DNS SANs. `*` is one label; `{namespace}` and `{serviceAccount}` are substituted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dns_names: Option<Vec<String>>,
+    /// Allowed URI SANs (e.g. SPIFFE IDs). `*` is one path segment.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uris: Option<Vec<String>>,
+    /// CIDRs that IP SANs must fall in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ip_ranges: Option<Vec<String>>,
+    /// Allowed email SANs (`*` is one label of the domain).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email_addresses: Option<Vec<String>>,
+    /// Allowed key usages (cert-manager spellings).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub usages: Option<Vec<String>>,
+    /// Whether CA certificates may be requested (default false).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allow_ca: Option<bool>,
+    /// Allowed key algorithms (default: ECDSA >= 256, RSA >= 2048, Ed25519).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_algorithms: Option<Vec<KeyAlgorithmRule>>,
+    /// Refuse requests without any SAN (default true).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub require_subject_alt_name: Option<bool>,
+}
+
+/// One allowed key algorithm.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct KeyAlgorithmRule {
+    /// The algorithm.
+    pub algorithm: KeyAlgorithmName,
+    /// Minimum size in bits (RSA modulus, ECDSA curve).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_size: Option<u32>,
+}
+
+/// Key algorithm names as cert-manager spells them.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+pub enum KeyAlgorithmName {
+    /// RSA.
+    #[serde(rename = "RSA")]
+    Rsa,
+    /// ECDSA on P-256, P-384 or P-521.
+    #[serde(rename = "ECDSA")]
+    Ecdsa,
+    /// Ed25519.
+    Ed25519,
+}
+
+/// Extensions copied into every leaf.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ExtensionsSpec {
+    /// CRL distribution point URLs.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub crl_distribution_points: Vec<String>,
+    /// OCSP responder URLs (Authority Information Access).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ocsp_servers: Vec<String>,
+    /// CA issuer URLs (Authority Information Access).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub issuing_certificate_urls: Vec<String>,
+}
+
+/// Observed state of an issuer.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct IssuerStatus {
+    /// `Ready` with reason `Checked`, `Pending` or `Failed`.
+    #[serde(default)]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
+    pub conditions: Vec<Condition>,
+    /// The signing certificate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signer: Option<CertSummary>,
+    /// The trust anchors in use.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub trust_anchors: Vec<CertSummary>,
+}
+
+/// A short description of a certificate.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CertSummary {
+    /// Subject DN.
+    pub subject: String,
+    /// Serial number, hex.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub serial_number: String,
+    /// RFC 3339.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub not_before: String,
+    /// RFC 3339.
+    pub not_after: String,
+    /// SHA-256 of the DER, lowercase hex.
+    pub sha256_fingerprint: String,
+}
+
+macro_rules! issuer_kind {
+    ($spec:ident, $kind:literal, $plural:literal, $short:literal, $doc:literal, $($scope:ident)?) => {
+        /// The issuer's signer, trust anchors and policy (see [`IssuerSpec`]).
+        #[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+        #[kube(
+            group = "pki-issuer.io",
+            version = "v1alpha1",
+            kind = $kind,
+            plural = $plural,
+            shortname = $short,
+            category = "pki-issuer",
+            doc = $doc,
+            status = "IssuerStatus",
+            derive = "PartialEq",
+            derive = "Default",
+            $($scope,)?
+            printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
+            printcolumn = r#"{"name":"Reason","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].reason"}"#,
+            printcolumn = r#"{"name":"Signer NotAfter","type":"date","jsonPath":".status.signer.notAfter"}"#,
+            printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
+        )]
+        #[x_kube(validation = Rule::new(ONE_SIGNER_RULE).message(ONE_SIGNER_MESSAGE))]
+        pub struct $spec {
+            #[serde(flatten)]
+            #[allow(missing_docs)]
+            pub inner: IssuerSpec,
+        }
+
+        impl std::ops::Deref for $spec {
+            type Target = IssuerSpec;
+            fn deref(&self) -> &IssuerSpec {
+                &self.inner
+            }
+        }
+    };
+}
+
+issuer_kind!(
+    PKIIssuerSpec,
+    "PKIIssuer",
+    "pkiissuers",
+    "pkiiss",
+    "Signs cert-manager requests of its own namespace with an intermediate CA rooted in an existing PKI.",
+    namespaced
+);
+issuer_kind!(
+    PKIClusterIssuerSpec,
+    "PKIClusterIssuer",
+    "pkiclusterissuers",
+    "pkiciss",
+    "Signs cert-manager requests of any namespace with an intermediate CA rooted in an existing PKI.",
+);
+
+/// Which of the two issuer kinds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum IssuerKind {
+    /// Namespaced `PKIIssuer`.
+    Namespaced,
+    /// Cluster-scoped `PKIClusterIssuer`.
+    Cluster,
+}
+
+impl IssuerKind {
+    /// The `kind` string.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            IssuerKind::Namespaced => "PKIIssuer",
+            IssuerKind::Cluster => "PKIClusterIssuer",
+        }
+    }
+
+    /// Parse a cert-manager `issuerRef.kind` (empty means `PKIIssuer`).
+    pub fn from_ref_kind(kind: Option<&str>) -> Option<IssuerKind> {
+        match kind.unwrap_or("") {
+            "" | "PKIIssuer" => Some(IssuerKind::Namespaced),
+            "PKIClusterIssuer" => Some(IssuerKind::Cluster),
+            _ => None,
+        }
+    }
+}
+
+/// Identifies one issuer: kind, namespace (namespaced kind only) and name.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct IssuerKey {
+    /// The kind.
+    pub kind: IssuerKind,
+    /// Namespace for `PKIIssuer`, `None` for `PKIClusterIssuer`.
+    pub namespace: Option<String>,
+    /// Name.
+    pub name: String,
+}
+
+impl std::fmt::Display for IssuerKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.namespace {
+            Some(ns) => write!(f, "{} {}/{}", self.kind.as_str(), ns, self.name),
+            None => write!(f, "{} {}", self.kind.as_str(), self.name),
+        }
+    }
+}
+
+/// What both kinds have in common, for code that handles either.
+pub trait AnyIssuer: Resource + Clone + Send + Sync + 'static {
+    /// The kind.
+    const KIND: IssuerKind;
+    /// The shared spec.
+    fn issuer_spec(&self) -> &IssuerSpec;
+    /// The status, if any.
+    fn issuer_status(&self) -> Option<&IssuerStatus>;
+    /// This issuer's key.
+    fn key(&self) -> IssuerKey {
+        IssuerKey {
+            kind: Self::KIND,
+            namespace: self.meta().namespace.clone(),
+            name: self.meta().name.clone().unwrap_or_default(),
+        }
+    }
+    /// Whether the issuer is Ready for its current generation.
+    fn is_ready(&self) -> bool {
+        let Some(status) = self.issuer_status() else {
+            return false;
+        };
+        condition::find(&status.conditions, "Ready").is_some_and(|c| {
+            c.is_true() && c.observed_generation.is_some() && c.observed_generation == self.meta().generation
+        })
+    }
+}
+
+impl AnyIssuer for PKIIssuer {
+    const KIND: IssuerKind = IssuerKind::Namespaced;
+    fn issuer_spec(&self) -> &IssuerSpec {
+        &self.spec.inner
+    }
+    fn issuer_status(&self) -> Option<&IssuerStatus> {
+        self.status.as_ref()
+    }
+}
+
+impl AnyIssuer for PKIClusterIssuer {
+    const KIND: IssuerKind = IssuerKind::Cluster;
+    fn issuer_spec(&self) -> &IssuerSpec {
+        &self.spec.inner
+    }
+    fn issuer_status(&self) -> Option<&IssuerStatus> {
+        self.status.as_ref()
+    }
+}
