@@ -1,6 +1,15 @@
 //! pki-issuer: a cert-manager external issuer that signs with an intermediate CA rooted in an
 //! organisation's existing PKI.
+//!
+//! - [`api`]: the CRDs and the cert-manager types we read and write;
+//! - [`pki`]: pure X.509 (CSR, policy, name constraints, signing, verification);
+//! - [`signers`]: signing backends;
+//! - [`controllers`]: the reconcilers;
+//! - [`runtime`]: flags, admin HTTP, metrics, logging, shutdown.
 
 pub mod api;
+pub mod controllers;
 pub mod crds;
 pub mod pki;
+pub mod runtime;
+pub mod signers;

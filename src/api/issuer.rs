@@ -324,6 +324,8 @@ pub trait AnyIssuer: Resource + Clone + Send + Sync + 'static {
     fn issuer_spec(&self) -> &IssuerSpec;
     /// The status, if any.
     fn issuer_status(&self) -> Option<&IssuerStatus>;
+    /// An API handle for objects of this kind in `namespace` (ignored for cluster issuers).
+    fn api(client: kube::Client, namespace: Option<&str>) -> kube::Api<Self>;
     /// This issuer's key.
     fn key(&self) -> IssuerKey {
         IssuerKey {
@@ -345,6 +347,12 @@ pub trait AnyIssuer: Resource + Clone + Send + Sync + 'static {
 
 impl AnyIssuer for PKIIssuer {
     const KIND: IssuerKind = IssuerKind::Namespaced;
+    fn api(client: kube::Client, namespace: Option<&str>) -> kube::Api<Self> {
+        match namespace {
+            Some(ns) => kube::Api::namespaced(client, ns),
+            None => kube::Api::all(client),
+        }
+    }
     fn issuer_spec(&self) -> &IssuerSpec {
         &self.spec.inner
     }
@@ -355,6 +363,9 @@ impl AnyIssuer for PKIIssuer {
 
 impl AnyIssuer for PKIClusterIssuer {
     const KIND: IssuerKind = IssuerKind::Cluster;
+    fn api(client: kube::Client, _namespace: Option<&str>) -> kube::Api<Self> {
+        kube::Api::all(client)
+    }
     fn issuer_spec(&self) -> &IssuerSpec {
         &self.spec.inner
     }

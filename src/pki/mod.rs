@@ -23,6 +23,7 @@ pub(crate) mod testutil;
 
 pub use csr::{parse_csr, ParsedCsr, SubjectAltNames, MAX_CSR_BYTES};
 pub use duration::{clamp_validity, ClampReason, Validity};
+
 pub use error::PkiError;
 pub use keys::{key_info_from_spki, KeyAlgorithm, KeyInfo, SignerKey};
 pub use name_constraints::{chain_constraints, check_name_constraints, NameConstraints};
@@ -30,5 +31,6 @@ pub use policy::{check_policy, KeyRule, Policy, RequestContext, RequestedCert};
 pub use sign::sign_leaf;
 pub use signer_chain::{cert_info, check_signer, parse_pem_certs, SignerChain, SignerInfo};
 pub use template::{LeafExtensions, LeafTemplate};
+
 pub use usage::Usage;
 pub use verify::{certs_to_pem, chain_pem, check_issued, Expectations};

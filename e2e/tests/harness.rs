@@ -1,0 +1,325 @@
+//! The end-to-end environment: an API server (the project's test API server in process, or
+//! any cluster named by `E2E_KUBECONFIG`), the real `pki-issuer` process, and helpers that
+//! play cert-manager's part.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use base64::Engine;
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret};
+use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::{Api, Client, CustomResourceExt};
+use pki_issuer::api::cert_manager::{CertificateRequest, CertificateRequestSpec, IssuerRef};
+use pki_issuer::api::{PKIClusterIssuer, PKIIssuer};
+use serde_json::json;
+use test_apiserver::TestApiServer;
+
+/// The end-to-end environment of one test.
+pub struct Env {
+    /// Admin client.
+    pub client: Client,
+    /// Admin kubeconfig path.
+    pub kubeconfig: PathBuf,
+    /// This test's namespace.
+    pub ns: String,
+    /// Where cluster issuers read Secrets.
+    pub cluster_ns: String,
+    /// The in-process server (absent with `E2E_KUBECONFIG`).
+    pub server: Option<TestApiServer>,
+    controllers: Vec<tokio::process::Child>,
+    /// Scratch directory (logs, PEM files for openssl).
+    pub dir: tempfile::TempDir,
+}
+
+/// Whether the suite runs against an external cluster (kind) instead of the test API server.
+pub fn external() -> bool {
+    std::env::var_os("E2E_KUBECONFIG").is_some()
+}
+
+fn cert_manager_crds() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("e2e/testdata/cert-manager")
+}
+
+/// Our generated CRDs.
+pub fn our_crds() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("crds")
+}
+
+async fn client_for(path: &Path) -> Client {
+    let kc = Kubeconfig::read_from(path).expect("kubeconfig");
+    let cfg = kube::Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default())
+        .await
+        .expect("client config");
+    Client::try_from(cfg).expect("client")
+}
+
+impl Env {
+    /// Start a server with cert-manager's and our CRDs, a namespace for the test, and (locally)
+    /// one pki-issuer process.
+    pub async fn start(test: &str) -> Env {
+        let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (server, kubeconfig) = if let Some(path) = std::env::var_os("E2E_KUBECONFIG") {
+            (None, PathBuf::from(path))
+        } else {
+            let server = TestApiServer::start(test_apiserver::Config {
+                listen: "127.0.0.1:0".parse().unwrap(),
+                crd_dirs: vec![cert_manager_crds(), our_crds()],
+                authorization: true,
+            })
+            .await
+            .expect("test API server");
+            let path = dir.path().join("admin.kubeconfig");
+            server.write_kubeconfig(&path).expect("write kubeconfig");
+            (Some(server), path)
+        };
+        let client = client_for(&kubeconfig).await;
+        let ns = format!("e2e-{test}-{}", &uuid_suffix());
+        let cluster_ns = std::env::var("E2E_CLUSTER_RESOURCE_NAMESPACE").unwrap_or_else(|_| format!("{ns}-pki"));
+        let mut env = Env {
+            client,
+            kubeconfig,
+            ns,
+            cluster_ns,
+            server,
+            controllers: Vec::new(),
+            dir,
+        };
+        env.create_namespace(&env.ns.clone()).await;
+        if !external() {
+            env.create_namespace(&env.cluster_ns.clone()).await;
+            env.start_controller(&[]).await;
+        }
+        env
+    }
+
+    async fn create_namespace(&self, name: &str) {
+        let api: Api<Namespace> = Api::all(self.client.clone());
+        let ns: Namespace = serde_json::from_value(json!({"metadata": {"name": name}})).unwrap();
+        match api.create(&PostParams::default(), &ns).await {
+            Ok(_) => {}
+            Err(kube::Error::Api(e)) if e.code == 409 => {}
+            Err(e) => panic!("creating namespace {name}: {e}"),
+        }
+    }
+
+    /// Start one more pki-issuer process with the admin kubeconfig (or `kubeconfig`).
+    pub async fn start_controller(&mut self, extra: &[&str]) {
+        let kubeconfig = self.kubeconfig.clone();
+        self.start_controller_with(&kubeconfig, extra).await;
+    }
+
+    /// Start a pki-issuer process with a given kubeconfig.
+    pub async fn start_controller_with(&mut self, kubeconfig: &Path, extra: &[&str]) {
+        let n = self.controllers.len();
+        let log = std::fs::File::create(self.dir.path().join(format!("pki-issuer-{n}.log"))).unwrap();
+        let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_pki-issuer"))
+            .arg("--kubeconfig")
+            .arg(kubeconfig)
+            .args(["--cluster-resource-namespace", &self.cluster_ns])
+            .args(["--metrics-addr", "127.0.0.1:0", "--probe-addr", "127.0.0.1:0"])
+            .args(["--log-format", "text", "--max-retry-duration", "30s"])
+            .args(extra)
+            .env("RUST_LOG", "info,kube=warn")
+            .stdout(Stdio::from(log.try_clone().unwrap()))
+            .stderr(Stdio::from(log))
+            .kill_on_drop(true)
+            .spawn()
+            .expect("start pki-issuer");
+        self.controllers.push(child);
+    }
+
+    /// The controller logs so far (for failure messages).
+    pub fn logs(&self) -> String {
+        let mut out = String::new();
+        for n in 0..self.controllers.len() {
+            let text = std::fs::read_to_string(self.dir.path().join(format!("pki-issuer-{n}.log"))).unwrap_or_default();
+            out.push_str(&format!("--- pki-issuer-{n} ---\n{text}\n"));
+        }
+        out
+    }
+
+    /// Create a `kubernetes.io/tls` Secret in `ns`.
+    pub async fn put_tls_secret(&self, ns: &str, name: &str, crt: &str, key: &str) {
+        self.put_secret(ns, name, &[("tls.crt", crt), ("tls.key", key)]).await;
+    }
+
+    /// Create or replace a Secret.
+    pub async fn put_secret(&self, ns: &str, name: &str, data: &[(&str, &str)]) {
+        let api: Api<Secret> = Api::namespaced(self.client.clone(), ns);
+        let data: serde_json::Map<String, serde_json::Value> = data
+            .iter()
+            .map(|(k, v)| (k.to_string(), json!(base64::engine::general_purpose::STANDARD.encode(v))))
+            .collect();
+        let secret = json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": name}, "data": data});
+        api.patch(name, &PatchParams::apply("e2e").force(), &Patch::Apply(&secret))
+            .await
+            .expect("apply Secret");
+    }
+
+    /// Create or replace a ConfigMap.
+    pub async fn put_config_map(&self, ns: &str, name: &str, key: &str, value: &str) {
+        let api: Api<ConfigMap> = Api::namespaced(self.client.clone(), ns);
+        let cm = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name}, "data": {key: value}});
+        api.patch(name, &PatchParams::apply("e2e").force(), &Patch::Apply(&cm))
+            .await
+            .expect("apply ConfigMap");
+    }
+
+    /// Create a PKIIssuer in the test namespace from a spec.
+    pub async fn create_issuer(&self, name: &str, spec: serde_json::Value) {
+        let api: Api<PKIIssuer> = Api::namespaced(self.client.clone(), &self.ns);
+        let obj = json!({"apiVersion": "pki-issuer.io/v1alpha1", "kind": "PKIIssuer", "metadata": {"name": name}, "spec": spec});
+        api.create(&PostParams::default(), &serde_json::from_value(obj).expect("PKIIssuer"))
+            .await
+            .expect("create PKIIssuer");
+    }
+
+    /// Create a PKIClusterIssuer from a spec.
+    pub async fn create_cluster_issuer(&self, name: &str, spec: serde_json::Value) {
+        let api: Api<PKIClusterIssuer> = Api::all(self.client.clone());
+        let obj = json!({"apiVersion": "pki-issuer.io/v1alpha1", "kind": "PKIClusterIssuer", "metadata": {"name": name}, "spec": spec});
+        api.create(&PostParams::default(), &serde_json::from_value(obj).expect("PKIClusterIssuer"))
+            .await
+            .expect("create PKIClusterIssuer");
+    }
+
+    /// Delete a PKIClusterIssuer (cluster issuers outlive the test namespace).
+    pub async fn delete_cluster_issuer(&self, name: &str) {
+        let api: Api<PKIClusterIssuer> = Api::all(self.client.clone());
+        let _ = api.delete(name, &DeleteParams::default()).await;
+    }
+
+    /// Wait until the issuer's Ready condition has `status` and return its reason.
+    pub async fn wait_issuer_ready(&self, name: &str, cluster: bool, status: &str) -> (String, String) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let st = if cluster {
+                Api::<PKIClusterIssuer>::all(self.client.clone()).get(name).await.ok().and_then(|i| i.status)
+            } else {
+                Api::<PKIIssuer>::namespaced(self.client.clone(), &self.ns).get(name).await.ok().and_then(|i| i.status)
+            };
+            if let Some(c) = st.as_ref().and_then(|s| s.conditions.iter().find(|c| c.type_ == "Ready")) {
+                if c.status == status {
+                    return (c.reason.clone().unwrap_or_default(), c.message.clone().unwrap_or_default());
+                }
+            }
+            if tokio::time::Instant::now() > deadline {
+                panic!("issuer {name} never became Ready={status}: {st:?}\n{}", self.logs());
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Create a CertificateRequest the way cert-manager does.
+    pub async fn create_request(&self, name: &str, csr_pem: &str, issuer: IssuerRef, duration: Option<&str>, usages: &[&str]) {
+        let api: Api<CertificateRequest> = Api::namespaced(self.client.clone(), &self.ns);
+        let mut cr = CertificateRequest::new(
+            name,
+            CertificateRequestSpec {
+                request: csr_pem.as_bytes().to_vec(),
+                issuer_ref: issuer,
+                duration: duration.map(Into::into),
+                usages: (!usages.is_empty()).then(|| usages.iter().map(|u| u.to_string()).collect()),
+                username: Some(format!("system:serviceaccount:{}:workload", self.ns)),
+                ..Default::default()
+            },
+        );
+        cr.metadata.namespace = Some(self.ns.clone());
+        api.create(&PostParams::default(), &cr).await.expect("create CertificateRequest");
+    }
+
+    /// Approve (or deny) a request through /status, as cert-manager's approver does.
+    pub async fn set_approval(&self, name: &str, approved: bool) {
+        if external() && approved {
+            return; // cert-manager's own approver approves requests in a real cluster.
+        }
+        let api: Api<CertificateRequest> = Api::namespaced(self.client.clone(), &self.ns);
+        let (type_, reason) = if approved { ("Approved", "e2e-approver") } else { ("Denied", "e2e-denier") };
+        let patch = json!({
+            "apiVersion": "cert-manager.io/v1", "kind": "CertificateRequest",
+            "status": {"conditions": [{
+                "type": type_, "status": "True", "reason": reason,
+                "message": format!("{type_} by the e2e suite"),
+                "lastTransitionTime": jiff::Timestamp::now().round(jiff::Unit::Second).unwrap().to_string(),
+            }]}
+        });
+        api.patch_status(name, &PatchParams::apply("cert-manager-approver").force(), &Patch::Apply(&patch))
+            .await
+            .expect("approve");
+    }
+
+    /// Get a request.
+    pub async fn request(&self, name: &str) -> CertificateRequest {
+        Api::<CertificateRequest>::namespaced(self.client.clone(), &self.ns).get(name).await.expect("get CertificateRequest")
+    }
+
+    /// Wait until the request's Ready condition has `reason`; returns the request.
+    pub async fn wait_request_reason(&self, name: &str, reason: &str) -> CertificateRequest {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let cr = self.request(name).await;
+            let ready = cr.status.as_ref().and_then(|s| s.conditions.iter().find(|c| c.type_ == "Ready")).cloned();
+            if ready.as_ref().and_then(|c| c.reason.as_deref()) == Some(reason) {
+                return cr;
+            }
+            if tokio::time::Instant::now() > deadline {
+                panic!("request {name} never reached reason {reason}: {ready:?}\n{}", self.logs());
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Write PEM files and run `openssl verify -x509_strict -purpose <purpose>`; returns (success, output).
+    pub fn openssl_verify(&self, anchors_pem: &str, chain_pem: &str, purpose: &str) -> (bool, String) {
+        let blocks = pem::parse_many(chain_pem).expect("chain PEM");
+        let leaf = pem::encode(&blocks[0]);
+        let rest: String = blocks[1..].iter().map(pem::encode).collect();
+        let d = self.dir.path();
+        std::fs::write(d.join("anchors.pem"), anchors_pem).unwrap();
+        std::fs::write(d.join("untrusted.pem"), if rest.is_empty() { anchors_pem.to_string() } else { rest }).unwrap();
+        std::fs::write(d.join("leaf.pem"), leaf).unwrap();
+        let out = std::process::Command::new("openssl")
+            .args(["verify", "-x509_strict", "-purpose", purpose, "-CAfile"])
+            .arg(d.join("anchors.pem"))
+            .arg("-untrusted")
+            .arg(d.join("untrusted.pem"))
+            .arg(d.join("leaf.pem"))
+            .output()
+            .expect("openssl (install the Debian package openssl)");
+        (out.status.success(), format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
+    }
+}
+
+impl Drop for Env {
+    fn drop(&mut self) {
+        for c in &mut self.controllers {
+            let _ = c.start_kill();
+        }
+        if std::thread::panicking() {
+            eprintln!("{}", self.logs());
+        }
+    }
+}
+
+fn uuid_suffix() -> String {
+    use rand::Rng;
+    let n: u32 = rand::rng().random();
+    format!("{n:08x}")
+}
+
+/// The CRDs of our kinds, to assert they are served.
+pub fn our_crd_names() -> [String; 2] {
+    [PKIIssuer::crd_name().to_string(), PKIClusterIssuer::crd_name().to_string()]
+}
+
+/// An issuerRef to one of our issuers.
+pub fn issuer_ref(name: &str, kind: &str) -> IssuerRef {
+    IssuerRef {
+        name: name.into(),
+        kind: Some(kind.into()),
+        group: Some("pki-issuer.io".into()),
+    }
+}

@@ -1,0 +1,141 @@
+//! Steps 6-8 of DESIGN.md section 3 as pure functions: check a request before signing and
+//! decide the leaf, then check what a backend returned. Shared by CertificateRequests and
+//! Kubernetes CertificateSigningRequests.
+
+use std::time::Duration;
+
+use crate::pki::{
+    self, ClampReason, Expectations, LeafTemplate, ParsedCsr, PkiError, RequestContext, RequestedCert,
+    SignerChain, Usage, Validity,
+};
+use crate::signers::load::LoadedIssuer;
+
+/// What a request asks for, independent of its API kind.
+#[derive(Debug, Clone)]
+pub struct RequestInput<'a> {
+    /// The CSR bytes (PEM or DER).
+    pub csr: &'a [u8],
+    /// Requested lifetime, if any.
+    pub duration: Option<Duration>,
+    /// Whether a CA certificate is requested.
+    pub is_ca: bool,
+    /// Requested usages (cert-manager spellings); empty means cert-manager's default.
+    pub usages: &'a [String],
+    /// `{namespace}` and `{serviceAccount}` for the policy.
+    pub context: RequestContext,
+}
+
+/// A request that passed every check before signing.
+pub struct Prepared {
+    /// The parsed CSR.
+    pub csr: ParsedCsr,
+    /// The leaf to issue.
+    pub template: LeafTemplate,
+    /// What the issued certificate must look like.
+    pub expect: Expectations,
+}
+
+/// Step 6 and the lifetime of step 7: every check before signing. Errors are permanent.
+pub fn prepare(
+    input: &RequestInput<'_>,
+    issuer: &LoadedIssuer,
+    now: time::OffsetDateTime,
+) -> Result<Prepared, PkiError> {
+    let csr = pki::parse_csr(input.csr)?;
+    let usages = if input.usages.is_empty() {
+        pki::usage::default_usages()
+    } else {
+        input
+            .usages
+            .iter()
+            .map(|u| Usage::parse(u))
+            .collect::<Result<Vec<_>, _>>()?
+    };
+    let requested = RequestedCert {
+        sans: csr.sans.clone(),
+        common_name: csr.common_name.clone(),
+        is_ca: input.is_ca,
+        usages: usages.clone(),
+        duration: input.duration,
+        key: csr.key.clone(),
+    };
+    pki::check_policy(&issuer.policy, &requested, &input.context)?;
+    let chain = issuer.signer.chain();
+    let constraints = pki::chain_constraints(&chain_ders(chain))?;
+    pki::check_name_constraints(&constraints, &csr.sans)?;
+    let validity = pki::clamp_validity(
+        now,
+        input.duration,
+        issuer.policy.max_duration,
+        chain.earliest_not_after(),
+    )?;
+    let template = LeafTemplate {
+        sans: csr.sans.clone(),
+        common_name: csr.common_name.clone(),
+        is_ca: input.is_ca,
+        usages: usages.clone(),
+        validity: validity.clone(),
+        extensions: issuer.extensions.clone(),
+    };
+    let expect = Expectations {
+        spki_der: csr.spki_der.clone(),
+        sans: csr.sans.clone(),
+        usages,
+        is_ca: input.is_ca,
+        not_after_max: Some(validity.not_after),
+    };
+    Ok(Prepared {
+        csr,
+        template,
+        expect,
+    })
+}
+
+/// The signer certificate followed by the intermediates above it.
+pub fn chain_ders(chain: &SignerChain) -> Vec<Vec<u8>> {
+    std::iter::once(chain.signer_der.clone())
+        .chain(chain.intermediates_der.iter().cloned())
+        .collect()
+}
+
+/// A certificate that passed the after-signing checks, ready to write.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Issued {
+    /// Leaf then intermediates, PEM (what `status.certificate` gets).
+    pub chain_pem: String,
+    /// Trust anchors, PEM (what `status.ca` gets).
+    pub ca_pem: String,
+    /// The leaf's notAfter.
+    pub not_after: time::OffsetDateTime,
+    /// What limited the lifetime.
+    pub clamped_by: ClampReason,
+}
+
+/// Step 8: check what the backend returned; on success, the PEM to write.
+pub fn verify_issued(
+    leaf_der: &[u8],
+    prepared: &Prepared,
+    issuer: &LoadedIssuer,
+    now: time::OffsetDateTime,
+) -> Result<Issued, PkiError> {
+    let chain = issuer.signer.chain();
+    let intermediates = chain_ders(chain);
+    pki::check_issued(leaf_der, &intermediates, &issuer.anchors_der, &prepared.expect, now)?;
+    let info = pki::cert_info(leaf_der)?;
+    Ok(Issued {
+        chain_pem: pki::chain_pem(leaf_der, &intermediates),
+        ca_pem: issuer.anchors_pem.clone(),
+        not_after: info.not_after,
+        clamped_by: prepared.template.validity.clamped_by,
+    })
+}
+
+/// A short description of the lifetime for Events.
+pub fn describe_validity(v: &Validity) -> String {
+    let why = match v.clamped_by {
+        ClampReason::Requested => "as requested",
+        ClampReason::MaxDuration => "clamped to the issuer's maxDuration",
+        ClampReason::SignerExpiry => "clamped to the signer chain's notAfter",
+    };
+    format!("valid until {} ({why})", crate::controllers::issuer::rfc3339(v.not_after))
+}

@@ -1,0 +1,38 @@
+//! Shared state of the controllers.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use kube::runtime::events::Recorder;
+use kube::Client;
+
+use super::backoff::Backoff;
+use super::cache::IssuerCache;
+use crate::runtime::metrics::Metrics;
+
+/// Settings from the command line.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Where `PKIClusterIssuer`s read their Secrets and ConfigMaps.
+    pub cluster_resource_namespace: String,
+    /// How long retryable errors are retried before a request fails.
+    pub max_retry_duration: Duration,
+    /// Requests reconciled in parallel.
+    pub concurrency: u16,
+}
+
+/// Everything a reconcile needs.
+pub struct Context {
+    /// The API client.
+    pub client: Client,
+    /// Publishes `events.k8s.io/v1` Events.
+    pub recorder: Recorder,
+    /// Process metrics.
+    pub metrics: Arc<Metrics>,
+    /// Checked issuers.
+    pub cache: Arc<IssuerCache>,
+    /// Retry state of requests.
+    pub backoff: Backoff,
+    /// Settings.
+    pub config: Config,
+}

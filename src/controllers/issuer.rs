@@ -1,0 +1,407 @@
+//! The issuer controller (DESIGN.md section 5): checks each `PKIIssuer` / `PKIClusterIssuer`,
+//! reports `Ready` and the signer, and keeps the shared cache of checked issuers.
+
+use std::fmt::Debug;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::{Future, StreamExt};
+use k8s_openapi::api::core::v1::{ConfigMap, Secret};
+use kube::api::{Patch, PatchParams};
+use kube::core::{DeserializeGuard, PartialObjectMeta};
+use kube::runtime::controller::{Action, Controller};
+use kube::runtime::events::EventType;
+use kube::runtime::reflector::{ObjectRef, Store};
+use kube::runtime::watcher::{self, watcher};
+use kube::runtime::WatchStreamExt;
+use kube::{Api, Resource, ResourceExt};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use super::cache::CachedIssuer;
+use super::events::publish;
+use super::sources::KubeSource;
+use super::{Context, Error};
+use crate::api::condition::{self, Condition};
+use crate::api::issuer::{AnyIssuer, CertSummary, IssuerKind, IssuerSpec, IssuerStatus};
+use crate::api::FIELD_MANAGER;
+use crate::pki::SignerInfo;
+use crate::runtime::metrics::SignerLabels;
+use crate::signers::load::{self, LoadError, LoadedIssuer};
+
+/// A signer closer to expiry than this gets a Warning Event.
+pub const EXPIRY_WARNING: Duration = Duration::from_secs(30 * 24 * 3600);
+/// How soon a retryable check failure is retried.
+pub const RETRY_AFTER: Duration = Duration::from_secs(30);
+
+/// Condition reasons of an issuer's `Ready` condition.
+pub mod reason {
+    /// The signer and trust anchors passed every check.
+    pub const CHECKED: &str = "Checked";
+    /// Something is missing or unreachable; retried.
+    pub const PENDING: &str = "Pending";
+    /// The configuration or material is wrong; fixed by changing it.
+    pub const FAILED: &str = "Failed";
+}
+
+/// The pure decision: the status an issuer should have after a check.
+pub fn decide_status(
+    existing: Option<&IssuerStatus>,
+    generation: Option<i64>,
+    result: Result<(&SignerInfo, &[SignerInfo]), &LoadError>,
+) -> IssuerStatus {
+    let existing_conditions = existing.map(|s| s.conditions.as_slice()).unwrap_or(&[]);
+    let (ready, signer, anchors) = match result {
+        Ok((signer, anchors)) => (
+            Condition::new(
+                "Ready",
+                true,
+                reason::CHECKED,
+                format!(
+                    "signer {} is valid until {} and chains to the trust anchors",
+                    signer.subject,
+                    rfc3339(signer.not_after)
+                ),
+            ),
+            Some(summary(signer)),
+            anchors.iter().map(summary).collect(),
+        ),
+        Err(e) => {
+            let reason = if e.is_retryable() {
+                reason::PENDING
+            } else {
+                reason::FAILED
+            };
+            (Condition::new("Ready", false, reason, e.to_string()), None, Vec::new())
+        }
+    };
+    IssuerStatus {
+        conditions: vec![condition::merge(
+            existing_conditions,
+            ready.with_generation(generation),
+        )],
+        signer,
+        trust_anchors: anchors,
+    }
+}
+
+/// Whether two statuses differ in anything but transition times.
+pub fn status_changed(old: Option<&IssuerStatus>, new: &IssuerStatus) -> bool {
+    let Some(old) = old else { return true };
+    let old_ready = condition::find(&old.conditions, "Ready");
+    let new_ready = condition::find(&new.conditions, "Ready");
+    let same_ready = match (old_ready, new_ready) {
+        (Some(a), Some(b)) => a.same_state(b),
+        (None, None) => true,
+        _ => false,
+    };
+    !same_ready || old.signer != new.signer || old.trust_anchors != new.trust_anchors
+}
+
+/// RFC 3339 in UTC, second precision.
+pub fn rfc3339(t: time::OffsetDateTime) -> String {
+    t.to_offset(time::UtcOffset::UTC)
+        .replace_nanosecond(0)
+        .unwrap_or(t)
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}
+
+fn summary(info: &SignerInfo) -> CertSummary {
+    CertSummary {
+        subject: info.subject.clone(),
+        serial_number: info.serial_hex.clone(),
+        not_before: rfc3339(info.not_before),
+        not_after: rfc3339(info.not_after),
+        sha256_fingerprint: info.sha256_fingerprint.clone(),
+    }
+}
+
+/// The namespace an issuer reads its Secrets and ConfigMaps from.
+pub fn resource_namespace<K: AnyIssuer>(issuer: &K, cluster_ns: &str) -> String {
+    match K::KIND {
+        IssuerKind::Namespaced => issuer.namespace().unwrap_or_default(),
+        IssuerKind::Cluster => cluster_ns.to_string(),
+    }
+}
+
+/// Whether `spec` refers to a Secret (`is_secret`) or ConfigMap named `name`.
+pub fn references(spec: &IssuerSpec, is_secret: bool, name: &str) -> bool {
+    let pem_ref = |p: &crate::api::issuer::PemSource| {
+        if is_secret {
+            p.secret.as_ref().is_some_and(|r| r.name == name)
+        } else {
+            p.config_map.as_ref().is_some_and(|r| r.name == name)
+        }
+    };
+    if pem_ref(&spec.trust_anchors) {
+        return true;
+    }
+    if is_secret && spec.secret.as_ref().is_some_and(|s| s.name == name) {
+        return true;
+    }
+    spec.cfssl.as_ref().is_some_and(|c| {
+        c.ca_bundle.as_ref().is_some_and(pem_ref)
+            || c.intermediates.as_ref().is_some_and(pem_ref)
+            || (is_secret
+                && (c.auth_key.as_ref().is_some_and(|k| k.name == name)
+                    || c.client_cert_secret.as_deref() == Some(name)))
+    })
+}
+
+async fn reconcile<K>(guard: Arc<DeserializeGuard<K>>, ctx: Arc<Context>) -> Result<Action, Error>
+where
+    K: AnyIssuer + Resource<DynamicType = ()> + DeserializeOwned + Serialize + Debug,
+{
+    let issuer = match &guard.0 {
+        Ok(issuer) => issuer,
+        Err(invalid) => {
+            tracing::warn!(error = %invalid.error, "ignoring an issuer that does not deserialize");
+            return Ok(Action::await_change());
+        }
+    };
+    let key = issuer.key();
+    let name = issuer.name_any();
+    let generation = issuer.meta().generation;
+    let ns = resource_namespace(issuer, &ctx.config.cluster_resource_namespace);
+    let src = KubeSource::new(ctx.client.clone(), &ns);
+    let now = time::OffsetDateTime::now_utc();
+    let result = load::load(issuer.issuer_spec(), &src, now).await;
+
+    let status = decide_status(
+        issuer.issuer_status(),
+        generation,
+        result
+            .as_ref()
+            .map(|l| (&l.signer_info, l.anchor_infos.as_slice())),
+    );
+    if status_changed(issuer.issuer_status(), &status) {
+        let api = K::api(ctx.client.clone(), key.namespace.as_deref());
+        let patch = serde_json::json!({
+            "apiVersion": K::api_version(&()),
+            "kind": K::kind(&()),
+            "status": status,
+        });
+        api.patch_status(&name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&patch))
+            .await?;
+        let ready = &status.conditions[0];
+        tracing::info!(issuer = %key, ready = %ready.status, reason = ?ready.reason, message = ?ready.message, "issuer checked");
+        if !ready.is_true() {
+            publish(
+                &ctx.recorder,
+                &issuer.object_ref(&()),
+                EventType::Warning,
+                ready.reason.as_deref().unwrap_or(reason::FAILED),
+                "Check",
+                ready.message.clone().unwrap_or_default(),
+            )
+            .await;
+        }
+    }
+
+    let interval = load::health_check_interval(issuer.issuer_spec());
+    let labels = SignerLabels {
+        kind: K::KIND.as_str().to_string(),
+        namespace: key.namespace.clone().unwrap_or_default(),
+        issuer: name.clone(),
+    };
+    match result {
+        Ok(loaded) => {
+            let not_after = loaded.signer_info.not_after;
+            ctx.metrics
+                .signer_expiry
+                .get_or_create(&labels)
+                .set(not_after.unix_timestamp() as f64);
+            warn_if_expiring(&ctx, issuer, &loaded, now).await;
+            ctx.cache.put(
+                key,
+                CachedIssuer {
+                    uid: issuer.uid().unwrap_or_default(),
+                    generation: generation.unwrap_or_default(),
+                    loaded,
+                },
+            );
+            Ok(Action::requeue(interval))
+        }
+        Err(e) => {
+            ctx.metrics.signer_expiry.remove(&labels);
+            ctx.cache.remove(&key);
+            Ok(Action::requeue(if e.is_retryable() {
+                RETRY_AFTER.min(interval)
+            } else {
+                interval
+            }))
+        }
+    }
+}
+
+async fn warn_if_expiring<K: AnyIssuer + Resource<DynamicType = ()>>(
+    ctx: &Context,
+    issuer: &K,
+    loaded: &LoadedIssuer,
+    now: time::OffsetDateTime,
+) {
+    let left = loaded.signer_info.not_after - now;
+    if left < time::Duration::try_from(EXPIRY_WARNING).unwrap_or(time::Duration::ZERO) {
+        publish(
+            &ctx.recorder,
+            &issuer.object_ref(&()),
+            EventType::Warning,
+            "SignerExpiringSoon",
+            "Check",
+            format!(
+                "signer {} expires at {} ({} days left): rotate the intermediate",
+                loaded.signer_info.subject,
+                rfc3339(loaded.signer_info.not_after),
+                left.whole_days()
+            ),
+        )
+        .await;
+    }
+}
+
+fn error_policy<K>(_obj: Arc<DeserializeGuard<K>>, err: &Error, _ctx: Arc<Context>) -> Action {
+    tracing::warn!(error = %err, "issuer reconcile failed; retrying");
+    Action::requeue(Duration::from_secs(5))
+}
+
+/// Build the controller for one issuer kind; returns it with its store (requests read it).
+pub fn controller<K>(ctx: &Context) -> Controller<DeserializeGuard<K>>
+where
+    K: AnyIssuer + Resource<DynamicType = ()> + DeserializeOwned + Serialize + Debug,
+{
+    let client = ctx.client.clone();
+    let api: Api<DeserializeGuard<K>> = Api::all(client.clone());
+    let ctl = Controller::new(api, watcher::Config::default().any_semantic());
+    let cluster_ns = ctx.config.cluster_resource_namespace.clone();
+    let secret_store = ctl.store();
+    let secret_ns = cluster_ns.clone();
+    let secrets = watcher(
+        Api::<PartialObjectMeta<Secret>>::all(client.clone()),
+        watcher::Config::default(),
+    )
+    .touched_objects();
+    let config_map_store = ctl.store();
+    let config_maps = watcher(
+        Api::<PartialObjectMeta<ConfigMap>>::all(client),
+        watcher::Config::default(),
+    )
+    .touched_objects();
+    ctl.watches_stream(secrets, move |meta: PartialObjectMeta<Secret>| {
+        referencing(&secret_store, &secret_ns, true, &meta)
+    })
+    .watches_stream(config_maps, move |meta: PartialObjectMeta<ConfigMap>| {
+        referencing(&config_map_store, &cluster_ns, false, &meta)
+    })
+}
+
+fn referencing<K, O>(
+    store: &Store<DeserializeGuard<K>>,
+    cluster_ns: &str,
+    is_secret: bool,
+    meta: &PartialObjectMeta<O>,
+) -> Vec<ObjectRef<DeserializeGuard<K>>>
+where
+    K: AnyIssuer + Resource<DynamicType = ()> + DeserializeOwned + Debug,
+{
+    let (Some(ns), Some(name)) = (meta.metadata.namespace.as_deref(), meta.metadata.name.as_deref()) else {
+        return Vec::new();
+    };
+    store
+        .state()
+        .iter()
+        .filter_map(|g| {
+            let issuer = g.0.as_ref().ok()?;
+            (resource_namespace(issuer, cluster_ns) == ns
+                && references(issuer.issuer_spec(), is_secret, name))
+            .then(|| ObjectRef::from_obj(g.as_ref()))
+        })
+        .collect()
+}
+
+/// Run a built controller until `shutdown` resolves.
+pub async fn run<K>(
+    ctl: Controller<DeserializeGuard<K>>,
+    ctx: Arc<Context>,
+    shutdown: impl Future<Output = ()> + Send + Sync + 'static,
+) where
+    K: AnyIssuer + Resource<DynamicType = ()> + DeserializeOwned + Serialize + Debug,
+{
+    ctl.graceful_shutdown_on(shutdown)
+        .run(reconcile::<K>, error_policy::<K>, ctx)
+        .for_each(|res| async move {
+            if let Err(e) = res {
+                tracing::debug!(error = %e, "issuer controller event");
+            }
+        })
+        .await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::issuer::{KeyRef, PemSource, SecretSignerSpec};
+
+    fn info(subject: &str) -> SignerInfo {
+        let t = time::OffsetDateTime::from_unix_timestamp(2_000_000_000).unwrap();
+        SignerInfo {
+            subject: subject.into(),
+            serial_hex: "01".into(),
+            not_before: t - time::Duration::days(1),
+            not_after: t,
+            sha256_fingerprint: "ab".into(),
+        }
+    }
+
+    #[test]
+    fn ready_when_checked_with_generation() {
+        let s = info("CN=int");
+        let st = decide_status(None, Some(3), Ok((&s, &[info("CN=root")])));
+        let c = &st.conditions[0];
+        assert_eq!((c.status.as_str(), c.reason.as_deref()), ("True", Some("Checked")));
+        assert_eq!(c.observed_generation, Some(3));
+        assert_eq!(st.signer.as_ref().unwrap().not_after, "2033-05-18T03:33:20Z");
+        assert_eq!(st.trust_anchors[0].subject, "CN=root");
+    }
+
+    #[test]
+    fn missing_is_pending_and_bad_material_is_failed() {
+        let missing = LoadError::Missing("signer Secret ns/x not found".into());
+        let st = decide_status(None, Some(1), Err(&missing));
+        assert_eq!(st.conditions[0].reason.as_deref(), Some("Pending"));
+        assert_eq!(st.conditions[0].message.as_deref(), Some("signer Secret ns/x not found"));
+        let bad = LoadError::Invalid("not a CA".into());
+        let st = decide_status(None, Some(1), Err(&bad));
+        assert_eq!(st.conditions[0].reason.as_deref(), Some("Failed"));
+        assert!(st.signer.is_none());
+    }
+
+    #[test]
+    fn unchanged_status_is_not_rewritten() {
+        let s = info("CN=int");
+        let a = decide_status(None, Some(1), Ok((&s, &[])));
+        let b = decide_status(Some(&a), Some(1), Ok((&s, &[])));
+        assert!(!status_changed(Some(&a), &b));
+        let c = decide_status(Some(&a), Some(2), Ok((&s, &[])));
+        assert!(status_changed(Some(&a), &c), "a new generation must be reported");
+    }
+
+    #[test]
+    fn finds_references() {
+        let spec = IssuerSpec {
+            secret: Some(SecretSignerSpec { name: "int".into() }),
+            trust_anchors: PemSource {
+                config_map: Some(KeyRef {
+                    name: "roots".into(),
+                    key: "ca.crt".into(),
+                }),
+                secret: None,
+            },
+            ..Default::default()
+        };
+        assert!(references(&spec, true, "int"));
+        assert!(!references(&spec, false, "int"));
+        assert!(references(&spec, false, "roots"));
+        assert!(!references(&spec, true, "roots"));
+    }
+}

@@ -1,0 +1,28 @@
+//! The controllers: issuers (check and report), CertificateRequests (decide, sign, write).
+//!
+//! Each controller is a pure decision (inputs -> actions) plus a thin layer that talks to the API.
+
+pub mod backoff;
+pub mod cache;
+pub mod certificate_request;
+pub mod certificate_signing_request;
+pub mod context;
+pub mod events;
+pub mod issuer;
+pub mod sources;
+
+pub use context::{Config, Context};
+
+/// Errors of the API layer of a reconcile (the decision itself never fails).
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A Kubernetes API call failed.
+    #[error("Kubernetes API: {0}")]
+    Kube(#[from] kube::Error),
+    /// Serialising a patch failed.
+    #[error("serialising a patch: {0}")]
+    Json(#[from] serde_json::Error),
+    /// The object lacks a name or namespace it must have.
+    #[error("object is missing {0}")]
+    MissingMeta(&'static str),
+}

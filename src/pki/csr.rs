@@ -1,0 +1,294 @@
+//! PKCS#10 certificate signing request parsing and validation.
+
+use std::net::IpAddr;
+
+use x509_parser::certification_request::X509CertificationRequest;
+use x509_parser::extensions::{GeneralName, ParsedExtension};
+use x509_parser::prelude::FromDer;
+
+use super::error::PkiError;
+use super::keys::{spki_key_info, verify_signature, KeyAlgorithm, KeyInfo};
+use super::usage::{usages_from_key_usage_flags, Usage};
+
+/// Largest CSR (PEM or DER) accepted.
+pub const MAX_CSR_BYTES: usize = 64 * 1024;
+
+/// Subject alternative names, grouped by type.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SubjectAltNames {
+    /// dNSName entries.
+    pub dns: Vec<String>,
+    /// uniformResourceIdentifier entries.
+    pub uris: Vec<String>,
+    /// iPAddress entries.
+    pub ips: Vec<IpAddr>,
+    /// rfc822Name entries.
+    pub emails: Vec<String>,
+}
+
+impl SubjectAltNames {
+    /// True when there are no names at all.
+    pub fn is_empty(&self) -> bool {
+        self.dns.is_empty() && self.uris.is_empty() && self.ips.is_empty() && self.emails.is_empty()
+    }
+
+    /// Every name rendered with a type prefix (`DNS:`, `URI:`, `IP:`, `email:`).
+    pub fn describe(&self) -> Vec<String> {
+        let mut v: Vec<String> = self.dns.iter().map(|d| format!("DNS:{d}")).collect();
+        v.extend(self.uris.iter().map(|u| format!("URI:{u}")));
+        v.extend(self.ips.iter().map(|i| format!("IP:{i}")));
+        v.extend(self.emails.iter().map(|e| format!("email:{e}")));
+        v
+    }
+
+    /// Collects SANs from x509-parser general names; other name types are an error.
+    pub(crate) fn from_general_names(names: &[GeneralName<'_>]) -> Result<Self, String> {
+        let mut sans = SubjectAltNames::default();
+        for name in names {
+            match name {
+                GeneralName::DNSName(d) => sans.dns.push(d.to_string()),
+                GeneralName::URI(u) => sans.uris.push(u.to_string()),
+                GeneralName::RFC822Name(e) => sans.emails.push(e.to_string()),
+                GeneralName::IPAddress(b) => sans.ips.push(ip_from_bytes(b)?),
+                other => return Err(format!("unsupported subject alternative name {other:?}")),
+            }
+        }
+        Ok(sans)
+    }
+}
+
+fn ip_from_bytes(b: &[u8]) -> Result<IpAddr, String> {
+    match b.len() {
+        4 => Ok(IpAddr::from(<[u8; 4]>::try_from(b).unwrap())),
+        16 => Ok(IpAddr::from(<[u8; 16]>::try_from(b).unwrap())),
+        n => Err(format!("IP address SAN with invalid length {n}")),
+    }
+}
+
+/// A parsed, signature-verified CSR.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ParsedCsr {
+    /// The CSR in DER.
+    pub der: Vec<u8>,
+    /// The requested public key (SubjectPublicKeyInfo DER).
+    pub spki_der: Vec<u8>,
+    /// Algorithm and size of the requested key.
+    pub key: KeyInfo,
+    /// Subject common name, if any.
+    pub common_name: Option<String>,
+    /// SANs from the extensionRequest attribute.
+    pub sans: SubjectAltNames,
+    /// basicConstraints cA from the extensionRequest, if present.
+    pub requested_is_ca: Option<bool>,
+    /// KeyUsage + EKU requested in the CSR (canonical spellings).
+    pub requested_usages: Vec<Usage>,
+}
+
+/// Decodes PEM (`CERTIFICATE REQUEST` / `NEW CERTIFICATE REQUEST`) or DER to DER.
+fn csr_der(input: &[u8]) -> Result<Vec<u8>, PkiError> {
+    let trimmed = input.trim_ascii_start();
+    if !trimmed.starts_with(b"-----BEGIN") {
+        return Ok(input.to_vec());
+    }
+    let blocks = pem::parse_many(trimmed)
+        .map_err(|e| PkiError::InvalidCsr(format!("malformed PEM: {e}")))?;
+    let mut csrs = blocks
+        .into_iter()
+        .filter(|b| matches!(b.tag(), "CERTIFICATE REQUEST" | "NEW CERTIFICATE REQUEST"));
+    match (csrs.next(), csrs.next()) {
+        (Some(b), None) => Ok(b.into_contents()),
+        (None, _) => Err(PkiError::InvalidCsr(
+            "no CERTIFICATE REQUEST PEM block found".into(),
+        )),
+        (Some(_), Some(_)) => Err(PkiError::InvalidCsr(
+            "more than one CERTIFICATE REQUEST PEM block".into(),
+        )),
+    }
+}
+
+/// Parses a CSR (PEM or DER), enforcing [`MAX_CSR_BYTES`], verifying its
+/// self-signature and extracting key, CN, SANs, isCA and usages.
+///
+/// Unsupported keys (DSA, P-192, secp256k1, ...) fail with
+/// [`PkiError::UnsupportedKeyAlgorithm`]; RSA keys below the absolute floor of
+/// 2048 bits fail with [`PkiError::KeyAlgorithmNotAllowed`] before the
+/// signature is checked (aws-lc-rs cannot verify them anyway).
+pub fn parse_csr(pem_or_der: &[u8]) -> Result<ParsedCsr, PkiError> {
+    if pem_or_der.len() > MAX_CSR_BYTES {
+        return Err(PkiError::CsrTooLarge(pem_or_der.len()));
+    }
+    let der = csr_der(pem_or_der)?;
+    let (rest, csr) = X509CertificationRequest::from_der(&der)
+        .map_err(|e| PkiError::InvalidCsr(format!("not a PKCS#10 request: {e}")))?;
+    if !rest.is_empty() {
+        return Err(PkiError::InvalidCsr("trailing data after the request".into()));
+    }
+    let info = &csr.certification_request_info;
+    let key = spki_key_info(&info.subject_pki)?;
+    if key.algorithm == KeyAlgorithm::Rsa && key.size_bits < 2048 {
+        return Err(PkiError::KeyAlgorithmNotAllowed {
+            algorithm: key.algorithm.to_string(),
+            size: key.size_bits,
+        });
+    }
+    if !verify_signature(
+        &info.subject_pki,
+        &csr.signature_algorithm,
+        &csr.signature_value.data,
+        info.raw,
+    ) {
+        return Err(PkiError::CsrSignatureInvalid);
+    }
+
+    let common_name = match info.subject.iter_common_name().next() {
+        Some(cn) => Some(
+            cn.as_str()
+                .map_err(|_| PkiError::InvalidCsr("common name is not a string".into()))?
+                .to_string(),
+        ),
+        None => None,
+    };
+
+    let mut sans = SubjectAltNames::default();
+    let mut requested_is_ca = None;
+    let mut requested_usages = Vec::new();
+    for ext in csr.requested_extensions().into_iter().flatten() {
+        match ext {
+            ParsedExtension::SubjectAlternativeName(san) => {
+                sans = SubjectAltNames::from_general_names(&san.general_names)
+                    .map_err(PkiError::InvalidCsr)?;
+            }
+            ParsedExtension::BasicConstraints(bc) => requested_is_ca = Some(bc.ca),
+            ParsedExtension::KeyUsage(k) => {
+                requested_usages.extend(usages_from_key_usage_flags(k.flags))
+            }
+            ParsedExtension::ExtendedKeyUsage(eku) => {
+                let flags = [
+                    (eku.any, Usage::Any),
+                    (eku.server_auth, Usage::ServerAuth),
+                    (eku.client_auth, Usage::ClientAuth),
+                    (eku.code_signing, Usage::CodeSigning),
+                    (eku.email_protection, Usage::EmailProtection),
+                    (eku.time_stamping, Usage::Timestamping),
+                    (eku.ocsp_signing, Usage::OcspSigning),
+                ];
+                requested_usages.extend(flags.iter().filter(|f| f.0).map(|f| f.1));
+                for oid in &eku.other {
+                    let usage = Usage::from_eku_oid(&oid.to_id_string()).ok_or_else(|| {
+                        PkiError::InvalidCsr(format!("unknown extended key usage {oid}"))
+                    })?;
+                    requested_usages.push(usage);
+                }
+            }
+            ParsedExtension::ParseError { error } => {
+                return Err(PkiError::InvalidCsr(format!(
+                    "malformed requested extension: {error}"
+                )))
+            }
+            _ => {}
+        }
+    }
+
+    Ok(ParsedCsr {
+        spki_der: info.subject_pki.raw.to_vec(),
+        der: der.clone(),
+        key,
+        common_name,
+        sans,
+        requested_is_ca,
+        requested_usages,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pki::testutil::{self, KeyKind};
+
+    fn fixture(name: &str) -> Vec<u8> {
+        std::fs::read(format!("{}/src/pki/testdata/{name}", env!("CARGO_MANIFEST_DIR"))).unwrap()
+    }
+
+    #[test]
+    fn parses_pem_and_der_for_every_key_kind() {
+        for kind in KeyKind::ALL {
+            let (kp, csr) = testutil::csr(
+                kind,
+                Some("app"),
+                &["app.ns.svc", "spiffe://td/ns/ns/sa/app", "10.0.0.1", "a@example.com"],
+            );
+            let pem = csr.pem().unwrap();
+            let a = parse_csr(pem.as_bytes()).unwrap_or_else(|e| panic!("{kind:?}: {e}"));
+            let b = parse_csr(csr.der()).unwrap();
+            assert_eq!(a, b);
+            assert_eq!(a.key, kind.info());
+            assert_eq!(a.spki_der, rcgen::PublicKeyData::subject_public_key_info(&kp));
+            assert_eq!(a.common_name.as_deref(), Some("app"));
+            assert_eq!(a.sans.dns, vec!["app.ns.svc"]);
+            assert_eq!(a.sans.uris, vec!["spiffe://td/ns/ns/sa/app"]);
+            assert_eq!(a.sans.ips, vec!["10.0.0.1".parse::<IpAddr>().unwrap()]);
+            assert_eq!(a.sans.emails, vec!["a@example.com"]);
+        }
+    }
+
+    #[test]
+    fn new_certificate_request_label_and_requested_extensions() {
+        let kp = testutil::key(KeyKind::P256);
+        let mut params = rcgen::CertificateParams::new(vec!["x.example".to_string()]).unwrap();
+        params.is_ca = rcgen::IsCa::ExplicitNoCa;
+        params.key_usages = vec![rcgen::KeyUsagePurpose::DigitalSignature];
+        params.extended_key_usages = vec![
+            rcgen::ExtendedKeyUsagePurpose::ServerAuth,
+            rcgen::ExtendedKeyUsagePurpose::Other(vec![1, 3, 6, 1, 5, 5, 7, 3, 5]),
+        ];
+        let csr = params.serialize_request(&kp).unwrap();
+        let pem = pem::encode(&pem::Pem::new("NEW CERTIFICATE REQUEST", csr.der().to_vec()));
+        let parsed = parse_csr(pem.as_bytes()).unwrap();
+        assert_eq!(parsed.requested_is_ca, Some(false));
+        assert_eq!(
+            parsed.requested_usages,
+            vec![Usage::DigitalSignature, Usage::ServerAuth, Usage::IpsecEndSystem]
+        );
+    }
+
+    #[test]
+    fn broken_signature_is_rejected() {
+        for kind in [KeyKind::P256, KeyKind::Rsa2048, KeyKind::Ed25519] {
+            let (_, csr) = testutil::csr(kind, None, &["a.example.com"]);
+            let mut der = csr.der().to_vec();
+            let n = der.len();
+            der[n - 5] ^= 0x01; // inside the signature BIT STRING
+            assert_eq!(parse_csr(&der), Err(PkiError::CsrSignatureInvalid), "{kind:?}");
+        }
+    }
+
+    #[test]
+    fn garbage_and_oversize() {
+        assert!(matches!(parse_csr(b"not a csr"), Err(PkiError::InvalidCsr(_))));
+        let bad_pem = b"-----BEGIN CERTIFICATE REQUEST-----\n!!!!\n-----END CERTIFICATE REQUEST-----\n";
+        assert!(matches!(parse_csr(bad_pem), Err(PkiError::InvalidCsr(_))));
+        let cert = testutil::root(KeyKind::P256, "Root").pem();
+        let err = parse_csr(cert.as_bytes()).unwrap_err();
+        assert!(err.to_string().contains("no CERTIFICATE REQUEST"), "{err}");
+        let big = vec![b'A'; MAX_CSR_BYTES + 1];
+        assert_eq!(parse_csr(&big), Err(PkiError::CsrTooLarge(MAX_CSR_BYTES + 1)));
+    }
+
+    #[test]
+    fn weak_and_unsupported_keys_rejected() {
+        assert_eq!(
+            parse_csr(&fixture("rsa1024.csr")),
+            Err(PkiError::KeyAlgorithmNotAllowed { algorithm: "RSA".into(), size: 1024 })
+        );
+        for (f, needle) in [
+            ("p192.csr", "P-192"),
+            ("secp256k1.csr", "secp256k1"),
+            ("dsa.csr", "DSA"),
+        ] {
+            match parse_csr(&fixture(f)) {
+                Err(PkiError::UnsupportedKeyAlgorithm(m)) => assert!(m.contains(needle), "{m}"),
+                other => panic!("{f}: {other:?}"),
+            }
+        }
+    }
+}

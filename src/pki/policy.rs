@@ -1,0 +1,330 @@
+//! Issuer policy: which names, keys, usages and durations may be issued.
+//!
+//! # Patterns
+//! * `{namespace}` and `{serviceAccount}` are replaced by the request's
+//!   namespace / ServiceAccount. The values are validated first (namespace: a
+//!   DNS label; ServiceAccount: a DNS subdomain) so they cannot inject `*` or
+//!   `/`. A pattern whose placeholder has no value (or an invalid value)
+//!   matches nothing.
+//! * DNS: `*` as a whole label matches exactly one label (`*.foo.svc` allows
+//!   `a.foo.svc`, not `a.b.foo.svc` nor `foo.svc`). Comparison is
+//!   case-insensitive and ignores one trailing dot. A wildcard *request* such
+//!   as `*.foo.svc` is only allowed by a pattern that has a literal `*` in that
+//!   position: a request label `*` matches only a pattern label `*`.
+//! * URI: `*` as a whole path segment matches exactly one non-empty segment
+//!   (no `/`, `?`, `#`, `%`, and not `.`/`..`). Other segments match exactly.
+//! * Email: `local@domain`; a local part `*` matches any local part, the
+//!   domain uses the DNS rules.
+//!
+//! # Keys
+//! The algorithm must be listed with size >= `min_size`. Independently of the
+//! policy, RSA must be 2048..=8192 bits and ECDSA must use P-256/P-384/P-521.
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use ipnet::IpNet;
+
+use super::csr::SubjectAltNames;
+use super::error::PkiError;
+use super::keys::{KeyAlgorithm, KeyInfo};
+use super::usage::{effective_usages, Usage};
+
+/// A key algorithm allowed by the policy, with an optional minimum size.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KeyRule {
+    /// Allowed algorithm.
+    pub algorithm: KeyAlgorithm,
+    /// Minimum size in bits (curve size for ECDSA).
+    pub min_size: Option<u32>,
+}
+
+/// Issuer policy. For the list fields `None` means "no restriction" and
+/// `Some(vec![])` means "nothing allowed".
+#[derive(Clone, Debug, PartialEq)]
+pub struct Policy {
+    /// Longest certificate lifetime; longer requests are clamped, not refused.
+    pub max_duration: Duration,
+    /// Shortest lifetime that may be requested.
+    pub min_duration: Option<Duration>,
+    /// Allowed DNS SAN patterns.
+    pub dns_names: Option<Vec<String>>,
+    /// Allowed URI SAN patterns.
+    pub uris: Option<Vec<String>>,
+    /// Allowed IP SAN ranges.
+    pub ip_ranges: Option<Vec<IpNet>>,
+    /// Allowed email SAN patterns.
+    pub email_addresses: Option<Vec<String>>,
+    /// Allowed usages (aliases such as `signing`/`digital signature` are equivalent).
+    pub usages: Option<Vec<Usage>>,
+    /// Whether CA certificates may be issued.
+    pub allow_ca: bool,
+    /// Allowed key algorithms.
+    pub key_algorithms: Vec<KeyRule>,
+    /// Refuse requests without any SAN.
+    pub require_subject_alt_name: bool,
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Policy {
+            max_duration: Duration::from_secs(90 * 24 * 3600),
+            min_duration: None,
+            dns_names: None,
+            uris: None,
+            ip_ranges: None,
+            email_addresses: None,
+            usages: None,
+            allow_ca: false,
+            key_algorithms: vec![
+                KeyRule { algorithm: KeyAlgorithm::Ecdsa, min_size: Some(256) },
+                KeyRule { algorithm: KeyAlgorithm::Rsa, min_size: Some(2048) },
+                KeyRule { algorithm: KeyAlgorithm::Ed25519, min_size: None },
+            ],
+            require_subject_alt_name: false,
+        }
+    }
+}
+
+/// Who is asking: used for placeholder substitution.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RequestContext {
+    /// Namespace of the CertificateRequest.
+    pub namespace: Option<String>,
+    /// ServiceAccount of the requester, when known.
+    pub service_account: Option<String>,
+}
+
+/// What is being requested, assembled from the CSR and the request spec.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RequestedCert {
+    /// SANs (from the CSR).
+    pub sans: SubjectAltNames,
+    /// Subject common name (from the CSR).
+    pub common_name: Option<String>,
+    /// Whether a CA certificate is requested.
+    pub is_ca: bool,
+    /// Requested usages; empty means cert-manager's defaults.
+    pub usages: Vec<Usage>,
+    /// Requested lifetime, if any.
+    pub duration: Option<Duration>,
+    /// The requested public key.
+    pub key: KeyInfo,
+}
+
+impl RequestedCert {
+    /// Builds a request from a parsed CSR plus the spec fields.
+    pub fn from_csr(
+        csr: &super::csr::ParsedCsr,
+        is_ca: bool,
+        usages: Vec<Usage>,
+        duration: Option<Duration>,
+    ) -> RequestedCert {
+        RequestedCert {
+            sans: csr.sans.clone(),
+            common_name: csr.common_name.clone(),
+            is_ca,
+            usages,
+            duration,
+            key: csr.key,
+        }
+    }
+}
+
+/// Checks `req` against `policy`; the first violation is returned.
+pub fn check_policy(policy: &Policy, req: &RequestedCert, ctx: &RequestContext) -> Result<(), PkiError> {
+    check_key(policy, &req.key)?;
+    if req.is_ca && !policy.allow_ca {
+        return Err(PkiError::CaNotAllowed);
+    }
+    if let Some(min) = policy.min_duration {
+        let requested = req.duration.unwrap_or(Duration::from_secs(90 * 24 * 3600));
+        // Clamping to max_duration happens later; the effective lifetime is
+        // the smaller of the two.
+        let effective = requested.min(policy.max_duration);
+        if effective < min {
+            return Err(PkiError::DurationTooShort {
+                requested_secs: effective.as_secs(),
+                min_secs: min.as_secs(),
+            });
+        }
+    }
+    if policy.require_subject_alt_name && req.sans.is_empty() {
+        return Err(PkiError::NoSubjectAltName);
+    }
+    for dns in &req.sans.dns {
+        if !allowed(&policy.dns_names, |p| dns_matches(p, dns, ctx)) {
+            return Err(PkiError::DnsNameNotAllowed(dns.clone()));
+        }
+    }
+    for uri in &req.sans.uris {
+        if !allowed(&policy.uris, |p| uri_matches(p, uri, ctx)) {
+            return Err(PkiError::UriNotAllowed(uri.clone()));
+        }
+    }
+    for ip in &req.sans.ips {
+        if !ip_allowed(&policy.ip_ranges, ip) {
+            return Err(PkiError::IpNotAllowed(ip.to_string()));
+        }
+    }
+    for email in &req.sans.emails {
+        if !allowed(&policy.email_addresses, |p| email_matches(p, email, ctx)) {
+            return Err(PkiError::EmailNotAllowed(email.clone()));
+        }
+    }
+    if let Some(cn) = &req.common_name {
+        check_common_name(policy, req, ctx, cn)?;
+    }
+    if let Some(allowed_usages) = &policy.usages {
+        for u in effective_usages(&req.usages) {
+            if !allowed_usages.iter().any(|a| a.canonical() == u.canonical()) {
+                return Err(PkiError::UsageNotAllowed(u.as_str().to_string()));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The CN must be one of the requested SANs, or (if it is a DNS name) be
+/// allowed by the DNS patterns.
+fn check_common_name(policy: &Policy, req: &RequestedCert, ctx: &RequestContext, cn: &str) -> Result<(), PkiError> {
+    let s = &req.sans;
+    let in_sans = s.dns.iter().any(|d| normalize_dns(d) == normalize_dns(cn))
+        || s.uris.iter().any(|u| u == cn)
+        || s.emails.iter().any(|e| e == cn)
+        || s.ips.iter().any(|i| i.to_string() == cn);
+    if in_sans || (valid_dns_name(cn) && allowed(&policy.dns_names, |p| dns_matches(p, cn, ctx))) {
+        Ok(())
+    } else {
+        Err(PkiError::CommonNameNotAllowed(cn.to_string()))
+    }
+}
+
+fn check_key(policy: &Policy, key: &KeyInfo) -> Result<(), PkiError> {
+    let hard_ok = match key.algorithm {
+        KeyAlgorithm::Rsa => (2048..=8192).contains(&key.size_bits),
+        KeyAlgorithm::Ecdsa => matches!(key.size_bits, 256 | 384 | 521),
+        KeyAlgorithm::Ed25519 => key.size_bits == 256,
+    };
+    let listed = policy
+        .key_algorithms
+        .iter()
+        .any(|r| r.algorithm == key.algorithm && r.min_size.is_none_or(|m| key.size_bits >= m));
+    if hard_ok && listed {
+        Ok(())
+    } else {
+        Err(PkiError::KeyAlgorithmNotAllowed {
+            algorithm: key.algorithm.to_string(),
+            size: key.size_bits,
+        })
+    }
+}
+
+fn allowed(list: &Option<Vec<String>>, f: impl Fn(&str) -> bool) -> bool {
+    match list {
+        None => true,
+        Some(patterns) => patterns.iter().any(|p| f(p)),
+    }
+}
+
+fn ip_allowed(ranges: &Option<Vec<IpNet>>, ip: &IpAddr) -> bool {
+    match ranges {
+        None => true,
+        Some(r) => r.iter().any(|n| n.contains(ip)),
+    }
+}
+
+fn is_dns_label(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 63
+        && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !s.starts_with('-')
+        && !s.ends_with('-')
+}
+
+fn is_dns_subdomain(s: &str) -> bool {
+    !s.is_empty() && s.len() <= 253 && s.split('.').all(is_dns_label)
+}
+
+/// Substitutes placeholders; `None` if a needed value is missing/invalid.
+pub(crate) fn substitute(pattern: &str, ctx: &RequestContext) -> Option<String> {
+    let mut out = pattern.to_string();
+    if out.contains("{namespace}") {
+        let ns = ctx.namespace.as_deref().filter(|n| is_dns_label(n))?;
+        out = out.replace("{namespace}", ns);
+    }
+    if out.contains("{serviceAccount}") {
+        let sa = ctx.service_account.as_deref().filter(|s| is_dns_subdomain(s))?;
+        out = out.replace("{serviceAccount}", sa);
+    }
+    if out.contains('{') || out.contains('}') {
+        return None; // unknown placeholder: matches nothing
+    }
+    Some(out)
+}
+
+fn normalize_dns(s: &str) -> String {
+    s.strip_suffix('.').unwrap_or(s).to_ascii_lowercase()
+}
+
+/// Syntactic DNS check for requested names (a leading `*` label allowed).
+pub(crate) fn valid_dns_name(name: &str) -> bool {
+    let n = normalize_dns(name);
+    if n.is_empty() || n.len() > 253 {
+        return false;
+    }
+    n.split('.').enumerate().all(|(i, l)| {
+        (i == 0 && l == "*")
+            || (!l.is_empty()
+                && l.len() <= 63
+                && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+                && !l.starts_with('-')
+                && !l.ends_with('-'))
+    })
+}
+
+fn dns_matches(pattern: &str, name: &str, ctx: &RequestContext) -> bool {
+    let Some(p) = substitute(pattern, ctx) else { return false };
+    if !valid_dns_name(name) {
+        return false;
+    }
+    let p = normalize_dns(&p);
+    let n = normalize_dns(name);
+    let pl: Vec<&str> = p.split('.').collect();
+    let nl: Vec<&str> = n.split('.').collect();
+    pl.len() == nl.len()
+        && pl.iter().zip(&nl).all(|(p, n)| match (*p, *n) {
+            (_, "*") => *p == "*",
+            ("*", _) => true,
+            (p, n) => p == n,
+        })
+}
+
+fn uri_segment_ok(s: &str) -> bool {
+    !s.is_empty() && s != "." && s != ".." && !s.contains(['/', '?', '#', '%'])
+}
+
+fn uri_matches(pattern: &str, uri: &str, ctx: &RequestContext) -> bool {
+    let Some(p) = substitute(pattern, ctx) else { return false };
+    if url::Url::parse(uri).is_err() {
+        return false;
+    }
+    let ps: Vec<&str> = p.split('/').collect();
+    let us: Vec<&str> = uri.split('/').collect();
+    ps.len() == us.len()
+        && ps.iter().zip(&us).all(|(p, u)| if *p == "*" { uri_segment_ok(u) } else { p == u })
+}
+
+fn email_matches(pattern: &str, email: &str, ctx: &RequestContext) -> bool {
+    let Some(p) = substitute(pattern, ctx) else { return false };
+    let (Some((pl, pd)), Some((el, ed))) = (p.rsplit_once('@'), email.rsplit_once('@')) else {
+        return false;
+    };
+    if el.is_empty() || el.contains('@') || ed.contains('*') {
+        return false;
+    }
+    (pl == "*" || pl == el) && dns_matches(pd, ed, &RequestContext::default())
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,92 @@
+//! Command-line flags; each also reads an environment variable.
+
+use std::path::PathBuf;
+
+use clap::{Parser, ValueEnum};
+
+/// Log output format.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// One JSON object per line.
+    Json,
+    /// Human-readable text.
+    Text,
+}
+
+/// pki-issuer: signs cert-manager requests with an intermediate CA rooted in your PKI.
+#[derive(Parser, Debug, Clone)]
+#[command(name = "pki-issuer", version, about)]
+pub struct Args {
+    /// Namespace PKIClusterIssuers read their Secrets and ConfigMaps from (default: the pod's namespace).
+    #[arg(long, env = "PKI_ISSUER_CLUSTER_RESOURCE_NAMESPACE")]
+    pub cluster_resource_namespace: Option<String>,
+    /// How long retryable errors are retried before a request is marked Failed (Go duration).
+    #[arg(long, env = "PKI_ISSUER_MAX_RETRY_DURATION", default_value = "10m")]
+    pub max_retry_duration: String,
+    /// Elect a leader through a Lease so only one replica reconciles.
+    #[arg(long, env = "PKI_ISSUER_LEADER_ELECT", default_value_t = false)]
+    pub leader_elect: bool,
+    /// Namespace of the leader-election Lease (default: the cluster resource namespace).
+    #[arg(long, env = "PKI_ISSUER_LEADER_ELECTION_NAMESPACE")]
+    pub leader_election_namespace: Option<String>,
+    /// Address of the Prometheus endpoint (`/metrics`).
+    #[arg(long, env = "PKI_ISSUER_METRICS_ADDR", default_value = ":8080")]
+    pub metrics_addr: String,
+    /// Address of the health probes (`/healthz`, `/readyz`).
+    #[arg(long, env = "PKI_ISSUER_PROBE_ADDR", default_value = ":8081")]
+    pub probe_addr: String,
+    /// Log format.
+    #[arg(long, env = "PKI_ISSUER_LOG_FORMAT", value_enum, default_value = "json")]
+    pub log_format: LogFormat,
+    /// Path to a kubeconfig; in cluster, leave unset to use the ServiceAccount.
+    #[arg(long, env = "KUBECONFIG")]
+    pub kubeconfig: Option<PathBuf>,
+    /// Requests reconciled in parallel.
+    #[arg(long, env = "PKI_ISSUER_CONCURRENCY", default_value_t = 16)]
+    pub concurrency: u16,
+}
+
+/// Turn `:8080` into `0.0.0.0:8080`; keep full addresses.
+pub fn bind_addr(addr: &str) -> Result<std::net::SocketAddr, super::RuntimeError> {
+    let full = if addr.starts_with(':') {
+        format!("0.0.0.0{addr}")
+    } else {
+        addr.to_string()
+    };
+    full.parse()
+        .map_err(|_| super::RuntimeError::Flag(format!("{addr:?} is not a listen address such as :8080")))
+}
+
+/// The pod's namespace (in cluster), from the ServiceAccount mount.
+pub fn pod_namespace() -> Option<String> {
+    std::env::var("POD_NAMESPACE").ok().or_else(|| {
+        std::fs::read_to_string("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
+            .ok()
+            .map(|s| s.trim().to_string())
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_flags_and_addresses() {
+        let a = Args::try_parse_from([
+            "pki-issuer",
+            "--kubeconfig",
+            "/tmp/k",
+            "--cluster-resource-namespace",
+            "pki",
+            "--log-format",
+            "text",
+        ])
+        .unwrap();
+        assert_eq!(a.cluster_resource_namespace.as_deref(), Some("pki"));
+        assert_eq!(a.log_format, LogFormat::Text);
+        assert_eq!(a.max_retry_duration, "10m");
+        assert_eq!(bind_addr(":8080").unwrap().to_string(), "0.0.0.0:8080");
+        assert_eq!(bind_addr("127.0.0.1:0").unwrap().port(), 0);
+        assert!(bind_addr("nope").is_err());
+    }
+}

@@ -1,0 +1,143 @@
+//! Wiring: client, context, controllers, admin servers and graceful shutdown.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::channel::oneshot;
+use futures::future::{FutureExt, Shared};
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::runtime::events::{Recorder, Reporter};
+use kube::Client;
+
+use super::admin::{self, Health};
+use super::args::{bind_addr, pod_namespace, Args};
+use super::metrics::Metrics;
+use super::RuntimeError;
+use crate::api::duration;
+use crate::api::issuer::{PKIClusterIssuer, PKIIssuer};
+use crate::controllers::backoff::Backoff;
+use crate::controllers::cache::IssuerCache;
+use crate::controllers::certificate_request::{self, IssuerStores, RequestContextData};
+use crate::controllers::certificate_signing_request::{self, CsrContext};
+use crate::controllers::{issuer, Config, Context};
+
+/// A future that resolves once shutdown starts; cheap to clone.
+pub type ShutdownSignal = Shared<futures::future::Map<oneshot::Receiver<()>, fn(Result<(), oneshot::Canceled>)>>;
+
+/// A shutdown trigger and the signal its clones wait on.
+pub fn shutdown_pair() -> (oneshot::Sender<()>, ShutdownSignal) {
+    let (tx, rx) = oneshot::channel();
+    let ignore: fn(Result<(), oneshot::Canceled>) = |_| ();
+    (tx, rx.map(ignore).shared())
+}
+
+/// Build a client from `--kubeconfig`, or from the in-cluster environment.
+pub async fn client(args: &Args) -> Result<Client, RuntimeError> {
+    let config = match &args.kubeconfig {
+        Some(path) => {
+            let kc = Kubeconfig::read_from(path).map_err(|e| RuntimeError::Client(e.to_string()))?;
+            kube::Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default())
+                .await
+                .map_err(|e| RuntimeError::Client(e.to_string()))?
+        }
+        None => kube::Config::incluster().map_err(|e| RuntimeError::Client(e.to_string()))?,
+    };
+    Client::try_from(config).map_err(|e| RuntimeError::Client(e.to_string()))
+}
+
+/// Run until SIGTERM/SIGINT (or `stop` resolves), then drain and exit.
+pub async fn run(args: Args, stop: impl std::future::Future<Output = ()> + Send + 'static) -> Result<(), RuntimeError> {
+    let max_retry_duration =
+        duration::parse(&args.max_retry_duration).map_err(|e| RuntimeError::Flag(format!("--max-retry-duration: {e}")))?;
+    let cluster_resource_namespace = args
+        .cluster_resource_namespace
+        .clone()
+        .or_else(pod_namespace)
+        .ok_or_else(|| {
+            RuntimeError::Flag("--cluster-resource-namespace is required outside a cluster".into())
+        })?;
+    let client = client(&args).await?;
+    let metrics = Arc::new(Metrics::new());
+    let health = Arc::new(Health::default());
+    let (stop_tx, shutdown) = shutdown_pair();
+
+    let probe = admin::serve(bind_addr(&args.probe_addr)?, admin::probe_router(health.clone()), shutdown.clone()).await?;
+    let metrics_bound =
+        admin::serve(bind_addr(&args.metrics_addr)?, admin::metrics_router(metrics.clone()), shutdown.clone()).await?;
+    tracing::info!(probe = %probe, metrics = %metrics_bound, cluster_resource_namespace = %cluster_resource_namespace, "pki-issuer starting");
+
+    let cache = Arc::new(IssuerCache::default());
+    let ready_for_requests = cache.subscribe();
+    let ready_for_csrs = cache.subscribe();
+    let reporter = Reporter {
+        controller: "pki-issuer".into(),
+        instance: std::env::var("POD_NAME").ok(),
+    };
+    let ctx = Arc::new(Context {
+        client: client.clone(),
+        recorder: Recorder::new(client.clone(), reporter),
+        metrics,
+        cache,
+        backoff: Backoff::new(Duration::from_secs(1), Duration::from_secs(60), max_retry_duration),
+        config: Config {
+            cluster_resource_namespace,
+            max_retry_duration,
+            concurrency: args.concurrency,
+        },
+    });
+
+    let namespaced = issuer::controller::<PKIIssuer>(&ctx);
+    let cluster = issuer::controller::<PKIClusterIssuer>(&ctx);
+    let stores = IssuerStores {
+        namespaced: namespaced.store(),
+        cluster: cluster.store(),
+    };
+    let data = Arc::new(RequestContextData {
+        ctx: ctx.clone(),
+        stores: stores.clone(),
+    });
+    let csr_data = Arc::new(CsrContext { ctx: ctx.clone(), stores });
+    let tasks = vec![
+        tokio::spawn(issuer::run(namespaced, ctx.clone(), shutdown.clone())),
+        tokio::spawn(issuer::run(cluster, ctx.clone(), shutdown.clone())),
+        tokio::spawn(certificate_request::run(data, ready_for_requests, shutdown.clone())),
+        tokio::spawn(certificate_signing_request::run(csr_data, ready_for_csrs, shutdown.clone())),
+    ];
+    health.set_ready(true);
+
+    tokio::select! {
+        _ = stop => {},
+        _ = termination() => {},
+    }
+    tracing::info!("shutting down: draining reconciles");
+    health.set_ready(false);
+    let _ = stop_tx.send(());
+    for t in tasks {
+        let _ = t.await;
+    }
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Resolves on SIGTERM or SIGINT.
+pub async fn termination() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(_) => {
+                let _ = ctrl_c.await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = ctrl_c => {},
+            _ = term.recv() => {},
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}

@@ -1,0 +1,245 @@
+//! Loading an issuer's signer, trust anchors and policy from its spec, and checking them
+//! (DESIGN.md section 5). Reading Secrets and ConfigMaps goes through [`ObjectSource`], so
+//! this is testable without an API server.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::future::BoxFuture;
+
+use super::secret::SecretSigner;
+use super::Signer;
+use crate::api::duration;
+use crate::api::issuer::{ExtensionsSpec, IssuerSpec, KeyAlgorithmName, PemSource, PolicySpec};
+use crate::pki::{self, KeyAlgorithm, KeyRule, LeafExtensions, Policy, PkiError, SignerInfo, Usage};
+
+/// Reads Secret and ConfigMap data from the issuer's resource namespace.
+pub trait ObjectSource: Send + Sync {
+    /// The namespace objects are read from (for messages).
+    fn namespace(&self) -> &str;
+    /// A Secret's `data`, or `Ok(None)` when it does not exist.
+    fn secret(&self, name: &str) -> BoxFuture<'_, Result<Option<BTreeMap<String, Vec<u8>>>, LoadError>>;
+    /// A ConfigMap's `data` and `binaryData`, or `Ok(None)` when it does not exist.
+    fn config_map(
+        &self,
+        name: &str,
+    ) -> BoxFuture<'_, Result<Option<BTreeMap<String, Vec<u8>>>, LoadError>>;
+}
+
+/// Why an issuer could not be loaded.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum LoadError {
+    /// A referenced object or key is missing: may appear later (retryable).
+    #[error("{0}")]
+    Missing(String),
+    /// The API server or remote CA did not answer (retryable).
+    #[error("{0}")]
+    Unavailable(String),
+    /// The spec or the referenced material is wrong (permanent until something changes).
+    #[error("{0}")]
+    Invalid(String),
+    /// The certificates or key failed a check (permanent until something changes).
+    #[error(transparent)]
+    Pki(#[from] PkiError),
+}
+
+impl LoadError {
+    /// Whether the condition reason is `Pending` (retryable) rather than `Failed`.
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, LoadError::Missing(_) | LoadError::Unavailable(_))
+    }
+}
+
+/// A checked issuer, ready to sign.
+pub struct LoadedIssuer {
+    /// The backend.
+    pub signer: Arc<dyn Signer>,
+    /// Trust anchors (DER).
+    pub anchors_der: Vec<Vec<u8>>,
+    /// Trust anchors as PEM (what `status.ca` gets).
+    pub anchors_pem: String,
+    /// The issuance policy.
+    pub policy: Policy,
+    /// Extensions copied into every leaf.
+    pub extensions: LeafExtensions,
+    /// The signer certificate.
+    pub signer_info: SignerInfo,
+    /// The trust anchors.
+    pub anchor_infos: Vec<SignerInfo>,
+}
+
+/// The default health-check interval.
+pub const DEFAULT_HEALTH_CHECK_INTERVAL: Duration = Duration::from_secs(300);
+
+/// `spec.healthCheckInterval`, defaulted.
+pub fn health_check_interval(spec: &IssuerSpec) -> Duration {
+    spec.health_check_interval
+        .as_deref()
+        .and_then(|s| duration::parse(s).ok())
+        .filter(|d| !d.is_zero())
+        .unwrap_or(DEFAULT_HEALTH_CHECK_INTERVAL)
+}
+
+/// Load and check everything the issuer references (DESIGN.md section 5, steps 1-3).
+pub async fn load(
+    spec: &IssuerSpec,
+    src: &dyn ObjectSource,
+    now: time::OffsetDateTime,
+) -> Result<LoadedIssuer, LoadError> {
+    let policy = policy_from_spec(spec.policy.as_ref())?;
+    let anchors_pem = read_pem(src, &spec.trust_anchors, "trustAnchors").await?;
+    let anchors_der = pki::parse_pem_certs(&anchors_pem)
+        .map_err(|e| LoadError::Invalid(format!("trustAnchors: {e}")))?;
+    let anchor_infos = anchors_der
+        .iter()
+        .map(|d| pki::cert_info(d))
+        .collect::<Result<Vec<_>, _>>()?;
+    let (signer, signer_info): (Arc<dyn Signer>, SignerInfo) = match (&spec.secret, &spec.cfssl) {
+        (Some(secret), None) => {
+            let data = src.secret(&secret.name).await?.ok_or_else(|| {
+                LoadError::Missing(format!(
+                    "signer Secret {}/{} not found",
+                    src.namespace(),
+                    secret.name
+                ))
+            })?;
+            let crt = text_key(&data, "tls.crt", "Secret", src.namespace(), &secret.name)?;
+            let key = text_key(&data, "tls.key", "Secret", src.namespace(), &secret.name)?;
+            let signer = SecretSigner::from_pem(&crt, &key).map_err(|e| {
+                LoadError::Invalid(format!(
+                    "signer Secret {}/{}: {e}",
+                    src.namespace(),
+                    secret.name
+                ))
+            })?;
+            let info = pki::check_signer(signer.chain(), Some(signer.key()), &anchors_der, now)?;
+            (Arc::new(signer), info)
+        }
+        (None, Some(_)) => {
+            return Err(LoadError::Invalid(
+                "the cfssl signer is not available in this build".into(),
+            ))
+        }
+        _ => {
+            return Err(LoadError::Invalid(
+                "exactly one signer must be set: secret or cfssl".into(),
+            ))
+        }
+    };
+    Ok(LoadedIssuer {
+        signer,
+        anchors_der,
+        anchors_pem,
+        policy,
+        extensions: extensions_from_spec(spec.extensions.as_ref()),
+        signer_info,
+        anchor_infos,
+    })
+}
+
+/// Read PEM text from a ConfigMap or Secret key.
+pub async fn read_pem(
+    src: &dyn ObjectSource,
+    source: &PemSource,
+    field: &str,
+) -> Result<String, LoadError> {
+    let (kind, r, data) = match (&source.config_map, &source.secret) {
+        (Some(r), None) => ("ConfigMap", r, src.config_map(&r.name).await?),
+        (None, Some(r)) => ("Secret", r, src.secret(&r.name).await?),
+        _ => {
+            return Err(LoadError::Invalid(format!(
+                "{field}: exactly one of configMap or secret must be set"
+            )))
+        }
+    };
+    let data = data.ok_or_else(|| {
+        LoadError::Missing(format!("{field}: {kind} {}/{} not found", src.namespace(), r.name))
+    })?;
+    text_key(&data, &r.key, kind, src.namespace(), &r.name)
+}
+
+fn text_key(
+    data: &BTreeMap<String, Vec<u8>>,
+    key: &str,
+    kind: &str,
+    ns: &str,
+    name: &str,
+) -> Result<String, LoadError> {
+    let bytes = data
+        .get(key)
+        .ok_or_else(|| LoadError::Missing(format!("{kind} {ns}/{name} has no key {key:?}")))?;
+    String::from_utf8(bytes.clone())
+        .map_err(|_| LoadError::Invalid(format!("{kind} {ns}/{name} key {key:?} is not PEM text")))
+}
+
+/// Translate the API policy into the pure policy, with defaults.
+pub fn policy_from_spec(spec: Option<&PolicySpec>) -> Result<Policy, LoadError> {
+    let mut policy = Policy::default();
+    let Some(spec) = spec else {
+        return Ok(policy);
+    };
+    let dur = |field: &str, v: &Option<String>| -> Result<Option<Duration>, LoadError> {
+        v.as_deref()
+            .map(|s| duration::parse(s).map_err(|e| LoadError::Invalid(format!("policy.{field}: {e}"))))
+            .transpose()
+    };
+    if let Some(max) = dur("maxDuration", &spec.max_duration)? {
+        policy.max_duration = max;
+    }
+    policy.min_duration = dur("minDuration", &spec.min_duration)?;
+    policy.dns_names = spec.dns_names.clone();
+    policy.uris = spec.uris.clone();
+    policy.email_addresses = spec.email_addresses.clone();
+    policy.ip_ranges = spec
+        .ip_ranges
+        .as_ref()
+        .map(|ranges| {
+            ranges
+                .iter()
+                .map(|r| {
+                    r.parse::<ipnet::IpNet>()
+                        .map_err(|_| LoadError::Invalid(format!("policy.ipRanges: {r:?} is not a CIDR")))
+                })
+                .collect::<Result<Vec<_>, _>>()
+        })
+        .transpose()?;
+    policy.usages = spec
+        .usages
+        .as_ref()
+        .map(|u| {
+            u.iter()
+                .map(|s| Usage::parse(s).map_err(|e| LoadError::Invalid(format!("policy.usages: {e}"))))
+                .collect::<Result<Vec<_>, _>>()
+        })
+        .transpose()?;
+    if let Some(allow) = spec.allow_ca {
+        policy.allow_ca = allow;
+    }
+    if let Some(rules) = &spec.key_algorithms {
+        policy.key_algorithms = rules
+            .iter()
+            .map(|r| KeyRule {
+                algorithm: match r.algorithm {
+                    KeyAlgorithmName::Rsa => KeyAlgorithm::Rsa,
+                    KeyAlgorithmName::Ecdsa => KeyAlgorithm::Ecdsa,
+                    KeyAlgorithmName::Ed25519 => KeyAlgorithm::Ed25519,
+                },
+                min_size: r.min_size,
+            })
+            .collect();
+    }
+    if let Some(require) = spec.require_subject_alt_name {
+        policy.require_subject_alt_name = require;
+    }
+    Ok(policy)
+}
+
+fn extensions_from_spec(spec: Option<&ExtensionsSpec>) -> LeafExtensions {
+    let spec = spec.cloned().unwrap_or_default();
+    LeafExtensions {
+        crl_distribution_points: spec.crl_distribution_points,
+        ocsp_servers: spec.ocsp_servers,
+        issuing_certificate_urls: spec.issuing_certificate_urls,
+    }
+}

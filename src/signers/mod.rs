@@ -1,0 +1,50 @@
+//! Signing backends. A backend turns an approved, policy-checked request into a leaf
+//! certificate; everything around it (policy, clamping, after-signing checks) is shared.
+//!
+//! Adding a remote CA is one new file: implement [`Signer`] and add a loader in [`load`].
+
+pub mod load;
+pub mod secret;
+
+use futures::future::BoxFuture;
+
+use crate::pki::{LeafTemplate, ParsedCsr, PkiError, SignerChain};
+
+/// What a backend is asked to sign.
+pub struct SignRequest<'a> {
+    /// The parsed, signature-checked CSR.
+    pub csr: &'a ParsedCsr,
+    /// The leaf the issuer decided to issue (SANs, usages, validity, extensions).
+    pub template: &'a LeafTemplate,
+}
+
+/// Why a backend did not sign.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum SignerError {
+    /// A local X.509 failure (permanent).
+    #[error(transparent)]
+    Pki(#[from] PkiError),
+    /// The remote CA refused the request (4xx): permanent.
+    #[error("the CA refused the request: {0}")]
+    Refused(String),
+    /// The remote CA could not be reached, timed out or failed (5xx): retryable.
+    #[error("the CA is unavailable: {0}")]
+    Unavailable(String),
+}
+
+impl SignerError {
+    /// Whether trying again later may succeed.
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, SignerError::Unavailable(_))
+    }
+}
+
+/// A signing backend.
+pub trait Signer: Send + Sync {
+    /// Backend name for logs, Events and metrics (`secret`, `cfssl`).
+    fn backend(&self) -> &'static str;
+    /// The signer certificate and the intermediates above it (never the root).
+    fn chain(&self) -> &SignerChain;
+    /// Sign and return the leaf certificate (DER). The caller checks the result.
+    fn sign<'a>(&'a self, req: SignRequest<'a>) -> BoxFuture<'a, Result<Vec<u8>, SignerError>>;
+}
