@@ -14,7 +14,10 @@ pub fn all_yaml() -> Result<Vec<(String, String)>, serde_yaml::Error> {
         ),
         (
             "pki-issuer.io_pkiclusterissuers.yaml".to_string(),
-            format!("{header}{}", serde_yaml::to_string(&PKIClusterIssuer::crd())?),
+            format!(
+                "{header}{}",
+                serde_yaml::to_string(&PKIClusterIssuer::crd())?
+            ),
         ),
     ])
 }

@@ -22,15 +22,25 @@ impl Ca {
     }
 }
 
-fn ca_params(cn: &str, path_len: Option<u8>, not_before: OffsetDateTime, not_after: OffsetDateTime) -> CertificateParams {
+fn ca_params(
+    cn: &str,
+    path_len: Option<u8>,
+    not_before: OffsetDateTime,
+    not_after: OffsetDateTime,
+) -> CertificateParams {
     let mut p = CertificateParams::default();
-    p.distinguished_name.push(DnType::OrganizationName, "Example Corp");
+    p.distinguished_name
+        .push(DnType::OrganizationName, "Example Corp");
     p.distinguished_name.push(DnType::CommonName, cn);
     p.is_ca = IsCa::Ca(match path_len {
         Some(n) => BasicConstraints::Constrained(n),
         None => BasicConstraints::Unconstrained,
     });
-    p.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
+    p.key_usages = vec![
+        KeyUsagePurpose::KeyCertSign,
+        KeyUsagePurpose::CrlSign,
+        KeyUsagePurpose::DigitalSignature,
+    ];
     p.not_before = not_before;
     p.not_after = not_after;
     p.use_authority_key_identifier_extension = true;
@@ -41,7 +51,12 @@ fn ca_params(cn: &str, path_len: Option<u8>, not_before: OffsetDateTime, not_aft
 pub fn root(cn: &str) -> Ca {
     let now = OffsetDateTime::now_utc();
     let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P384_SHA384).expect("root key");
-    let params = ca_params(cn, None, now - Duration::days(1), now + Duration::days(3650));
+    let params = ca_params(
+        cn,
+        None,
+        now - Duration::days(1),
+        now + Duration::days(3650),
+    );
     let cert = params.self_signed(&key).expect("self-signed root");
     Ca {
         pem: cert.pem(),
@@ -52,10 +67,17 @@ pub fn root(cn: &str) -> Ca {
 }
 
 /// An intermediate issued by `parent`, valid from `not_before` to `not_after`.
-pub fn intermediate_between(parent: &Ca, cn: &str, not_before: OffsetDateTime, not_after: OffsetDateTime) -> Ca {
+pub fn intermediate_between(
+    parent: &Ca,
+    cn: &str,
+    not_before: OffsetDateTime,
+    not_after: OffsetDateTime,
+) -> Ca {
     let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).expect("intermediate key");
     let params = ca_params(cn, Some(0), not_before, not_after);
-    let cert = params.signed_by(&key, &parent.issuer()).expect("intermediate");
+    let cert = params
+        .signed_by(&key, &parent.issuer())
+        .expect("intermediate");
     Ca {
         pem: cert.pem(),
         key_pem: key.serialize_pem(),
@@ -67,7 +89,12 @@ pub fn intermediate_between(parent: &Ca, cn: &str, not_before: OffsetDateTime, n
 /// An intermediate valid for a year.
 pub fn intermediate(parent: &Ca, cn: &str) -> Ca {
     let now = OffsetDateTime::now_utc();
-    intermediate_between(parent, cn, now - Duration::hours(1), now + Duration::days(365))
+    intermediate_between(
+        parent,
+        cn,
+        now - Duration::hours(1),
+        now + Duration::days(365),
+    )
 }
 
 /// A fresh workload key and a CSR for `sans` (`spiffe://` and `https://` become URI SANs,

@@ -10,7 +10,7 @@ use base64::Engine;
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret};
 use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
-use kube::{Api, Client, CustomResourceExt};
+use kube::{Api, Client};
 use pki_issuer::api::cert_manager::{CertificateRequest, CertificateRequestSpec, IssuerRef};
 use pki_issuer::api::{PKIClusterIssuer, PKIIssuer};
 use serde_json::json;
@@ -77,7 +77,8 @@ impl Env {
         };
         let client = client_for(&kubeconfig).await;
         let ns = format!("e2e-{test}-{}", &uuid_suffix());
-        let cluster_ns = std::env::var("E2E_CLUSTER_RESOURCE_NAMESPACE").unwrap_or_else(|_| format!("{ns}-pki"));
+        let cluster_ns =
+            std::env::var("E2E_CLUSTER_RESOURCE_NAMESPACE").unwrap_or_else(|_| format!("{ns}-pki"));
         let mut env = Env {
             client,
             kubeconfig,
@@ -114,12 +115,18 @@ impl Env {
     /// Start a pki-issuer process with a given kubeconfig.
     pub async fn start_controller_with(&mut self, kubeconfig: &Path, extra: &[&str]) {
         let n = self.controllers.len();
-        let log = std::fs::File::create(self.dir.path().join(format!("pki-issuer-{n}.log"))).unwrap();
+        let log =
+            std::fs::File::create(self.dir.path().join(format!("pki-issuer-{n}.log"))).unwrap();
         let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_pki-issuer"))
             .arg("--kubeconfig")
             .arg(kubeconfig)
             .args(["--cluster-resource-namespace", &self.cluster_ns])
-            .args(["--metrics-addr", "127.0.0.1:0", "--probe-addr", "127.0.0.1:0"])
+            .args([
+                "--metrics-addr",
+                "127.0.0.1:0",
+                "--probe-addr",
+                "127.0.0.1:0",
+            ])
             .args(["--log-format", "text", "--max-retry-duration", "30s"])
             .args(extra)
             .env("RUST_LOG", "info,kube=warn")
@@ -135,7 +142,8 @@ impl Env {
     pub fn logs(&self) -> String {
         let mut out = String::new();
         for n in 0..self.controllers.len() {
-            let text = std::fs::read_to_string(self.dir.path().join(format!("pki-issuer-{n}.log"))).unwrap_or_default();
+            let text = std::fs::read_to_string(self.dir.path().join(format!("pki-issuer-{n}.log")))
+                .unwrap_or_default();
             out.push_str(&format!("--- pki-issuer-{n} ---\n{text}\n"));
         }
         out
@@ -143,7 +151,8 @@ impl Env {
 
     /// Create a `kubernetes.io/tls` Secret in `ns`.
     pub async fn put_tls_secret(&self, ns: &str, name: &str, crt: &str, key: &str) {
-        self.put_secret(ns, name, &[("tls.crt", crt), ("tls.key", key)]).await;
+        self.put_secret(ns, name, &[("tls.crt", crt), ("tls.key", key)])
+            .await;
     }
 
     /// Create or replace a Secret.
@@ -151,12 +160,22 @@ impl Env {
         let api: Api<Secret> = Api::namespaced(self.client.clone(), ns);
         let data: serde_json::Map<String, serde_json::Value> = data
             .iter()
-            .map(|(k, v)| (k.to_string(), json!(base64::engine::general_purpose::STANDARD.encode(v))))
+            .map(|(k, v)| {
+                (
+                    k.to_string(),
+                    json!(base64::engine::general_purpose::STANDARD.encode(v)),
+                )
+            })
             .collect();
-        let secret = json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": name}, "data": data});
-        api.patch(name, &PatchParams::apply("e2e").force(), &Patch::Apply(&secret))
-            .await
-            .expect("apply Secret");
+        let secret =
+            json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": name}, "data": data});
+        api.patch(
+            name,
+            &PatchParams::apply("e2e").force(),
+            &Patch::Apply(&secret),
+        )
+        .await
+        .expect("apply Secret");
     }
 
     /// Create or replace a ConfigMap.
@@ -172,18 +191,24 @@ impl Env {
     pub async fn create_issuer(&self, name: &str, spec: serde_json::Value) {
         let api: Api<PKIIssuer> = Api::namespaced(self.client.clone(), &self.ns);
         let obj = json!({"apiVersion": "pki-issuer.io/v1alpha1", "kind": "PKIIssuer", "metadata": {"name": name}, "spec": spec});
-        api.create(&PostParams::default(), &serde_json::from_value(obj).expect("PKIIssuer"))
-            .await
-            .expect("create PKIIssuer");
+        api.create(
+            &PostParams::default(),
+            &serde_json::from_value(obj).expect("PKIIssuer"),
+        )
+        .await
+        .expect("create PKIIssuer");
     }
 
     /// Create a PKIClusterIssuer from a spec.
     pub async fn create_cluster_issuer(&self, name: &str, spec: serde_json::Value) {
         let api: Api<PKIClusterIssuer> = Api::all(self.client.clone());
         let obj = json!({"apiVersion": "pki-issuer.io/v1alpha1", "kind": "PKIClusterIssuer", "metadata": {"name": name}, "spec": spec});
-        api.create(&PostParams::default(), &serde_json::from_value(obj).expect("PKIClusterIssuer"))
-            .await
-            .expect("create PKIClusterIssuer");
+        api.create(
+            &PostParams::default(),
+            &serde_json::from_value(obj).expect("PKIClusterIssuer"),
+        )
+        .await
+        .expect("create PKIClusterIssuer");
     }
 
     /// Delete a PKIClusterIssuer (cluster issuers outlive the test namespace).
@@ -193,28 +218,57 @@ impl Env {
     }
 
     /// Wait until the issuer's Ready condition has `status` and return its reason.
-    pub async fn wait_issuer_ready(&self, name: &str, cluster: bool, status: &str) -> (String, String) {
+    pub async fn wait_issuer_ready(
+        &self,
+        name: &str,
+        cluster: bool,
+        status: &str,
+    ) -> (String, String) {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
         loop {
             let st = if cluster {
-                Api::<PKIClusterIssuer>::all(self.client.clone()).get(name).await.ok().and_then(|i| i.status)
+                Api::<PKIClusterIssuer>::all(self.client.clone())
+                    .get(name)
+                    .await
+                    .ok()
+                    .and_then(|i| i.status)
             } else {
-                Api::<PKIIssuer>::namespaced(self.client.clone(), &self.ns).get(name).await.ok().and_then(|i| i.status)
+                Api::<PKIIssuer>::namespaced(self.client.clone(), &self.ns)
+                    .get(name)
+                    .await
+                    .ok()
+                    .and_then(|i| i.status)
             };
-            if let Some(c) = st.as_ref().and_then(|s| s.conditions.iter().find(|c| c.type_ == "Ready")) {
+            if let Some(c) = st
+                .as_ref()
+                .and_then(|s| s.conditions.iter().find(|c| c.type_ == "Ready"))
+            {
                 if c.status == status {
-                    return (c.reason.clone().unwrap_or_default(), c.message.clone().unwrap_or_default());
+                    return (
+                        c.reason.clone().unwrap_or_default(),
+                        c.message.clone().unwrap_or_default(),
+                    );
                 }
             }
             if tokio::time::Instant::now() > deadline {
-                panic!("issuer {name} never became Ready={status}: {st:?}\n{}", self.logs());
+                panic!(
+                    "issuer {name} never became Ready={status}: {st:?}\n{}",
+                    self.logs()
+                );
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
 
     /// Create a CertificateRequest the way cert-manager does.
-    pub async fn create_request(&self, name: &str, csr_pem: &str, issuer: IssuerRef, duration: Option<&str>, usages: &[&str]) {
+    pub async fn create_request(
+        &self,
+        name: &str,
+        csr_pem: &str,
+        issuer: IssuerRef,
+        duration: Option<&str>,
+        usages: &[&str],
+    ) {
         let api: Api<CertificateRequest> = Api::namespaced(self.client.clone(), &self.ns);
         let mut cr = CertificateRequest::new(
             name,
@@ -222,13 +276,16 @@ impl Env {
                 request: csr_pem.as_bytes().to_vec(),
                 issuer_ref: issuer,
                 duration: duration.map(Into::into),
-                usages: (!usages.is_empty()).then(|| usages.iter().map(|u| u.to_string()).collect()),
+                usages: (!usages.is_empty())
+                    .then(|| usages.iter().map(|u| u.to_string()).collect()),
                 username: Some(format!("system:serviceaccount:{}:workload", self.ns)),
                 ..Default::default()
             },
         );
         cr.metadata.namespace = Some(self.ns.clone());
-        api.create(&PostParams::default(), &cr).await.expect("create CertificateRequest");
+        api.create(&PostParams::default(), &cr)
+            .await
+            .expect("create CertificateRequest");
     }
 
     /// Approve (or deny) a request through /status, as cert-manager's approver does.
@@ -237,7 +294,11 @@ impl Env {
             return; // cert-manager's own approver approves requests in a real cluster.
         }
         let api: Api<CertificateRequest> = Api::namespaced(self.client.clone(), &self.ns);
-        let (type_, reason) = if approved { ("Approved", "e2e-approver") } else { ("Denied", "e2e-denier") };
+        let (type_, reason) = if approved {
+            ("Approved", "e2e-approver")
+        } else {
+            ("Denied", "e2e-denier")
+        };
         let patch = json!({
             "apiVersion": "cert-manager.io/v1", "kind": "CertificateRequest",
             "status": {"conditions": [{
@@ -246,14 +307,21 @@ impl Env {
                 "lastTransitionTime": jiff::Timestamp::now().round(jiff::Unit::Second).unwrap().to_string(),
             }]}
         });
-        api.patch_status(name, &PatchParams::apply("cert-manager-approver").force(), &Patch::Apply(&patch))
-            .await
-            .expect("approve");
+        api.patch_status(
+            name,
+            &PatchParams::apply("cert-manager-approver").force(),
+            &Patch::Apply(&patch),
+        )
+        .await
+        .expect("approve");
     }
 
     /// Get a request.
     pub async fn request(&self, name: &str) -> CertificateRequest {
-        Api::<CertificateRequest>::namespaced(self.client.clone(), &self.ns).get(name).await.expect("get CertificateRequest")
+        Api::<CertificateRequest>::namespaced(self.client.clone(), &self.ns)
+            .get(name)
+            .await
+            .expect("get CertificateRequest")
     }
 
     /// Wait until the request's Ready condition has `reason`; returns the request.
@@ -261,25 +329,45 @@ impl Env {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
         loop {
             let cr = self.request(name).await;
-            let ready = cr.status.as_ref().and_then(|s| s.conditions.iter().find(|c| c.type_ == "Ready")).cloned();
+            let ready = cr
+                .status
+                .as_ref()
+                .and_then(|s| s.conditions.iter().find(|c| c.type_ == "Ready"))
+                .cloned();
             if ready.as_ref().and_then(|c| c.reason.as_deref()) == Some(reason) {
                 return cr;
             }
             if tokio::time::Instant::now() > deadline {
-                panic!("request {name} never reached reason {reason}: {ready:?}\n{}", self.logs());
+                panic!(
+                    "request {name} never reached reason {reason}: {ready:?}\n{}",
+                    self.logs()
+                );
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
 
     /// Write PEM files and run `openssl verify -x509_strict -purpose <purpose>`; returns (success, output).
-    pub fn openssl_verify(&self, anchors_pem: &str, chain_pem: &str, purpose: &str) -> (bool, String) {
+    pub fn openssl_verify(
+        &self,
+        anchors_pem: &str,
+        chain_pem: &str,
+        purpose: &str,
+    ) -> (bool, String) {
         let blocks = pem::parse_many(chain_pem).expect("chain PEM");
         let leaf = pem::encode(&blocks[0]);
         let rest: String = blocks[1..].iter().map(pem::encode).collect();
         let d = self.dir.path();
         std::fs::write(d.join("anchors.pem"), anchors_pem).unwrap();
-        std::fs::write(d.join("untrusted.pem"), if rest.is_empty() { anchors_pem.to_string() } else { rest }).unwrap();
+        std::fs::write(
+            d.join("untrusted.pem"),
+            if rest.is_empty() {
+                anchors_pem.to_string()
+            } else {
+                rest
+            },
+        )
+        .unwrap();
         std::fs::write(d.join("leaf.pem"), leaf).unwrap();
         let out = std::process::Command::new("openssl")
             .args(["verify", "-x509_strict", "-purpose", purpose, "-CAfile"])
@@ -289,7 +377,14 @@ impl Env {
             .arg(d.join("leaf.pem"))
             .output()
             .expect("openssl (install the Debian package openssl)");
-        (out.status.success(), format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
+        (
+            out.status.success(),
+            format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ),
+        )
     }
 }
 
@@ -308,11 +403,6 @@ fn uuid_suffix() -> String {
     use rand::Rng;
     let n: u32 = rand::rng().random();
     format!("{n:08x}")
-}
-
-/// The CRDs of our kinds, to assert they are served.
-pub fn our_crd_names() -> [String; 2] {
-    [PKIIssuer::crd_name().to_string(), PKIClusterIssuer::crd_name().to_string()]
 }
 
 /// An issuerRef to one of our issuers.

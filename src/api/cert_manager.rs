@@ -69,11 +69,19 @@ pub struct CertificateRequestStatus {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,
     /// PEM chain (leaf first), base64 on the wire.
-    #[serde(default, skip_serializing_if = "Option::is_none", with = "opt_base64_bytes")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "opt_base64_bytes"
+    )]
     #[schemars(with = "Option<String>")]
     pub certificate: Option<Vec<u8>>,
     /// PEM trust anchors, base64 on the wire.
-    #[serde(default, skip_serializing_if = "Option::is_none", with = "opt_base64_bytes")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "opt_base64_bytes"
+    )]
     #[schemars(with = "Option<String>")]
     pub ca: Option<Vec<u8>>,
     /// When the request failed permanently (RFC 3339).

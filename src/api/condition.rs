@@ -86,9 +86,15 @@ mod tests {
     fn merge_keeps_transition_time_when_status_unchanged() {
         let mut old = Condition::new("Ready", false, "Pending", "waiting");
         old.last_transition_time = Some(Time("2020-01-01T00:00:00Z".parse().unwrap()));
-        let same = merge(&[old.clone()], Condition::new("Ready", false, "Failed", "x"));
+        let same = merge(
+            &[old.clone()],
+            Condition::new("Ready", false, "Failed", "x"),
+        );
         assert_eq!(same.last_transition_time, old.last_transition_time);
-        let flipped = merge(&[old.clone()], Condition::new("Ready", true, "Issued", "ok"));
+        let flipped = merge(
+            &[old.clone()],
+            Condition::new("Ready", true, "Issued", "ok"),
+        );
         assert_ne!(flipped.last_transition_time, old.last_transition_time);
     }
 }

@@ -340,7 +340,9 @@ pub trait AnyIssuer: Resource + Clone + Send + Sync + 'static {
             return false;
         };
         condition::find(&status.conditions, "Ready").is_some_and(|c| {
-            c.is_true() && c.observed_generation.is_some() && c.observed_generation == self.meta().generation
+            c.is_true()
+                && c.observed_generation.is_some()
+                && c.observed_generation == self.meta().generation
         })
     }
 }

@@ -1,6 +1,5 @@
 //! Kubernetes API types: our CRDs and the cert-manager types we read and write.
 
-
 pub mod cert_manager;
 pub mod condition;
 pub mod duration;

@@ -68,13 +68,21 @@ mod tests {
 
     #[test]
     fn doubles_caps_and_gives_up() {
-        let b = Backoff::new(Duration::from_secs(1), Duration::from_secs(5), Duration::from_secs(60));
+        let b = Backoff::new(
+            Duration::from_secs(1),
+            Duration::from_secs(5),
+            Duration::from_secs(60),
+        );
         let t0 = Instant::now();
         assert_eq!(b.failed("a", t0), Retry::After(Duration::from_secs(1)));
         assert_eq!(b.failed("a", t0), Retry::After(Duration::from_secs(2)));
         assert_eq!(b.failed("a", t0), Retry::After(Duration::from_secs(4)));
         assert_eq!(b.failed("a", t0), Retry::After(Duration::from_secs(5)));
-        assert_eq!(b.failed("b", t0), Retry::After(Duration::from_secs(1)), "per object");
+        assert_eq!(
+            b.failed("b", t0),
+            Retry::After(Duration::from_secs(1)),
+            "per object"
+        );
         assert_eq!(b.failed("a", t0 + Duration::from_secs(61)), Retry::GiveUp);
         assert_eq!(b.attempts("a"), 0, "giving up forgets the object");
         b.reset("b");

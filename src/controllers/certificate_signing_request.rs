@@ -40,11 +40,13 @@ pub const IS_CA_ANNOTATION: &str = "experimental.cert-manager.io/request-is-ca";
 pub fn issuer_key(signer_name: &str) -> Option<IssuerKey> {
     let (domain, rest) = signer_name.split_once('/')?;
     match domain {
-        "pkiclusterissuers.pki-issuer.io" if !rest.is_empty() && !rest.contains('/') => Some(IssuerKey {
-            kind: IssuerKind::Cluster,
-            namespace: None,
-            name: rest.to_string(),
-        }),
+        "pkiclusterissuers.pki-issuer.io" if !rest.is_empty() && !rest.contains('/') => {
+            Some(IssuerKey {
+                kind: IssuerKind::Cluster,
+                namespace: None,
+                name: rest.to_string(),
+            })
+        }
         "pkiissuers.pki-issuer.io" => {
             let (ns, name) = rest.split_once('.')?;
             (!ns.is_empty() && !name.is_empty() && !name.contains('/')).then(|| IssuerKey {
@@ -76,7 +78,10 @@ fn has_condition(csr: &CertificateSigningRequest, type_: &str) -> bool {
 }
 
 /// Decide what to do with a CSR. Pure.
-pub fn decide(csr: &CertificateSigningRequest, issuer: impl FnOnce(&IssuerKey) -> IssuerState) -> CsrDecision {
+pub fn decide(
+    csr: &CertificateSigningRequest,
+    issuer: impl FnOnce(&IssuerKey) -> IssuerState,
+) -> CsrDecision {
     let Some(key) = issuer_key(&csr.spec.signer_name) else {
         return CsrDecision::Skip;
     };
@@ -85,7 +90,11 @@ pub fn decide(csr: &CertificateSigningRequest, issuer: impl FnOnce(&IssuerKey) -
         .as_ref()
         .and_then(|s| s.certificate.as_ref())
         .is_some_and(|c| !c.0.is_empty());
-    if signed || has_condition(csr, "Denied") || has_condition(csr, "Failed") || !has_condition(csr, "Approved") {
+    if signed
+        || has_condition(csr, "Denied")
+        || has_condition(csr, "Failed")
+        || !has_condition(csr, "Approved")
+    {
         return CsrDecision::Skip;
     }
     match issuer(&key) {
@@ -134,13 +143,25 @@ async fn apply_status(ctx: &Context, name: &str, status: serde_json::Value) -> R
         "kind": "CertificateSigningRequest",
         "status": status,
     });
-    api.patch_status(name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&patch))
-        .await?;
+    api.patch_status(
+        name,
+        &PatchParams::apply(FIELD_MANAGER).force(),
+        &Patch::Apply(&patch),
+    )
+    .await?;
     Ok(())
 }
 
-async fn fail(ctx: &Context, csr: &CertificateSigningRequest, reason: &str, message: String) -> Result<Action, Error> {
-    let now = jiff::Timestamp::now().round(jiff::Unit::Second).unwrap_or(jiff::Timestamp::now()).to_string();
+async fn fail(
+    ctx: &Context,
+    csr: &CertificateSigningRequest,
+    reason: &str,
+    message: String,
+) -> Result<Action, Error> {
+    let now = jiff::Timestamp::now()
+        .round(jiff::Unit::Second)
+        .unwrap_or(jiff::Timestamp::now())
+        .to_string();
     apply_status(
         ctx,
         &csr.name_any(),
@@ -152,11 +173,24 @@ async fn fail(ctx: &Context, csr: &CertificateSigningRequest, reason: &str, mess
     .await?;
     ctx.backoff.reset(&csr.uid().unwrap_or_default());
     ctx.metrics.fail(reason);
-    publish(&ctx.recorder, &csr.object_ref(&()), EventType::Warning, reason, "Sign", message).await;
+    publish(
+        &ctx.recorder,
+        &csr.object_ref(&()),
+        EventType::Warning,
+        reason,
+        "Sign",
+        message,
+    )
+    .await;
     Ok(Action::await_change())
 }
 
-async fn sign(ctx: &Context, csr: &CertificateSigningRequest, key: IssuerKey, stores: &IssuerStores) -> Result<Action, Error> {
+async fn sign(
+    ctx: &Context,
+    csr: &CertificateSigningRequest,
+    key: IssuerKey,
+    stores: &IssuerStores,
+) -> Result<Action, Error> {
     let started = Instant::now();
     let (_, Some(cached)) = stores.lookup(ctx, &key) else {
         return Ok(Action::requeue(Duration::from_secs(5)));
@@ -176,7 +210,15 @@ async fn sign(ctx: &Context, csr: &CertificateSigningRequest, key: IssuerKey, st
     let now = time::OffsetDateTime::now_utc();
     let prepared = match prepare(&input, loaded, now) {
         Ok(p) => p,
-        Err(e) => return fail(ctx, csr, "PolicyViolation", format!("refused before signing: {e}")).await,
+        Err(e) => {
+            return fail(
+                ctx,
+                csr,
+                "PolicyViolation",
+                format!("refused before signing: {e}"),
+            )
+            .await
+        }
     };
     let backend = loaded.signer.backend();
     let leaf = match loaded
@@ -191,15 +233,38 @@ async fn sign(ctx: &Context, csr: &CertificateSigningRequest, key: IssuerKey, st
         Err(e) if e.is_retryable() => {
             let uid = csr.uid().unwrap_or_default();
             return match ctx.backoff.failed(&uid, Instant::now()) {
-                Retry::GiveUp => fail(ctx, csr, "RetriesExhausted", format!("signing with the {backend} signer: {e}")).await,
+                Retry::GiveUp => {
+                    fail(
+                        ctx,
+                        csr,
+                        "RetriesExhausted",
+                        format!("signing with the {backend} signer: {e}"),
+                    )
+                    .await
+                }
                 Retry::After(d) => {
-                    publish(&ctx.recorder, &csr.object_ref(&()), EventType::Warning, "RetryableError", "Sign",
-                        format!("signing with the {backend} signer: {e}; will retry")).await;
+                    publish(
+                        &ctx.recorder,
+                        &csr.object_ref(&()),
+                        EventType::Warning,
+                        "RetryableError",
+                        "Sign",
+                        format!("signing with the {backend} signer: {e}; will retry"),
+                    )
+                    .await;
                     Ok(Action::requeue(d))
                 }
             };
         }
-        Err(e) => return fail(ctx, csr, "SigningFailed", format!("the {backend} signer failed: {e}")).await,
+        Err(e) => {
+            return fail(
+                ctx,
+                csr,
+                "SigningFailed",
+                format!("the {backend} signer failed: {e}"),
+            )
+            .await
+        }
     };
     let issued = match verify_issued(&leaf, &prepared, loaded, time::OffsetDateTime::now_utc()) {
         Ok(i) => i,
@@ -216,7 +281,9 @@ async fn sign(ctx: &Context, csr: &CertificateSigningRequest, key: IssuerKey, st
     )
     .await?;
     ctx.backoff.reset(&csr.uid().unwrap_or_default());
-    ctx.metrics.signing_duration.observe(started.elapsed().as_secs_f64());
+    ctx.metrics
+        .signing_duration
+        .observe(started.elapsed().as_secs_f64());
     ctx.metrics
         .issued
         .get_or_create(&IssuedLabels {
@@ -230,7 +297,10 @@ async fn sign(ctx: &Context, csr: &CertificateSigningRequest, key: IssuerKey, st
         EventType::Normal,
         "Issued",
         "Sign",
-        format!("Certificate issued by {key}, {}", super::certificate_request::issue::describe_validity(&prepared.template.validity)),
+        format!(
+            "Certificate issued by {key}, {}",
+            super::certificate_request::issue::describe_validity(&prepared.template.validity)
+        ),
     )
     .await;
     Ok(Action::await_change())
@@ -282,7 +352,10 @@ pub async fn run(
         let refs: Vec<ObjectRef<Guarded>> = store
             .state()
             .iter()
-            .filter(|g| g.0.as_ref().is_ok_and(|c| issuer_key(&c.spec.signer_name).as_ref() == Some(&key)))
+            .filter(|g| {
+                g.0.as_ref()
+                    .is_ok_and(|c| issuer_key(&c.spec.signer_name).as_ref() == Some(&key))
+            })
             .map(|g| ObjectRef::from_obj(g.as_ref()))
             .collect();
         futures::stream::iter(refs)
@@ -298,7 +371,8 @@ pub async fn run(
 mod tests {
     use super::*;
     use k8s_openapi::api::certificates::v1::{
-        CertificateSigningRequestCondition, CertificateSigningRequestSpec, CertificateSigningRequestStatus,
+        CertificateSigningRequestCondition, CertificateSigningRequestSpec,
+        CertificateSigningRequestStatus,
     };
 
     fn csr(signer: &str, conds: &[&str]) -> CertificateSigningRequest {
@@ -331,10 +405,21 @@ mod tests {
     #[test]
     fn parses_both_signer_name_forms() {
         let k = issuer_key("pkiclusterissuers.pki-issuer.io/mesh").unwrap();
-        assert_eq!((k.kind, k.namespace, k.name.as_str()), (IssuerKind::Cluster, None, "mesh"));
+        assert_eq!(
+            (k.kind, k.namespace, k.name.as_str()),
+            (IssuerKind::Cluster, None, "mesh")
+        );
         let k = issuer_key("pkiissuers.pki-issuer.io/apps.web-ca").unwrap();
-        assert_eq!((k.kind, k.namespace.as_deref(), k.name.as_str()), (IssuerKind::Namespaced, Some("apps"), "web-ca"));
-        for other in ["kubernetes.io/kube-apiserver-client", "pkiissuers.pki-issuer.io/noname", "issuers.cert-manager.io/a.b", "pkiclusterissuers.pki-issuer.io/"] {
+        assert_eq!(
+            (k.kind, k.namespace.as_deref(), k.name.as_str()),
+            (IssuerKind::Namespaced, Some("apps"), "web-ca")
+        );
+        for other in [
+            "kubernetes.io/kube-apiserver-client",
+            "pkiissuers.pki-issuer.io/noname",
+            "issuers.cert-manager.io/a.b",
+            "pkiclusterissuers.pki-issuer.io/",
+        ] {
             assert!(issuer_key(other).is_none(), "{other}");
         }
     }
@@ -342,15 +427,27 @@ mod tests {
     #[test]
     fn only_approved_unsigned_requests_of_ours_are_signed() {
         let ours = "pkiclusterissuers.pki-issuer.io/mesh";
-        assert!(matches!(decide(&csr(ours, &["Approved"]), ready), CsrDecision::Sign(_)));
+        assert!(matches!(
+            decide(&csr(ours, &["Approved"]), ready),
+            CsrDecision::Sign(_)
+        ));
         assert_eq!(decide(&csr(ours, &[]), ready), CsrDecision::Skip);
         assert_eq!(decide(&csr(ours, &["Denied"]), ready), CsrDecision::Skip);
-        assert_eq!(decide(&csr(ours, &["Approved", "Failed"]), ready), CsrDecision::Skip);
-        assert_eq!(decide(&csr("example.com/x", &["Approved"]), ready), CsrDecision::Skip);
+        assert_eq!(
+            decide(&csr(ours, &["Approved", "Failed"]), ready),
+            CsrDecision::Skip
+        );
+        assert_eq!(
+            decide(&csr("example.com/x", &["Approved"]), ready),
+            CsrDecision::Skip
+        );
         let mut signed = csr(ours, &["Approved"]);
         signed.status.as_mut().unwrap().certificate = Some(k8s_openapi::ByteString(b"x".to_vec()));
         assert_eq!(decide(&signed, ready), CsrDecision::Skip);
-        assert!(matches!(decide(&csr(ours, &["Approved"]), |_| IssuerState::Missing), CsrDecision::Pending(_)));
+        assert!(matches!(
+            decide(&csr(ours, &["Approved"]), |_| IssuerState::Missing),
+            CsrDecision::Pending(_)
+        ));
     }
 
     #[test]
@@ -359,9 +456,11 @@ mod tests {
         assert_eq!(requested_duration(&c), Ok(None));
         c.spec.expiration_seconds = Some(3600);
         assert_eq!(requested_duration(&c), Ok(Some(Duration::from_secs(3600))));
-        c.annotations_mut().insert(DURATION_ANNOTATION.into(), "2h".into());
+        c.annotations_mut()
+            .insert(DURATION_ANNOTATION.into(), "2h".into());
         assert_eq!(requested_duration(&c), Ok(Some(Duration::from_secs(7200))));
-        c.annotations_mut().insert(DURATION_ANNOTATION.into(), "two hours".into());
+        c.annotations_mut()
+            .insert(DURATION_ANNOTATION.into(), "two hours".into());
         assert!(requested_duration(&c).is_err());
     }
 
@@ -376,7 +475,10 @@ mod tests {
         let namespaced = issuer_key("pkiissuers.pki-issuer.io/apps.ca").unwrap();
         let ctx = policy_context(&c, &namespaced);
         assert_eq!(ctx.namespace.as_deref(), Some("apps"));
-        assert_eq!(ctx.service_account, None, "an SA of another namespace is not this namespace's");
+        assert_eq!(
+            ctx.service_account, None,
+            "an SA of another namespace is not this namespace's"
+        );
         c.spec.username = Some("alice".into());
         assert_eq!(policy_context(&c, &cluster).namespace, None);
     }

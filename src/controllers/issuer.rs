@@ -72,7 +72,11 @@ pub fn decide_status(
             } else {
                 reason::FAILED
             };
-            (Condition::new("Ready", false, reason, e.to_string()), None, Vec::new())
+            (
+                Condition::new("Ready", false, reason, e.to_string()),
+                None,
+                Vec::new(),
+            )
         }
     };
     IssuerStatus {
@@ -166,7 +170,10 @@ where
     let ns = resource_namespace(issuer, &ctx.config.cluster_resource_namespace);
     let src = KubeSource::new(ctx.client.clone(), &ns);
     let now = time::OffsetDateTime::now_utc();
-    let result = load::load(issuer.issuer_spec(), &src, now).await;
+    let metrics = ctx.metrics.clone();
+    let observe: load::Observer =
+        Arc::new(move |d| metrics.remote_ca_duration.observe(d.as_secs_f64()));
+    let result = load::load(issuer.issuer_spec(), &src, now, Some(observe)).await;
 
     let status = decide_status(
         issuer.issuer_status(),
@@ -182,8 +189,12 @@ where
             "kind": K::kind(&()),
             "status": status,
         });
-        api.patch_status(&name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&patch))
-            .await?;
+        api.patch_status(
+            &name,
+            &PatchParams::apply(FIELD_MANAGER).force(),
+            &Patch::Apply(&patch),
+        )
+        .await?;
         let ready = &status.conditions[0];
         tracing::info!(issuer = %key, ready = %ready.status, reason = ?ready.reason, message = ?ready.message, "issuer checked");
         if !ready.is_true() {
@@ -304,7 +315,10 @@ fn referencing<K, O>(
 where
     K: AnyIssuer + Resource<DynamicType = ()> + DeserializeOwned + Debug,
 {
-    let (Some(ns), Some(name)) = (meta.metadata.namespace.as_deref(), meta.metadata.name.as_deref()) else {
+    let (Some(ns), Some(name)) = (
+        meta.metadata.namespace.as_deref(),
+        meta.metadata.name.as_deref(),
+    ) else {
         return Vec::new();
     };
     store
@@ -358,9 +372,15 @@ mod tests {
         let s = info("CN=int");
         let st = decide_status(None, Some(3), Ok((&s, &[info("CN=root")])));
         let c = &st.conditions[0];
-        assert_eq!((c.status.as_str(), c.reason.as_deref()), ("True", Some("Checked")));
+        assert_eq!(
+            (c.status.as_str(), c.reason.as_deref()),
+            ("True", Some("Checked"))
+        );
         assert_eq!(c.observed_generation, Some(3));
-        assert_eq!(st.signer.as_ref().unwrap().not_after, "2033-05-18T03:33:20Z");
+        assert_eq!(
+            st.signer.as_ref().unwrap().not_after,
+            "2033-05-18T03:33:20Z"
+        );
         assert_eq!(st.trust_anchors[0].subject, "CN=root");
     }
 
@@ -369,7 +389,10 @@ mod tests {
         let missing = LoadError::Missing("signer Secret ns/x not found".into());
         let st = decide_status(None, Some(1), Err(&missing));
         assert_eq!(st.conditions[0].reason.as_deref(), Some("Pending"));
-        assert_eq!(st.conditions[0].message.as_deref(), Some("signer Secret ns/x not found"));
+        assert_eq!(
+            st.conditions[0].message.as_deref(),
+            Some("signer Secret ns/x not found")
+        );
         let bad = LoadError::Invalid("not a CA".into());
         let st = decide_status(None, Some(1), Err(&bad));
         assert_eq!(st.conditions[0].reason.as_deref(), Some("Failed"));
@@ -383,7 +406,10 @@ mod tests {
         let b = decide_status(Some(&a), Some(1), Ok((&s, &[])));
         assert!(!status_changed(Some(&a), &b));
         let c = decide_status(Some(&a), Some(2), Ok((&s, &[])));
-        assert!(status_changed(Some(&a), &c), "a new generation must be reported");
+        assert!(
+            status_changed(Some(&a), &c),
+            "a new generation must be reported"
+        );
     }
 
     #[test]

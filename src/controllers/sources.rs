@@ -2,12 +2,11 @@
 
 use std::collections::BTreeMap;
 
-use futures::future::BoxFuture;
 use futures::FutureExt;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use kube::{Api, Client};
 
-use crate::signers::load::{LoadError, ObjectSource};
+use crate::signers::load::{LoadError, ObjectSource, ReadResult};
 
 /// Reads Secrets and ConfigMaps of one namespace.
 pub struct KubeSource {
@@ -36,7 +35,7 @@ impl ObjectSource for KubeSource {
         &self.namespace
     }
 
-    fn secret(&self, name: &str) -> BoxFuture<'_, Result<Option<BTreeMap<String, Vec<u8>>>, LoadError>> {
+    fn secret(&self, name: &str) -> ReadResult<'_> {
         let name = name.to_string();
         async move {
             let secret = self
@@ -55,10 +54,7 @@ impl ObjectSource for KubeSource {
         .boxed()
     }
 
-    fn config_map(
-        &self,
-        name: &str,
-    ) -> BoxFuture<'_, Result<Option<BTreeMap<String, Vec<u8>>>, LoadError>> {
+    fn config_map(&self, name: &str) -> ReadResult<'_> {
         let name = name.to_string();
         async move {
             let cm = self

@@ -121,7 +121,9 @@ pub fn parse_csr(pem_or_der: &[u8]) -> Result<ParsedCsr, PkiError> {
     let (rest, csr) = X509CertificationRequest::from_der(&der)
         .map_err(|e| PkiError::InvalidCsr(format!("not a PKCS#10 request: {e}")))?;
     if !rest.is_empty() {
-        return Err(PkiError::InvalidCsr("trailing data after the request".into()));
+        return Err(PkiError::InvalidCsr(
+            "trailing data after the request".into(),
+        ));
     }
     let info = &csr.certification_request_info;
     let key = spki_key_info(&info.subject_pki)?;
@@ -205,8 +207,14 @@ mod tests {
     use super::*;
     use crate::pki::testutil::{self, KeyKind};
 
-    fn fixture(name: &str) -> Vec<u8> {
-        std::fs::read(format!("{}/src/pki/testdata/{name}", env!("CARGO_MANIFEST_DIR"))).unwrap()
+    fn fixture(name: &str) -> &'static [u8] {
+        match name {
+            "rsa1024.csr" => include_bytes!("testdata/rsa1024.csr"),
+            "p192.csr" => include_bytes!("testdata/p192.csr"),
+            "secp256k1.csr" => include_bytes!("testdata/secp256k1.csr"),
+            "dsa.csr" => include_bytes!("testdata/dsa.csr"),
+            _ => unreachable!(),
+        }
     }
 
     #[test]
@@ -215,14 +223,22 @@ mod tests {
             let (kp, csr) = testutil::csr(
                 kind,
                 Some("app"),
-                &["app.ns.svc", "spiffe://td/ns/ns/sa/app", "10.0.0.1", "a@example.com"],
+                &[
+                    "app.ns.svc",
+                    "spiffe://td/ns/ns/sa/app",
+                    "10.0.0.1",
+                    "a@example.com",
+                ],
             );
             let pem = csr.pem().unwrap();
             let a = parse_csr(pem.as_bytes()).unwrap_or_else(|e| panic!("{kind:?}: {e}"));
             let b = parse_csr(csr.der()).unwrap();
             assert_eq!(a, b);
             assert_eq!(a.key, kind.info());
-            assert_eq!(a.spki_der, rcgen::PublicKeyData::subject_public_key_info(&kp));
+            assert_eq!(
+                a.spki_der,
+                rcgen::PublicKeyData::subject_public_key_info(&kp)
+            );
             assert_eq!(a.common_name.as_deref(), Some("app"));
             assert_eq!(a.sans.dns, vec!["app.ns.svc"]);
             assert_eq!(a.sans.uris, vec!["spiffe://td/ns/ns/sa/app"]);
@@ -242,12 +258,19 @@ mod tests {
             rcgen::ExtendedKeyUsagePurpose::Other(vec![1, 3, 6, 1, 5, 5, 7, 3, 5]),
         ];
         let csr = params.serialize_request(&kp).unwrap();
-        let pem = pem::encode(&pem::Pem::new("NEW CERTIFICATE REQUEST", csr.der().to_vec()));
+        let pem = pem::encode(&pem::Pem::new(
+            "NEW CERTIFICATE REQUEST",
+            csr.der().to_vec(),
+        ));
         let parsed = parse_csr(pem.as_bytes()).unwrap();
         assert_eq!(parsed.requested_is_ca, Some(false));
         assert_eq!(
             parsed.requested_usages,
-            vec![Usage::DigitalSignature, Usage::ServerAuth, Usage::IpsecEndSystem]
+            vec![
+                Usage::DigitalSignature,
+                Usage::ServerAuth,
+                Usage::IpsecEndSystem
+            ]
         );
     }
 
@@ -258,34 +281,48 @@ mod tests {
             let mut der = csr.der().to_vec();
             let n = der.len();
             der[n - 5] ^= 0x01; // inside the signature BIT STRING
-            assert_eq!(parse_csr(&der), Err(PkiError::CsrSignatureInvalid), "{kind:?}");
+            assert_eq!(
+                parse_csr(&der),
+                Err(PkiError::CsrSignatureInvalid),
+                "{kind:?}"
+            );
         }
     }
 
     #[test]
     fn garbage_and_oversize() {
-        assert!(matches!(parse_csr(b"not a csr"), Err(PkiError::InvalidCsr(_))));
-        let bad_pem = b"-----BEGIN CERTIFICATE REQUEST-----\n!!!!\n-----END CERTIFICATE REQUEST-----\n";
+        assert!(matches!(
+            parse_csr(b"not a csr"),
+            Err(PkiError::InvalidCsr(_))
+        ));
+        let bad_pem =
+            b"-----BEGIN CERTIFICATE REQUEST-----\n!!!!\n-----END CERTIFICATE REQUEST-----\n";
         assert!(matches!(parse_csr(bad_pem), Err(PkiError::InvalidCsr(_))));
         let cert = testutil::root(KeyKind::P256, "Root").pem();
         let err = parse_csr(cert.as_bytes()).unwrap_err();
         assert!(err.to_string().contains("no CERTIFICATE REQUEST"), "{err}");
         let big = vec![b'A'; MAX_CSR_BYTES + 1];
-        assert_eq!(parse_csr(&big), Err(PkiError::CsrTooLarge(MAX_CSR_BYTES + 1)));
+        assert_eq!(
+            parse_csr(&big),
+            Err(PkiError::CsrTooLarge(MAX_CSR_BYTES + 1))
+        );
     }
 
     #[test]
     fn weak_and_unsupported_keys_rejected() {
         assert_eq!(
-            parse_csr(&fixture("rsa1024.csr")),
-            Err(PkiError::KeyAlgorithmNotAllowed { algorithm: "RSA".into(), size: 1024 })
+            parse_csr(fixture("rsa1024.csr")),
+            Err(PkiError::KeyAlgorithmNotAllowed {
+                algorithm: "RSA".into(),
+                size: 1024
+            })
         );
         for (f, needle) in [
             ("p192.csr", "P-192"),
             ("secp256k1.csr", "secp256k1"),
             ("dsa.csr", "DSA"),
         ] {
-            match parse_csr(&fixture(f)) {
+            match parse_csr(fixture(f)) {
                 Err(PkiError::UnsupportedKeyAlgorithm(m)) => assert!(m.contains(needle), "{m}"),
                 other => panic!("{f}: {other:?}"),
             }

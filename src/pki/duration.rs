@@ -42,7 +42,8 @@ pub fn clamp_validity(
     max_duration: Duration,
     chain_not_after: OffsetDateTime,
 ) -> Result<Validity, PkiError> {
-    let far = |d: Duration| now.checked_add(time::Duration::try_from(d).unwrap_or(time::Duration::MAX));
+    let far =
+        |d: Duration| now.checked_add(time::Duration::try_from(d).unwrap_or(time::Duration::MAX));
     let req = far(requested.unwrap_or(DEFAULT_DURATION));
     let max = far(max_duration);
     let mut not_after = chain_not_after;
@@ -108,7 +109,10 @@ mod tests {
     #[test]
     fn expired_signer_is_an_error() {
         let err = clamp_validity(now(), None, 90 * DAY, now() - DAY).unwrap_err();
-        assert!(matches!(err, PkiError::SignerNotValid(ref m) if m.contains("expired")), "{err}");
+        assert!(
+            matches!(err, PkiError::SignerNotValid(ref m) if m.contains("expired")),
+            "{err}"
+        );
         assert!(clamp_validity(now(), None, 90 * DAY, now()).is_err());
     }
 }

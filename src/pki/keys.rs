@@ -172,8 +172,8 @@ impl SignerKey {
     /// KEY`) or SEC1 (`EC PRIVATE KEY`); other blocks such as `EC PARAMETERS`
     /// are skipped. Supported: ECDSA P-256/P-384, RSA 2048–4096, Ed25519.
     pub fn from_pem(pem_str: &str) -> Result<SignerKey, PkiError> {
-        let blocks = pem::parse_many(pem_str)
-            .map_err(|_| PkiError::InvalidKey("not valid PEM".into()))?;
+        let blocks =
+            pem::parse_many(pem_str).map_err(|_| PkiError::InvalidKey("not valid PEM".into()))?;
         let mut found = None;
         for block in &blocks {
             let der = block.contents().to_vec();
@@ -232,61 +232,6 @@ impl SignerKey {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::pki::testutil::{self, KeyKind};
-
-    #[test]
-    fn loads_all_formats_and_kinds() {
-        for kind in KeyKind::ALL {
-            let kp = testutil::key(kind);
-            for (fmt, pem) in testutil::key_pems(kind, &kp) {
-                let sk = SignerKey::from_pem(&pem).unwrap_or_else(|e| panic!("{kind:?} {fmt}: {e}"));
-                assert_eq!(sk.public_key_der(), kp.subject_public_key_info(), "{kind:?} {fmt}");
-                assert_eq!(sk.info(), kind.info());
-            }
-        }
-    }
-
-    #[test]
-    fn debug_is_redacted_and_errors_do_not_leak() {
-        let kp = testutil::key(KeyKind::P256);
-        let pem = kp.serialize_pem();
-        let sk = SignerKey::from_pem(&pem).unwrap();
-        let dbg = format!("{sk:?}");
-        assert!(dbg.contains("redacted"));
-        let body: String = pem.lines().nth(1).unwrap().chars().take(20).collect();
-        assert!(!dbg.contains(&body));
-        // Corrupt key: error must not echo key bytes.
-        let bad = pem.replace(&body, "AAAAAAAAAAAAAAAAAAAA");
-        let err = SignerKey::from_pem(&bad).unwrap_err().to_string();
-        assert!(!err.contains("AAAA"), "{err}");
-    }
-
-    #[test]
-    fn rejects_garbage_and_encrypted() {
-        assert!(matches!(SignerKey::from_pem("hello"), Err(PkiError::InvalidKey(_))));
-        let enc = "-----BEGIN ENCRYPTED PRIVATE KEY-----\nAAAA\n-----END ENCRYPTED PRIVATE KEY-----\n";
-        let err = SignerKey::from_pem(enc).unwrap_err();
-        assert!(err.to_string().contains("encrypted"), "{err}");
-        let cert = testutil::root(KeyKind::P256, "Root").pem();
-        assert!(matches!(SignerKey::from_pem(&cert), Err(PkiError::InvalidKey(_))));
-    }
-
-    #[test]
-    fn classifies_spki() {
-        let p384 = testutil::key(KeyKind::P384);
-        assert_eq!(
-            key_info_from_spki(&p384.subject_public_key_info()).unwrap(),
-            KeyInfo { algorithm: KeyAlgorithm::Ecdsa, size_bits: 384 }
-        );
-        let rsa = testutil::key(KeyKind::Rsa4096);
-        assert_eq!(key_info_from_spki(&rsa.subject_public_key_info()).unwrap().size_bits, 4096);
-        assert!(key_info_from_spki(b"\x30\x00").is_err());
-    }
-}
-
 /// Verifies `signature` over `data` made by the key in `spki` using the
 /// X.509 signature algorithm `sig_alg`. Uses x509-parser (aws-lc-rs) and adds
 /// the ECDSA combinations it lacks (P-521, SHA-512).
@@ -327,5 +272,80 @@ pub(crate) fn verify_signature(
                 .is_ok()
         }
         Err(_) => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pki::testutil::{self, KeyKind};
+
+    #[test]
+    fn loads_all_formats_and_kinds() {
+        for kind in KeyKind::ALL {
+            let kp = testutil::key(kind);
+            for (fmt, pem) in testutil::key_pems(kind, &kp) {
+                let sk =
+                    SignerKey::from_pem(&pem).unwrap_or_else(|e| panic!("{kind:?} {fmt}: {e}"));
+                assert_eq!(
+                    sk.public_key_der(),
+                    kp.subject_public_key_info(),
+                    "{kind:?} {fmt}"
+                );
+                assert_eq!(sk.info(), kind.info());
+            }
+        }
+    }
+
+    #[test]
+    fn debug_is_redacted_and_errors_do_not_leak() {
+        let kp = testutil::key(KeyKind::P256);
+        let pem = kp.serialize_pem();
+        let sk = SignerKey::from_pem(&pem).unwrap();
+        let dbg = format!("{sk:?}");
+        assert!(dbg.contains("redacted"));
+        let body: String = pem.lines().nth(1).unwrap().chars().take(20).collect();
+        assert!(!dbg.contains(&body));
+        // Corrupt key: error must not echo key bytes.
+        let bad = pem.replace(&body, "AAAAAAAAAAAAAAAAAAAA");
+        let err = SignerKey::from_pem(&bad).unwrap_err().to_string();
+        assert!(!err.contains("AAAA"), "{err}");
+    }
+
+    #[test]
+    fn rejects_garbage_and_encrypted() {
+        assert!(matches!(
+            SignerKey::from_pem("hello"),
+            Err(PkiError::InvalidKey(_))
+        ));
+        let enc =
+            "-----BEGIN ENCRYPTED PRIVATE KEY-----\nAAAA\n-----END ENCRYPTED PRIVATE KEY-----\n";
+        let err = SignerKey::from_pem(enc).unwrap_err();
+        assert!(err.to_string().contains("encrypted"), "{err}");
+        let cert = testutil::root(KeyKind::P256, "Root").pem();
+        assert!(matches!(
+            SignerKey::from_pem(&cert),
+            Err(PkiError::InvalidKey(_))
+        ));
+    }
+
+    #[test]
+    fn classifies_spki() {
+        let p384 = testutil::key(KeyKind::P384);
+        assert_eq!(
+            key_info_from_spki(&p384.subject_public_key_info()).unwrap(),
+            KeyInfo {
+                algorithm: KeyAlgorithm::Ecdsa,
+                size_bits: 384
+            }
+        );
+        let rsa = testutil::key(KeyKind::Rsa4096);
+        assert_eq!(
+            key_info_from_spki(&rsa.subject_public_key_info())
+                .unwrap()
+                .size_bits,
+            4096
+        );
+        assert!(key_info_from_spki(b"\x30\x00").is_err());
     }
 }

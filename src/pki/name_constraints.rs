@@ -49,7 +49,10 @@ pub struct NameConstraints {
 fn ip_subtree(b: &[u8]) -> Result<IpNet, String> {
     let (addr, mask): (IpAddr, &[u8]) = match b.len() {
         8 => (IpAddr::from(<[u8; 4]>::try_from(&b[..4]).unwrap()), &b[4..]),
-        32 => (IpAddr::from(<[u8; 16]>::try_from(&b[..16]).unwrap()), &b[16..]),
+        32 => (
+            IpAddr::from(<[u8; 16]>::try_from(&b[..16]).unwrap()),
+            &b[16..],
+        ),
         n => return Err(format!("IP name constraint with invalid length {n}")),
     };
     let ones: u32 = mask.iter().map(|m| m.count_ones()).sum();
@@ -61,10 +64,14 @@ fn ip_subtree(b: &[u8]) -> Result<IpNet, String> {
     if !contiguous {
         return Err("IP name constraint with a non-contiguous mask".into());
     }
-    IpNet::new(addr, ones as u8).map(|n| n.trunc()).map_err(|e| e.to_string())
+    IpNet::new(addr, ones as u8)
+        .map(|n| n.trunc())
+        .map_err(|e| e.to_string())
 }
 
-fn collect(subtrees: &[x509_parser::extensions::GeneralSubtree<'_>]) -> Result<GeneralSubtrees, String> {
+fn collect(
+    subtrees: &[x509_parser::extensions::GeneralSubtree<'_>],
+) -> Result<GeneralSubtrees, String> {
     let mut out = GeneralSubtrees::default();
     for st in subtrees {
         match &st.base {
@@ -124,10 +131,13 @@ fn dns_within(name: &str, base: &str) -> bool {
 /// A wildcard `*.rest` could stand for a name inside an excluded `base`.
 fn wildcard_overlaps(name: &str, base: &str) -> bool {
     let name = norm(name);
-    let Some(rest) = name.strip_prefix("*.") else { return false };
+    let Some(rest) = name.strip_prefix("*.") else {
+        return false;
+    };
     let base = norm(base);
     let base = base.strip_prefix('.').unwrap_or(&base);
-    base.split_once('.').is_some_and(|(_, parent)| parent == rest)
+    base.split_once('.')
+        .is_some_and(|(_, parent)| parent == rest)
 }
 
 fn host_within(host: &str, base: &str) -> bool {
@@ -139,7 +149,9 @@ fn host_within(host: &str, base: &str) -> bool {
 }
 
 fn email_within(email: &str, base: &str) -> bool {
-    let Some((local, domain)) = email.rsplit_once('@') else { return false };
+    let Some((local, domain)) = email.rsplit_once('@') else {
+        return false;
+    };
     match base.rsplit_once('@') {
         Some((bl, bd)) => bl == local && norm(bd) == norm(domain),
         None if base.starts_with('.') => host_within(domain, base),
@@ -148,7 +160,10 @@ fn email_within(email: &str, base: &str) -> bool {
 }
 
 fn uri_host(uri: &str) -> Option<String> {
-    url::Url::parse(uri).ok()?.host_str().map(|h| h.trim_matches(['[', ']']).to_string())
+    url::Url::parse(uri)
+        .ok()?
+        .host_str()
+        .map(|h| h.trim_matches(['[', ']']).to_string())
 }
 
 fn violation(name: String, nc: &NameConstraints, what: &str, list: &[String]) -> PkiError {
@@ -162,38 +177,81 @@ fn check_one(nc: &NameConstraints, sans: &SubjectAltNames) -> Result<(), PkiErro
     let (p, x) = (&nc.permitted, &nc.excluded);
     for d in &sans.dns {
         if !p.dns.is_empty() && !p.dns.iter().any(|b| dns_within(d, b)) {
-            return Err(violation(format!("DNS:{d}"), nc, "permitted DNS subtrees", &p.dns));
+            return Err(violation(
+                format!("DNS:{d}"),
+                nc,
+                "permitted DNS subtrees",
+                &p.dns,
+            ));
         }
-        if x.dns.iter().any(|b| dns_within(d, b) || wildcard_overlaps(d, b)) {
-            return Err(violation(format!("DNS:{d}"), nc, "excluded DNS subtrees", &x.dns));
+        if x.dns
+            .iter()
+            .any(|b| dns_within(d, b) || wildcard_overlaps(d, b))
+        {
+            return Err(violation(
+                format!("DNS:{d}"),
+                nc,
+                "excluded DNS subtrees",
+                &x.dns,
+            ));
         }
     }
     for u in &sans.uris {
         let host = uri_host(u);
         let within = |b: &String| host.as_deref().is_some_and(|h| host_within(h, b));
         if !p.uri.is_empty() && !p.uri.iter().any(within) {
-            return Err(violation(format!("URI:{u}"), nc, "permitted URI subtrees", &p.uri));
+            return Err(violation(
+                format!("URI:{u}"),
+                nc,
+                "permitted URI subtrees",
+                &p.uri,
+            ));
         }
         if x.uri.iter().any(within) || (!x.uri.is_empty() && host.is_none()) {
-            return Err(violation(format!("URI:{u}"), nc, "excluded URI subtrees", &x.uri));
+            return Err(violation(
+                format!("URI:{u}"),
+                nc,
+                "excluded URI subtrees",
+                &x.uri,
+            ));
         }
     }
     let ips = |l: &[IpNet]| l.iter().map(|n| n.to_string()).collect::<Vec<_>>();
     for ip in &sans.ips {
         let v4_or_v6 = |n: &IpNet| n.contains(ip);
         if !p.ip.is_empty() && !p.ip.iter().any(v4_or_v6) {
-            return Err(violation(format!("IP:{ip}"), nc, "permitted IP subtrees", &ips(&p.ip)));
+            return Err(violation(
+                format!("IP:{ip}"),
+                nc,
+                "permitted IP subtrees",
+                &ips(&p.ip),
+            ));
         }
         if x.ip.iter().any(v4_or_v6) {
-            return Err(violation(format!("IP:{ip}"), nc, "excluded IP subtrees", &ips(&x.ip)));
+            return Err(violation(
+                format!("IP:{ip}"),
+                nc,
+                "excluded IP subtrees",
+                &ips(&x.ip),
+            ));
         }
     }
     for e in &sans.emails {
         if !p.email.is_empty() && !p.email.iter().any(|b| email_within(e, b)) {
-            return Err(violation(format!("email:{e}"), nc, "permitted email subtrees", &p.email));
+            return Err(violation(
+                format!("email:{e}"),
+                nc,
+                "permitted email subtrees",
+                &p.email,
+            ));
         }
         if x.email.iter().any(|b| email_within(e, b)) {
-            return Err(violation(format!("email:{e}"), nc, "excluded email subtrees", &x.email));
+            return Err(violation(
+                format!("email:{e}"),
+                nc,
+                "excluded email subtrees",
+                &x.email,
+            ));
         }
     }
     Ok(())
@@ -202,7 +260,10 @@ fn check_one(nc: &NameConstraints, sans: &SubjectAltNames) -> Result<(), PkiErro
 /// Enforces every certificate's constraints on `sans`: where a certificate
 /// has permitted subtrees of a name's type, the name must match one; it must
 /// match none of the excluded subtrees.
-pub fn check_name_constraints(constraints: &[NameConstraints], sans: &SubjectAltNames) -> Result<(), PkiError> {
+pub fn check_name_constraints(
+    constraints: &[NameConstraints],
+    sans: &SubjectAltNames,
+) -> Result<(), PkiError> {
     constraints.iter().try_for_each(|nc| check_one(nc, sans))
 }
 

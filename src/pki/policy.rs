@@ -77,9 +77,18 @@ impl Default for Policy {
             usages: None,
             allow_ca: false,
             key_algorithms: vec![
-                KeyRule { algorithm: KeyAlgorithm::Ecdsa, min_size: Some(256) },
-                KeyRule { algorithm: KeyAlgorithm::Rsa, min_size: Some(2048) },
-                KeyRule { algorithm: KeyAlgorithm::Ed25519, min_size: None },
+                KeyRule {
+                    algorithm: KeyAlgorithm::Ecdsa,
+                    min_size: Some(256),
+                },
+                KeyRule {
+                    algorithm: KeyAlgorithm::Rsa,
+                    min_size: Some(2048),
+                },
+                KeyRule {
+                    algorithm: KeyAlgorithm::Ed25519,
+                    min_size: None,
+                },
             ],
             require_subject_alt_name: false,
         }
@@ -132,7 +141,11 @@ impl RequestedCert {
 }
 
 /// Checks `req` against `policy`; the first violation is returned.
-pub fn check_policy(policy: &Policy, req: &RequestedCert, ctx: &RequestContext) -> Result<(), PkiError> {
+pub fn check_policy(
+    policy: &Policy,
+    req: &RequestedCert,
+    ctx: &RequestContext,
+) -> Result<(), PkiError> {
     check_key(policy, &req.key)?;
     if req.is_ca && !policy.allow_ca {
         return Err(PkiError::CaNotAllowed);
@@ -177,7 +190,10 @@ pub fn check_policy(policy: &Policy, req: &RequestedCert, ctx: &RequestContext) 
     }
     if let Some(allowed_usages) = &policy.usages {
         for u in effective_usages(&req.usages) {
-            if !allowed_usages.iter().any(|a| a.canonical() == u.canonical()) {
+            if !allowed_usages
+                .iter()
+                .any(|a| a.canonical() == u.canonical())
+            {
                 return Err(PkiError::UsageNotAllowed(u.as_str().to_string()));
             }
         }
@@ -187,7 +203,12 @@ pub fn check_policy(policy: &Policy, req: &RequestedCert, ctx: &RequestContext) 
 
 /// The CN must be one of the requested SANs, or (if it is a DNS name) be
 /// allowed by the DNS patterns.
-fn check_common_name(policy: &Policy, req: &RequestedCert, ctx: &RequestContext, cn: &str) -> Result<(), PkiError> {
+fn check_common_name(
+    policy: &Policy,
+    req: &RequestedCert,
+    ctx: &RequestContext,
+    cn: &str,
+) -> Result<(), PkiError> {
     let s = &req.sans;
     let in_sans = s.dns.iter().any(|d| normalize_dns(d) == normalize_dns(cn))
         || s.uris.iter().any(|u| u == cn)
@@ -237,7 +258,8 @@ fn ip_allowed(ranges: &Option<Vec<IpNet>>, ip: &IpAddr) -> bool {
 fn is_dns_label(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 63
-        && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
         && !s.starts_with('-')
         && !s.ends_with('-')
 }
@@ -254,7 +276,10 @@ pub(crate) fn substitute(pattern: &str, ctx: &RequestContext) -> Option<String> 
         out = out.replace("{namespace}", ns);
     }
     if out.contains("{serviceAccount}") {
-        let sa = ctx.service_account.as_deref().filter(|s| is_dns_subdomain(s))?;
+        let sa = ctx
+            .service_account
+            .as_deref()
+            .filter(|s| is_dns_subdomain(s))?;
         out = out.replace("{serviceAccount}", sa);
     }
     if out.contains('{') || out.contains('}') {
@@ -277,14 +302,17 @@ pub(crate) fn valid_dns_name(name: &str) -> bool {
         (i == 0 && l == "*")
             || (!l.is_empty()
                 && l.len() <= 63
-                && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+                && l.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
                 && !l.starts_with('-')
                 && !l.ends_with('-'))
     })
 }
 
 fn dns_matches(pattern: &str, name: &str, ctx: &RequestContext) -> bool {
-    let Some(p) = substitute(pattern, ctx) else { return false };
+    let Some(p) = substitute(pattern, ctx) else {
+        return false;
+    };
     if !valid_dns_name(name) {
         return false;
     }
@@ -305,18 +333,25 @@ fn uri_segment_ok(s: &str) -> bool {
 }
 
 fn uri_matches(pattern: &str, uri: &str, ctx: &RequestContext) -> bool {
-    let Some(p) = substitute(pattern, ctx) else { return false };
+    let Some(p) = substitute(pattern, ctx) else {
+        return false;
+    };
     if url::Url::parse(uri).is_err() {
         return false;
     }
     let ps: Vec<&str> = p.split('/').collect();
     let us: Vec<&str> = uri.split('/').collect();
     ps.len() == us.len()
-        && ps.iter().zip(&us).all(|(p, u)| if *p == "*" { uri_segment_ok(u) } else { p == u })
+        && ps
+            .iter()
+            .zip(&us)
+            .all(|(p, u)| if *p == "*" { uri_segment_ok(u) } else { p == u })
 }
 
 fn email_matches(pattern: &str, email: &str, ctx: &RequestContext) -> bool {
-    let Some(p) = substitute(pattern, ctx) else { return false };
+    let Some(p) = substitute(pattern, ctx) else {
+        return false;
+    };
     let (Some((pl, pd)), Some((el, ed))) = (p.rsplit_once('@'), email.rsplit_once('@')) else {
         return false;
     };

@@ -7,8 +7,8 @@
 //! the issuer name, and sign the result ourselves with the same key.
 
 use rcgen::{
-    BasicConstraints, CertificateParams, CrlDistributionPoint, CustomExtension,
-    DistinguishedName, DnType, IsCa, Issuer, KeyIdMethod, SanType, SerialNumber, SigningKey,
+    BasicConstraints, CertificateParams, CrlDistributionPoint, CustomExtension, DistinguishedName,
+    DnType, IsCa, Issuer, KeyIdMethod, SanType, SerialNumber, SigningKey,
 };
 use x509_parser::extensions::ParsedExtension;
 use x509_parser::prelude::FromDer;
@@ -50,7 +50,10 @@ fn san_types(sans: &SubjectAltNames) -> Result<Vec<SanType>, PkiError> {
 }
 
 /// authorityInfoAccess extension value (SEQUENCE OF AccessDescription).
-fn aia_extension(ocsp: &[String], ca_issuers: &[String]) -> Result<Option<CustomExtension>, PkiError> {
+fn aia_extension(
+    ocsp: &[String],
+    ca_issuers: &[String],
+) -> Result<Option<CustomExtension>, PkiError> {
     let mut descriptions = Vec::new();
     for (method, urls) in [(OID_OCSP, ocsp), (OID_CA_ISSUERS, ca_issuers)] {
         for url in urls {
@@ -58,13 +61,19 @@ fn aia_extension(ocsp: &[String], ca_issuers: &[String]) -> Result<Option<Custom
                 return Err(PkiError::InvalidName(url.clone()));
             }
             // accessLocation: GeneralName uniformResourceIdentifier [6] IA5String
-            descriptions.push(der::seq(&[der::oid(method), der::tlv(0x86, url.as_bytes())]));
+            descriptions.push(der::seq(&[
+                der::oid(method),
+                der::tlv(0x86, url.as_bytes()),
+            ]));
         }
     }
     if descriptions.is_empty() {
         return Ok(None);
     }
-    Ok(Some(CustomExtension::from_oid_content(OID_AIA, der::seq(&descriptions))))
+    Ok(Some(CustomExtension::from_oid_content(
+        OID_AIA,
+        der::seq(&descriptions),
+    )))
 }
 
 fn random_serial() -> SerialNumber {
@@ -75,7 +84,11 @@ fn random_serial() -> SerialNumber {
 
 /// Replaces the issuer Name of a DER certificate with `issuer_name` and
 /// re-signs the TBSCertificate with `key`.
-fn splice_issuer_and_sign(cert: &[u8], issuer_name: &[u8], key: &SignerKey) -> Result<Vec<u8>, PkiError> {
+fn splice_issuer_and_sign(
+    cert: &[u8],
+    issuer_name: &[u8],
+    key: &SignerKey,
+) -> Result<Vec<u8>, PkiError> {
     let (outer, _) = der::read_tlv(cert)?;
     let parts = der::children(outer.content)?;
     if parts.len() != 3 {
@@ -89,30 +102,47 @@ fn splice_issuer_and_sign(cert: &[u8], issuer_name: &[u8], key: &SignerKey) -> R
     let fields: Vec<Vec<u8>> = tbs_fields
         .iter()
         .enumerate()
-        .map(|(i, f)| if i == 3 { issuer_name.to_vec() } else { f.full.to_vec() })
+        .map(|(i, f)| {
+            if i == 3 {
+                issuer_name.to_vec()
+            } else {
+                f.full.to_vec()
+            }
+        })
         .collect();
     let tbs = der::seq(&fields);
     let signature = key.key.sign(&tbs).map_err(fail)?;
     let mut bits = vec![0u8];
     bits.extend_from_slice(&signature);
-    Ok(der::seq(&[tbs, parts[1].full.to_vec(), der::tlv(0x03, &bits)]))
+    Ok(der::seq(&[
+        tbs,
+        parts[1].full.to_vec(),
+        der::tlv(0x03, &bits),
+    ]))
 }
 
 /// Signs a leaf for the CSR's public key with the signer's key. The subject
 /// is the CSR's CN only (empty otherwise, SAN then critical); AKI from the
 /// signer's SKI; SKI; KeyUsage; EKU; basicConstraints (cA=false, or cA=true
 /// pathLen 0 when `is_ca`); CRL DP and AIA when configured.
-pub fn sign_leaf(template: &LeafTemplate, csr: &ParsedCsr, chain: &SignerChain, key: &SignerKey) -> Result<Vec<u8>, PkiError> {
+pub fn sign_leaf(
+    template: &LeafTemplate,
+    csr: &ParsedCsr,
+    chain: &SignerChain,
+    key: &SignerKey,
+) -> Result<Vec<u8>, PkiError> {
     let signer = parse_cert(&chain.signer_der)?;
     let key_spki = key.public_key_der();
     let (_, ks) = x509_parser::x509::SubjectPublicKeyInfo::from_der(&key_spki).map_err(fail)?;
     if ks.subject_public_key.data != signer.public_key().subject_public_key.data {
         return Err(PkiError::SignerKeyMismatch);
     }
-    let signer_ski = signer.iter_extensions().find_map(|e| match e.parsed_extension() {
-        ParsedExtension::SubjectKeyIdentifier(k) => Some(k.0.to_vec()),
-        _ => None,
-    });
+    let signer_ski = signer
+        .iter_extensions()
+        .find_map(|e| match e.parsed_extension() {
+            ParsedExtension::SubjectKeyIdentifier(k) => Some(k.0.to_vec()),
+            _ => None,
+        });
 
     let mut issuer_params = CertificateParams::default();
     issuer_params.distinguished_name = DistinguishedName::new(); // replaced by splicing
@@ -127,7 +157,9 @@ pub fn sign_leaf(template: &LeafTemplate, csr: &ParsedCsr, chain: &SignerChain, 
     params.not_after = template.validity.not_after;
     params.distinguished_name = DistinguishedName::new();
     if let Some(cn) = &template.common_name {
-        params.distinguished_name.push(DnType::CommonName, cn.as_str());
+        params
+            .distinguished_name
+            .push(DnType::CommonName, cn.as_str());
     }
     params.subject_alt_names = san_types(&template.sans)?;
     params.is_ca = if template.is_ca {
@@ -136,7 +168,10 @@ pub fn sign_leaf(template: &LeafTemplate, csr: &ParsedCsr, chain: &SignerChain, 
         IsCa::ExplicitNoCa
     };
     let usages = template.effective_usages();
-    params.key_usages = usages.iter().filter_map(|u| u.to_rcgen_key_usage()).collect();
+    params.key_usages = usages
+        .iter()
+        .filter_map(|u| u.to_rcgen_key_usage())
+        .collect();
     params.key_usages.dedup();
     for eku in usages.iter().filter_map(|u| u.to_rcgen_eku()) {
         params.insert_extended_key_usage(eku);
@@ -144,9 +179,14 @@ pub fn sign_leaf(template: &LeafTemplate, csr: &ParsedCsr, chain: &SignerChain, 
     params.use_authority_key_identifier_extension = signer_ski.is_some();
     let ext = &template.extensions;
     if !ext.crl_distribution_points.is_empty() {
-        params.crl_distribution_points = vec![CrlDistributionPoint { uris: ext.crl_distribution_points.clone() }];
+        params.crl_distribution_points = vec![CrlDistributionPoint {
+            uris: ext.crl_distribution_points.clone(),
+        }];
     }
-    params.custom_extensions.extend(aia_extension(&ext.ocsp_servers, &ext.issuing_certificate_urls)?);
+    params.custom_extensions.extend(aia_extension(
+        &ext.ocsp_servers,
+        &ext.issuing_certificate_urls,
+    )?);
 
     let public_key = rcgen::SubjectPublicKeyInfo::from_der(&csr.spki_der).map_err(fail)?;
     let cert = params.signed_by(&public_key, &issuer).map_err(fail)?;
@@ -156,4 +196,4 @@ pub fn sign_leaf(template: &LeafTemplate, csr: &ParsedCsr, chain: &SignerChain, 
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

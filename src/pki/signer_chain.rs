@@ -35,7 +35,9 @@ pub(crate) fn parse_cert(der: &[u8]) -> Result<X509Certificate<'_>, PkiError> {
     let (rest, cert) = X509Certificate::from_der(der)
         .map_err(|e| PkiError::InvalidCertificate(format!("cannot parse certificate: {e}")))?;
     if !rest.is_empty() {
-        return Err(PkiError::InvalidCertificate("trailing data after certificate".into()));
+        return Err(PkiError::InvalidCertificate(
+            "trailing data after certificate".into(),
+        ));
     }
     Ok(cert)
 }
@@ -57,7 +59,9 @@ pub fn parse_pem_certs(pem_str: &str) -> Result<Vec<Vec<u8>>, PkiError> {
         out.push(b.into_contents());
     }
     if out.is_empty() {
-        return Err(PkiError::InvalidCertificate("no CERTIFICATE PEM block found".into()));
+        return Err(PkiError::InvalidCertificate(
+            "no CERTIFICATE PEM block found".into(),
+        ));
     }
     Ok(out)
 }
@@ -79,12 +83,17 @@ impl SignerChain {
     pub fn from_pem(tls_crt_pem: &str) -> Result<SignerChain, PkiError> {
         let mut certs = parse_pem_certs(tls_crt_pem)?;
         let signer_der = certs.remove(0);
-        Ok(SignerChain { signer_der, intermediates_der: certs })
+        Ok(SignerChain {
+            signer_der,
+            intermediates_der: certs,
+        })
     }
 
     /// Signer followed by intermediates.
     pub fn all_der(&self) -> Vec<Vec<u8>> {
-        std::iter::once(self.signer_der.clone()).chain(self.intermediates_der.iter().cloned()).collect()
+        std::iter::once(self.signer_der.clone())
+            .chain(self.intermediates_der.iter().cloned())
+            .collect()
     }
 
     /// The earliest notAfter of the signer and its intermediates. An
@@ -108,7 +117,11 @@ fn subject(cert: &X509Certificate<'_>) -> String {
 }
 
 /// Checks the certificate is within its validity period.
-pub(crate) fn check_time(cert: &X509Certificate<'_>, what: &str, now: OffsetDateTime) -> Result<(), PkiError> {
+pub(crate) fn check_time(
+    cert: &X509Certificate<'_>,
+    what: &str,
+    now: OffsetDateTime,
+) -> Result<(), PkiError> {
     let nb = cert.validity().not_before.to_datetime();
     let na = cert.validity().not_after.to_datetime();
     if now < nb {
@@ -118,21 +131,28 @@ pub(crate) fn check_time(cert: &X509Certificate<'_>, what: &str, now: OffsetDate
         )));
     }
     if now > na {
-        return Err(PkiError::SignerNotValid(format!("{what} \"{}\" expired at {na}", subject(cert))));
+        return Err(PkiError::SignerNotValid(format!(
+            "{what} \"{}\" expired at {na}",
+            subject(cert)
+        )));
     }
     Ok(())
 }
 
 /// Checks basicConstraints cA=true and (if keyUsage is present) keyCertSign.
 pub(crate) fn check_is_ca(cert: &X509Certificate<'_>, what: &str) -> Result<(), PkiError> {
-    let bc = cert.basic_constraints().map_err(|e| PkiError::InvalidCertificate(e.to_string()))?;
+    let bc = cert
+        .basic_constraints()
+        .map_err(|e| PkiError::InvalidCertificate(e.to_string()))?;
     if !bc.is_some_and(|b| b.value.ca) {
         return Err(PkiError::SignerNotCa(format!(
             "{what} \"{}\" is not a CA (basicConstraints cA is not true)",
             subject(cert)
         )));
     }
-    let ku = cert.key_usage().map_err(|e| PkiError::InvalidCertificate(e.to_string()))?;
+    let ku = cert
+        .key_usage()
+        .map_err(|e| PkiError::InvalidCertificate(e.to_string()))?;
     if ku.is_some_and(|k| !k.value.key_cert_sign()) {
         return Err(PkiError::SignerNotCa(format!(
             "{what} \"{}\" has a keyUsage without keyCertSign",
@@ -183,7 +203,9 @@ pub(crate) fn build_path(
     for _ in 0..=pool.len() {
         let cur = parse_cert(&current)?;
         // Anchors first: a chain that includes the root still ends at the anchor.
-        let anchor = anchors.iter().find(|a| parse_cert(a).is_ok_and(|a| issued_by(&cur, &a)));
+        let anchor = anchors
+            .iter()
+            .find(|a| parse_cert(a).is_ok_and(|a| issued_by(&cur, &a)));
         let (next, is_anchor) = match anchor {
             Some(a) => (a.clone(), true),
             None => match pool
@@ -201,7 +223,11 @@ pub(crate) fn build_path(
             },
         };
         let issuer = parse_cert(&next)?;
-        let what = if is_anchor { "trust anchor" } else { "intermediate CA" };
+        let what = if is_anchor {
+            "trust anchor"
+        } else {
+            "intermediate CA"
+        };
         check_is_ca(&issuer, what)?;
         check_time(&issuer, what, now).map_err(|e| match e {
             PkiError::SignerNotValid(m) => PkiError::ChainInvalid(m),
@@ -227,7 +253,9 @@ pub(crate) fn build_path(
         }
         current = next;
     }
-    Err(PkiError::ChainInvalid("certificate chain is too long or loops".into()))
+    Err(PkiError::ChainInvalid(
+        "certificate chain is too long or loops".into(),
+    ))
 }
 
 /// Issuer health check: the key (if given) matches the signer, the signer is
@@ -245,7 +273,9 @@ pub fn check_signer(
         let (_, ks) = x509_parser::x509::SubjectPublicKeyInfo::from_der(&key_spki)
             .map_err(|_| PkiError::SignerKeyMismatch)?;
         let cs = signer.public_key();
-        if ks.algorithm.algorithm != cs.algorithm.algorithm || ks.subject_public_key.data != cs.subject_public_key.data {
+        if ks.algorithm.algorithm != cs.algorithm.algorithm
+            || ks.subject_public_key.data != cs.subject_public_key.data
+        {
             return Err(PkiError::SignerKeyMismatch);
         }
     }
@@ -255,7 +285,13 @@ pub fn check_signer(
         let c = parse_cert(der)?;
         check_time(&c, "intermediate CA", now)?;
     }
-    build_path(&chain.signer_der, &chain.intermediates_der, anchors, now, true)?;
+    build_path(
+        &chain.signer_der,
+        &chain.intermediates_der,
+        anchors,
+        now,
+        true,
+    )?;
     cert_info(&chain.signer_der)
 }
 

@@ -4,7 +4,7 @@ use std::sync::OnceLock;
 
 use rcgen::{
     BasicConstraints, CertificateParams, CertificateSigningRequest, DistinguishedName, DnType,
-    IsCa, Issuer, KeyPair, KeyUsagePurpose, PublicKeyData, SanType, SignatureAlgorithm,
+    IsCa, Issuer, KeyPair, KeyUsagePurpose, SanType, SignatureAlgorithm,
 };
 use time::{Duration, OffsetDateTime};
 
@@ -261,9 +261,4 @@ pub fn leaf_params(sans: &[&str], nb: OffsetDateTime, na: OffsetDateTime) -> Cer
     params.not_after = na;
     params.use_authority_key_identifier_extension = true;
     params
-}
-
-/// SPKI of a key pair.
-pub fn spki(kp: &KeyPair) -> Vec<u8> {
-    kp.subject_public_key_info()
 }

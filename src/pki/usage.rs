@@ -221,12 +221,19 @@ pub fn effective_usages(usages: &[Usage]) -> Vec<Usage> {
 
 /// Combined KeyUsage flags (see [`ku`]).
 pub fn key_usage_flags(usages: &[Usage]) -> u16 {
-    usages.iter().filter_map(Usage::key_usage_bit).fold(0, |a, b| a | b)
+    usages
+        .iter()
+        .filter_map(Usage::key_usage_bit)
+        .fold(0, |a, b| a | b)
 }
 
 /// Sorted, de-duplicated dotted EKU OIDs.
 pub fn eku_oids(usages: &[Usage]) -> Vec<String> {
-    let mut v: Vec<String> = usages.iter().filter_map(|u| u.eku_oid()).map(oid_string).collect();
+    let mut v: Vec<String> = usages
+        .iter()
+        .filter_map(|u| u.eku_oid())
+        .map(oid_string)
+        .collect();
     v.sort();
     v.dedup();
     v
@@ -243,7 +250,10 @@ pub fn usages_from_key_usage_flags(flags: u16) -> Vec<Usage> {
 
 /// Dotted-decimal rendering of OID arcs.
 pub fn oid_string(arcs: &[u64]) -> String {
-    arcs.iter().map(u64::to_string).collect::<Vec<_>>().join(".")
+    arcs.iter()
+        .map(u64::to_string)
+        .collect::<Vec<_>>()
+        .join(".")
 }
 
 #[cfg(test)]
@@ -273,10 +283,19 @@ mod tests {
         );
         assert_eq!(
             eku_oids(&[Usage::ClientAuth, Usage::ServerAuth, Usage::ServerAuth]),
-            vec!["1.3.6.1.5.5.7.3.1".to_string(), "1.3.6.1.5.5.7.3.2".to_string()]
+            vec![
+                "1.3.6.1.5.5.7.3.1".to_string(),
+                "1.3.6.1.5.5.7.3.2".to_string()
+            ]
         );
-        assert_eq!(Usage::from_eku_oid("1.3.6.1.4.1.311.10.3.3"), Some(Usage::MicrosoftSgc));
-        assert_eq!(Usage::from_eku_oid("1.3.6.1.5.5.7.3.4"), Some(Usage::EmailProtection));
+        assert_eq!(
+            Usage::from_eku_oid("1.3.6.1.4.1.311.10.3.3"),
+            Some(Usage::MicrosoftSgc)
+        );
+        assert_eq!(
+            Usage::from_eku_oid("1.3.6.1.5.5.7.3.4"),
+            Some(Usage::EmailProtection)
+        );
         assert_eq!(
             usages_from_key_usage_flags(ku::KEY_CERT_SIGN | ku::CRL_SIGN),
             vec![Usage::CertSign, Usage::CrlSign]

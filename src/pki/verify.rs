@@ -51,7 +51,10 @@ fn same_key(a: &[u8], b: &[u8]) -> bool {
     if a == b {
         return true;
     }
-    match (SubjectPublicKeyInfo::from_der(a), SubjectPublicKeyInfo::from_der(b)) {
+    match (
+        SubjectPublicKeyInfo::from_der(a),
+        SubjectPublicKeyInfo::from_der(b),
+    ) {
         (Ok((_, a)), Ok((_, b))) => {
             a.algorithm.algorithm == b.algorithm.algorithm
                 && a.subject_public_key.data == b.subject_public_key.data
@@ -60,36 +63,62 @@ fn same_key(a: &[u8], b: &[u8]) -> bool {
     }
 }
 
-fn compare_names(kind: &str, expected: Vec<String>, actual: Vec<String>, problems: &mut Vec<String>) {
+fn compare_names(
+    kind: &str,
+    expected: Vec<String>,
+    actual: Vec<String>,
+    problems: &mut Vec<String>,
+) {
     let e: BTreeSet<String> = expected.into_iter().collect();
     let a: BTreeSet<String> = actual.into_iter().collect();
     for m in e.difference(&a) {
         problems.push(format!("issued certificate is missing {kind} SAN {m:?}"));
     }
     for u in a.difference(&e) {
-        problems.push(format!("issued certificate has unexpected {kind} SAN {u:?}"));
+        problems.push(format!(
+            "issued certificate has unexpected {kind} SAN {u:?}"
+        ));
     }
 }
 
 fn dns_norm(v: &[String]) -> Vec<String> {
-    v.iter().map(|d| d.strip_suffix('.').unwrap_or(d).to_ascii_lowercase()).collect()
+    v.iter()
+        .map(|d| d.strip_suffix('.').unwrap_or(d).to_ascii_lowercase())
+        .collect()
 }
 
 fn check_sans(leaf: &X509Certificate<'_>, expected: &SubjectAltNames) -> Result<(), PkiError> {
-    let ext = leaf
-        .subject_alternative_name()
-        .map_err(|e| mismatch(format!("issued certificate has a malformed SAN extension: {e}")))?;
+    let ext = leaf.subject_alternative_name().map_err(|e| {
+        mismatch(format!(
+            "issued certificate has a malformed SAN extension: {e}"
+        ))
+    })?;
     let actual = match ext {
         Some(ext) => SubjectAltNames::from_general_names(&ext.value.general_names)
             .map_err(|e| mismatch(format!("issued certificate has an {e}")))?,
         None => SubjectAltNames::default(),
     };
     let mut problems = Vec::new();
-    compare_names("DNS", dns_norm(&expected.dns), dns_norm(&actual.dns), &mut problems);
-    compare_names("URI", expected.uris.clone(), actual.uris.clone(), &mut problems);
+    compare_names(
+        "DNS",
+        dns_norm(&expected.dns),
+        dns_norm(&actual.dns),
+        &mut problems,
+    );
+    compare_names(
+        "URI",
+        expected.uris.clone(),
+        actual.uris.clone(),
+        &mut problems,
+    );
     let ips = |v: &[std::net::IpAddr]| v.iter().map(|i| i.to_string()).collect();
     compare_names("IP", ips(&expected.ips), ips(&actual.ips), &mut problems);
-    compare_names("email", expected.emails.clone(), actual.emails.clone(), &mut problems);
+    compare_names(
+        "email",
+        expected.emails.clone(),
+        actual.emails.clone(),
+        &mut problems,
+    );
     if problems.is_empty() {
         Ok(())
     } else {
@@ -98,7 +127,9 @@ fn check_sans(leaf: &X509Certificate<'_>, expected: &SubjectAltNames) -> Result<
 }
 
 fn leaf_eku_oids(leaf: &X509Certificate<'_>) -> Result<Vec<String>, PkiError> {
-    let eku = leaf.extended_key_usage().map_err(|e| mismatch(format!("malformed EKU: {e}")))?;
+    let eku = leaf
+        .extended_key_usage()
+        .map_err(|e| mismatch(format!("malformed EKU: {e}")))?;
     let Some(eku) = eku else { return Ok(vec![]) };
     let e = eku.value;
     let mut usages = Vec::new();
@@ -130,21 +161,35 @@ fn check_usages(leaf: &X509Certificate<'_>, expect: &Expectations) -> Result<(),
     let wanted = issued_usages(&expect.usages, expect.is_ca);
     let mut problems = Vec::new();
     let want_ku = key_usage_flags(&wanted);
-    let ku = leaf.key_usage().map_err(|e| mismatch(format!("malformed keyUsage: {e}")))?;
+    let ku = leaf
+        .key_usage()
+        .map_err(|e| mismatch(format!("malformed keyUsage: {e}")))?;
     let have_ku = ku.map_or(0, |k| k.value.flags);
     for u in usages_from_key_usage_flags(want_ku & !have_ku) {
-        problems.push(format!("issued certificate is missing key usage {:?}", u.as_str()));
+        problems.push(format!(
+            "issued certificate is missing key usage {:?}",
+            u.as_str()
+        ));
     }
     for u in usages_from_key_usage_flags(have_ku & !want_ku) {
-        problems.push(format!("issued certificate has unexpected key usage {:?}", u.as_str()));
+        problems.push(format!(
+            "issued certificate has unexpected key usage {:?}",
+            u.as_str()
+        ));
     }
     let want_eku: BTreeSet<String> = eku_oids(&wanted).into_iter().collect();
     let have_eku: BTreeSet<String> = leaf_eku_oids(leaf)?.into_iter().collect();
     for o in want_eku.difference(&have_eku) {
-        problems.push(format!("issued certificate is missing extended key usage {:?}", eku_name(o)));
+        problems.push(format!(
+            "issued certificate is missing extended key usage {:?}",
+            eku_name(o)
+        ));
     }
     for o in have_eku.difference(&want_eku) {
-        problems.push(format!("issued certificate has unexpected extended key usage {:?}", eku_name(o)));
+        problems.push(format!(
+            "issued certificate has unexpected extended key usage {:?}",
+            eku_name(o)
+        ));
     }
     if problems.is_empty() {
         Ok(())
@@ -181,8 +226,12 @@ fn webpki_check(
     now: OffsetDateTime,
 ) -> Result<(), PkiError> {
     let leaf = CertificateDer::from(leaf_der);
-    let ee = EndEntityCert::try_from(&leaf).map_err(|e| PkiError::ChainInvalid(format!("webpki cannot parse the leaf: {e}")))?;
-    let anchor_ders: Vec<CertificateDer<'_>> = anchors_der.iter().map(|a| CertificateDer::from(a.as_slice())).collect();
+    let ee = EndEntityCert::try_from(&leaf)
+        .map_err(|e| PkiError::ChainInvalid(format!("webpki cannot parse the leaf: {e}")))?;
+    let anchor_ders: Vec<CertificateDer<'_>> = anchors_der
+        .iter()
+        .map(|a| CertificateDer::from(a.as_slice()))
+        .collect();
     let anchors = anchor_ders
         .iter()
         .map(|a| webpki::anchor_from_trusted_cert(a).map(|t| t.to_owned()))
@@ -197,7 +246,8 @@ fn webpki_check(
     let time = UnixTime::since_unix_epoch(std::time::Duration::from_secs(secs));
     let algs = webpki::ALL_VERIFICATION_ALGS;
     let run = |usage: &dyn Fn() -> Result<(), webpki::Error>, what: &str| {
-        usage().map_err(|e| PkiError::ChainInvalid(format!("path validation for {what} failed: {e}")))
+        usage()
+            .map_err(|e| PkiError::ChainInvalid(format!("path validation for {what} failed: {e}")))
     };
     let canon: Vec<Usage> = usages.iter().map(|u| u.canonical()).collect();
     let mut checked = false;
@@ -207,11 +257,23 @@ fn webpki_check(
     ] {
         if canon.contains(&u) {
             checked = true;
-            run(&|| ee.verify_for_usage(algs, &anchors, &intermediates, time, ku, None, None).map(|_| ()), name)?;
+            run(
+                &|| {
+                    ee.verify_for_usage(algs, &anchors, &intermediates, time, ku, None, None)
+                        .map(|_| ())
+                },
+                name,
+            )?;
         }
     }
     if !checked {
-        run(&|| ee.verify_for_usage(algs, &anchors, &intermediates, time, AnyEku, None, None).map(|_| ()), "the chain")?;
+        run(
+            &|| {
+                ee.verify_for_usage(algs, &anchors, &intermediates, time, AnyEku, None, None)
+                    .map(|_| ())
+            },
+            "the chain",
+        )?;
     }
     Ok(())
 }
@@ -229,11 +291,17 @@ pub fn check_issued(
 ) -> Result<(), PkiError> {
     let leaf = parse_cert(leaf_der)?;
     if !same_key(leaf.public_key().raw, &expect.spki_der) {
-        return Err(mismatch("issued certificate has a different public key than the CSR"));
+        return Err(mismatch(
+            "issued certificate has a different public key than the CSR",
+        ));
     }
     check_sans(&leaf, &expect.sans)?;
     check_usages(&leaf, expect)?;
-    let is_ca = leaf.basic_constraints().ok().flatten().is_some_and(|b| b.value.ca);
+    let is_ca = leaf
+        .basic_constraints()
+        .ok()
+        .flatten()
+        .is_some_and(|b| b.value.ca);
     if is_ca != expect.is_ca {
         return Err(mismatch(format!(
             "issued certificate has isCA={is_ca} but isCA={} was requested",
@@ -243,27 +311,42 @@ pub fn check_issued(
     let nb = leaf.validity().not_before.to_datetime();
     let na = leaf.validity().not_after.to_datetime();
     if now < nb {
-        return Err(mismatch(format!("issued certificate is not valid before {nb}")));
+        return Err(mismatch(format!(
+            "issued certificate is not valid before {nb}"
+        )));
     }
     if now > na {
         return Err(mismatch(format!("issued certificate expired at {na}")));
     }
     if let Some(max) = expect.not_after_max {
         if na > max {
-            return Err(mismatch(format!("issued certificate notAfter {na} is later than the allowed {max}")));
+            return Err(mismatch(format!(
+                "issued certificate notAfter {na} is later than the allowed {max}"
+            )));
         }
     }
     let path = build_path(leaf_der, chain_der, anchors_der, now, false)?;
     let constraints = chain_constraints(&path.issuers)?;
     let sans = SubjectAltNames::from_general_names(
-        &leaf.subject_alternative_name().ok().flatten().map(|e| e.value.general_names.clone()).unwrap_or_default(),
+        &leaf
+            .subject_alternative_name()
+            .ok()
+            .flatten()
+            .map(|e| e.value.general_names.clone())
+            .unwrap_or_default(),
     )
     .map_err(mismatch)?;
     check_name_constraints(&constraints, &sans)?;
     let webpki_blind = (has_type(&constraints, true) && !sans.uris.is_empty())
         || (has_type(&constraints, false) && !sans.emails.is_empty());
     if !expect.is_ca && !webpki_blind {
-        webpki_check(leaf_der, chain_der, anchors_der, &issued_usages(&expect.usages, false), now)?;
+        webpki_check(
+            leaf_der,
+            chain_der,
+            anchors_der,
+            &issued_usages(&expect.usages, false),
+            now,
+        )?;
     }
     Ok(())
 }
@@ -272,7 +355,12 @@ pub fn check_issued(
 pub fn certs_to_pem(certs: &[Vec<u8>]) -> String {
     certs
         .iter()
-        .map(|c| pem::encode_config(&pem::Pem::new("CERTIFICATE", c.clone()), pem::EncodeConfig::new().set_line_ending(pem::LineEnding::LF)))
+        .map(|c| {
+            pem::encode_config(
+                &pem::Pem::new("CERTIFICATE", c.clone()),
+                pem::EncodeConfig::new().set_line_ending(pem::LineEnding::LF),
+            )
+        })
         .collect()
 }
 

@@ -36,7 +36,12 @@ pub struct Args {
     #[arg(long, env = "PKI_ISSUER_PROBE_ADDR", default_value = ":8081")]
     pub probe_addr: String,
     /// Log format.
-    #[arg(long, env = "PKI_ISSUER_LOG_FORMAT", value_enum, default_value = "json")]
+    #[arg(
+        long,
+        env = "PKI_ISSUER_LOG_FORMAT",
+        value_enum,
+        default_value = "json"
+    )]
     pub log_format: LogFormat,
     /// Path to a kubeconfig; in cluster, leave unset to use the ServiceAccount.
     #[arg(long, env = "KUBECONFIG")]
@@ -53,8 +58,9 @@ pub fn bind_addr(addr: &str) -> Result<std::net::SocketAddr, super::RuntimeError
     } else {
         addr.to_string()
     };
-    full.parse()
-        .map_err(|_| super::RuntimeError::Flag(format!("{addr:?} is not a listen address such as :8080")))
+    full.parse().map_err(|_| {
+        super::RuntimeError::Flag(format!("{addr:?} is not a listen address such as :8080"))
+    })
 }
 
 /// The pod's namespace (in cluster), from the ServiceAccount mount.

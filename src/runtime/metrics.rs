@@ -63,7 +63,11 @@ impl Metrics {
         let issued = Family::<IssuedLabels, Counter>::default();
         registry.register("certificates_issued", "Certificates issued", issued.clone());
         let failed = Family::<FailedLabels, Counter>::default();
-        registry.register("requests_failed", "Requests that ended Failed or Denied", failed.clone());
+        registry.register(
+            "requests_failed",
+            "Requests that ended Failed or Denied",
+            failed.clone(),
+        );
         let signing_duration = Histogram::new(exponential_buckets(0.0005, 2.0, 16));
         registry.register(
             "signing_duration_seconds",
@@ -125,12 +129,19 @@ mod tests {
             .inc();
         m.fail("Denied");
         m.signing_duration.observe(0.01);
+        m.signer_expiry
+            .get_or_create(&SignerLabels {
+                kind: "PKIIssuer".into(),
+                namespace: "a".into(),
+                issuer: "b".into(),
+            })
+            .set(2e9);
         let text = m.encode();
         for name in [
             "pki_issuer_certificates_issued_total{kind=\"CertificateRequest\",issuer=\"PKIIssuer a/b\"} 1",
             "pki_issuer_requests_failed_total{reason=\"Denied\"} 1",
             "pki_issuer_signing_duration_seconds_count 1",
-            "pki_issuer_signer_expiry_timestamp_seconds",
+            "pki_issuer_signer_expiry_timestamp_seconds{kind=\"PKIIssuer\",namespace=\"a\",issuer=\"b\"} 2000000000",
             "pki_issuer_remote_ca_request_duration_seconds",
         ] {
             assert!(text.contains(name), "missing {name} in\n{text}");

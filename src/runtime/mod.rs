@@ -2,6 +2,7 @@
 
 pub mod admin;
 pub mod args;
+pub mod leader;
 pub mod metrics;
 pub mod run;
 pub mod telemetry;
@@ -18,6 +19,9 @@ pub enum RuntimeError {
     /// Binding or serving an admin port failed.
     #[error("{0}")]
     Io(#[from] std::io::Error),
+    /// Another replica took the leader lease.
+    #[error("lost the leader lease")]
+    LostLease,
     /// A flag has a bad value.
     #[error("invalid flag: {0}")]
     Flag(String),

@@ -11,6 +11,7 @@ use kube::Client;
 
 use super::admin::{self, Health};
 use super::args::{bind_addr, pod_namespace, Args};
+use super::leader::Election;
 use super::metrics::Metrics;
 use super::RuntimeError;
 use crate::api::duration;
@@ -22,7 +23,8 @@ use crate::controllers::certificate_signing_request::{self, CsrContext};
 use crate::controllers::{issuer, Config, Context};
 
 /// A future that resolves once shutdown starts; cheap to clone.
-pub type ShutdownSignal = Shared<futures::future::Map<oneshot::Receiver<()>, fn(Result<(), oneshot::Canceled>)>>;
+pub type ShutdownSignal =
+    Shared<futures::future::Map<oneshot::Receiver<()>, fn(Result<(), oneshot::Canceled>)>>;
 
 /// A shutdown trigger and the signal its clones wait on.
 pub fn shutdown_pair() -> (oneshot::Sender<()>, ShutdownSignal) {
@@ -35,7 +37,8 @@ pub fn shutdown_pair() -> (oneshot::Sender<()>, ShutdownSignal) {
 pub async fn client(args: &Args) -> Result<Client, RuntimeError> {
     let config = match &args.kubeconfig {
         Some(path) => {
-            let kc = Kubeconfig::read_from(path).map_err(|e| RuntimeError::Client(e.to_string()))?;
+            let kc =
+                Kubeconfig::read_from(path).map_err(|e| RuntimeError::Client(e.to_string()))?;
             kube::Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default())
                 .await
                 .map_err(|e| RuntimeError::Client(e.to_string()))?
@@ -46,9 +49,12 @@ pub async fn client(args: &Args) -> Result<Client, RuntimeError> {
 }
 
 /// Run until SIGTERM/SIGINT (or `stop` resolves), then drain and exit.
-pub async fn run(args: Args, stop: impl std::future::Future<Output = ()> + Send + 'static) -> Result<(), RuntimeError> {
-    let max_retry_duration =
-        duration::parse(&args.max_retry_duration).map_err(|e| RuntimeError::Flag(format!("--max-retry-duration: {e}")))?;
+pub async fn run(
+    args: Args,
+    stop: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(), RuntimeError> {
+    let max_retry_duration = duration::parse(&args.max_retry_duration)
+        .map_err(|e| RuntimeError::Flag(format!("--max-retry-duration: {e}")))?;
     let cluster_resource_namespace = args
         .cluster_resource_namespace
         .clone()
@@ -61,14 +67,21 @@ pub async fn run(args: Args, stop: impl std::future::Future<Output = ()> + Send 
     let health = Arc::new(Health::default());
     let (stop_tx, shutdown) = shutdown_pair();
 
-    let probe = admin::serve(bind_addr(&args.probe_addr)?, admin::probe_router(health.clone()), shutdown.clone()).await?;
-    let metrics_bound =
-        admin::serve(bind_addr(&args.metrics_addr)?, admin::metrics_router(metrics.clone()), shutdown.clone()).await?;
+    let probe = admin::serve(
+        bind_addr(&args.probe_addr)?,
+        admin::probe_router(health.clone()),
+        shutdown.clone(),
+    )
+    .await?;
+    let metrics_bound = admin::serve(
+        bind_addr(&args.metrics_addr)?,
+        admin::metrics_router(metrics.clone()),
+        shutdown.clone(),
+    )
+    .await?;
     tracing::info!(probe = %probe, metrics = %metrics_bound, cluster_resource_namespace = %cluster_resource_namespace, "pki-issuer starting");
 
     let cache = Arc::new(IssuerCache::default());
-    let ready_for_requests = cache.subscribe();
-    let ready_for_csrs = cache.subscribe();
     let reporter = Reporter {
         controller: "pki-issuer".into(),
         instance: std::env::var("POD_NAME").ok(),
@@ -78,7 +91,11 @@ pub async fn run(args: Args, stop: impl std::future::Future<Output = ()> + Send 
         recorder: Recorder::new(client.clone(), reporter),
         metrics,
         cache,
-        backoff: Backoff::new(Duration::from_secs(1), Duration::from_secs(60), max_retry_duration),
+        backoff: Backoff::new(
+            Duration::from_secs(1),
+            Duration::from_secs(60),
+            max_retry_duration,
+        ),
         config: Config {
             cluster_resource_namespace,
             max_retry_duration,
@@ -86,8 +103,69 @@ pub async fn run(args: Args, stop: impl std::future::Future<Output = ()> + Send 
         },
     });
 
-    let namespaced = issuer::controller::<PKIIssuer>(&ctx);
-    let cluster = issuer::controller::<PKIClusterIssuer>(&ctx);
+    health.set_ready(true);
+    let mut election = match args.leader_elect {
+        true => {
+            let ns = args
+                .leader_election_namespace
+                .clone()
+                .unwrap_or_else(|| ctx.config.cluster_resource_namespace.clone());
+            let identity = std::env::var("POD_NAME").unwrap_or_else(|_| random_identity());
+            let mut election = Election::start(client.clone(), &ns, &identity).await?;
+            tracing::info!(%identity, namespace = %ns, "waiting to become leader");
+            let stop_waiting = termination();
+            tokio::select! {
+                _ = election.acquired() => tracing::info!(%identity, "became leader"),
+                _ = stop_waiting => {
+                    election.release().await;
+                    return Ok(());
+                }
+            }
+            Some(election)
+        }
+        false => None,
+    };
+
+    let tasks = spawn_controllers(&ctx, shutdown.clone());
+    let lost = async {
+        match election.as_mut() {
+            Some(e) => e.lost().await,
+            None => futures::future::pending().await,
+        }
+    };
+    tokio::select! {
+        _ = stop => {},
+        _ = termination() => {},
+        _ = lost => {
+            tracing::error!("lost the leader lease: stopping at once");
+            for t in &tasks {
+                t.abort();
+            }
+            return Err(RuntimeError::LostLease);
+        }
+    }
+    tracing::info!("shutting down: draining reconciles");
+    health.set_ready(false);
+    let _ = stop_tx.send(());
+    for t in tasks {
+        let _ = t.await;
+    }
+    if let Some(e) = election {
+        e.release().await;
+    }
+    tracing::info!("stopped");
+    Ok(())
+}
+
+fn spawn_controllers(
+    ctx: &Arc<Context>,
+    shutdown: ShutdownSignal,
+) -> Vec<tokio::task::JoinHandle<()>> {
+    let cache = &ctx.cache;
+    let ready_for_requests = cache.subscribe();
+    let ready_for_csrs = cache.subscribe();
+    let namespaced = issuer::controller::<PKIIssuer>(ctx);
+    let cluster = issuer::controller::<PKIClusterIssuer>(ctx);
     let stores = IssuerStores {
         namespaced: namespaced.store(),
         cluster: cluster.store(),
@@ -96,27 +174,30 @@ pub async fn run(args: Args, stop: impl std::future::Future<Output = ()> + Send 
         ctx: ctx.clone(),
         stores: stores.clone(),
     });
-    let csr_data = Arc::new(CsrContext { ctx: ctx.clone(), stores });
-    let tasks = vec![
+    let csr_data = Arc::new(CsrContext {
+        ctx: ctx.clone(),
+        stores,
+    });
+    vec![
         tokio::spawn(issuer::run(namespaced, ctx.clone(), shutdown.clone())),
         tokio::spawn(issuer::run(cluster, ctx.clone(), shutdown.clone())),
-        tokio::spawn(certificate_request::run(data, ready_for_requests, shutdown.clone())),
-        tokio::spawn(certificate_signing_request::run(csr_data, ready_for_csrs, shutdown.clone())),
-    ];
-    health.set_ready(true);
+        tokio::spawn(certificate_request::run(
+            data,
+            ready_for_requests,
+            shutdown.clone(),
+        )),
+        tokio::spawn(certificate_signing_request::run(
+            csr_data,
+            ready_for_csrs,
+            shutdown,
+        )),
+    ]
+}
 
-    tokio::select! {
-        _ = stop => {},
-        _ = termination() => {},
-    }
-    tracing::info!("shutting down: draining reconciles");
-    health.set_ready(false);
-    let _ = stop_tx.send(());
-    for t in tasks {
-        let _ = t.await;
-    }
-    tracing::info!("stopped");
-    Ok(())
+fn random_identity() -> String {
+    use rand::Rng;
+    let n: u64 = rand::rng().random();
+    format!("pki-issuer-{n:016x}")
 }
 
 /// Resolves on SIGTERM or SIGINT.
@@ -124,13 +205,14 @@ pub async fn termination() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(s) => s,
-            Err(_) => {
-                let _ = ctrl_c.await;
-                return;
-            }
-        };
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
         tokio::select! {
             _ = ctrl_c => {},
             _ = term.recv() => {},

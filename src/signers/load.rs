@@ -8,23 +8,30 @@ use std::time::Duration;
 
 use futures::future::BoxFuture;
 
+use super::cfssl::{CfsslClient, CfsslConfig, CfsslSigner};
 use super::secret::SecretSigner;
-use super::Signer;
+use super::{Signer, SignerError};
 use crate::api::duration;
-use crate::api::issuer::{ExtensionsSpec, IssuerSpec, KeyAlgorithmName, PemSource, PolicySpec};
-use crate::pki::{self, KeyAlgorithm, KeyRule, LeafExtensions, Policy, PkiError, SignerInfo, Usage};
+use crate::api::issuer::{
+    CfsslSignerSpec, ExtensionsSpec, IssuerSpec, KeyAlgorithmName, PemSource, PolicySpec,
+};
+use crate::pki::{
+    self, KeyAlgorithm, KeyRule, LeafExtensions, PkiError, Policy, SignerChain, SignerInfo, Usage,
+};
+
+/// The `data` of a Secret or ConfigMap.
+pub type ObjectData = BTreeMap<String, Vec<u8>>;
+/// What reading one object yields: its data, `None` when it does not exist.
+pub type ReadResult<'a> = BoxFuture<'a, Result<Option<ObjectData>, LoadError>>;
 
 /// Reads Secret and ConfigMap data from the issuer's resource namespace.
 pub trait ObjectSource: Send + Sync {
     /// The namespace objects are read from (for messages).
     fn namespace(&self) -> &str;
     /// A Secret's `data`, or `Ok(None)` when it does not exist.
-    fn secret(&self, name: &str) -> BoxFuture<'_, Result<Option<BTreeMap<String, Vec<u8>>>, LoadError>>;
+    fn secret(&self, name: &str) -> ReadResult<'_>;
     /// A ConfigMap's `data` and `binaryData`, or `Ok(None)` when it does not exist.
-    fn config_map(
-        &self,
-        name: &str,
-    ) -> BoxFuture<'_, Result<Option<BTreeMap<String, Vec<u8>>>, LoadError>>;
+    fn config_map(&self, name: &str) -> ReadResult<'_>;
 }
 
 /// Why an issuer could not be loaded.
@@ -86,6 +93,7 @@ pub async fn load(
     spec: &IssuerSpec,
     src: &dyn ObjectSource,
     now: time::OffsetDateTime,
+    observe: Option<Observer>,
 ) -> Result<LoadedIssuer, LoadError> {
     let policy = policy_from_spec(spec.policy.as_ref())?;
     let anchors_pem = read_pem(src, &spec.trust_anchors, "trustAnchors").await?;
@@ -116,10 +124,10 @@ pub async fn load(
             let info = pki::check_signer(signer.chain(), Some(signer.key()), &anchors_der, now)?;
             (Arc::new(signer), info)
         }
-        (None, Some(_)) => {
-            return Err(LoadError::Invalid(
-                "the cfssl signer is not available in this build".into(),
-            ))
+        (None, Some(cfssl)) => {
+            let signer = load_cfssl(cfssl, src, observe).await?;
+            let info = pki::check_signer(signer.chain(), None, &anchors_der, now)?;
+            (Arc::new(signer), info)
         }
         _ => {
             return Err(LoadError::Invalid(
@@ -138,6 +146,112 @@ pub async fn load(
     })
 }
 
+/// Receives the duration of each remote CA round trip.
+pub type Observer = Arc<dyn Fn(Duration) + Send + Sync>;
+
+/// The default per-request timeout of remote CAs.
+pub const DEFAULT_REMOTE_TIMEOUT: Duration = Duration::from_secs(10);
+
+async fn load_cfssl(
+    spec: &CfsslSignerSpec,
+    src: &dyn ObjectSource,
+    observe: Option<Observer>,
+) -> Result<CfsslSigner, LoadError> {
+    let ns = src.namespace().to_string();
+    let auth_key = match &spec.auth_key {
+        Some(r) => {
+            let data = src.secret(&r.name).await?.ok_or_else(|| {
+                LoadError::Missing(format!("cfssl.authKey: Secret {ns}/{} not found", r.name))
+            })?;
+            let text = text_key(&data, &r.key, "Secret", &ns, &r.name)?;
+            Some(hex::decode(text.trim()).map_err(|_| {
+                LoadError::Invalid(format!(
+                    "cfssl.authKey: Secret {ns}/{} key {:?} is not a hex key",
+                    r.name, r.key
+                ))
+            })?)
+        }
+        None => None,
+    };
+    let timeout = match &spec.timeout {
+        Some(t) => {
+            duration::parse(t).map_err(|e| LoadError::Invalid(format!("cfssl.timeout: {e}")))?
+        }
+        None => DEFAULT_REMOTE_TIMEOUT,
+    };
+    let tls = if spec.url.starts_with("https://") {
+        let mut roots = rustls::RootCertStore::empty();
+        if let Some(bundle) = &spec.ca_bundle {
+            let pem = read_pem(src, bundle, "cfssl.caBundle").await?;
+            for der in pki::parse_pem_certs(&pem)
+                .map_err(|e| LoadError::Invalid(format!("cfssl.caBundle: {e}")))?
+            {
+                roots
+                    .add(rustls_pki_types::CertificateDer::from(der))
+                    .map_err(|e| LoadError::Invalid(format!("cfssl.caBundle: {e}")))?;
+            }
+        } else {
+            return Err(LoadError::Invalid(
+                "cfssl.caBundle is required for an https:// URL".into(),
+            ));
+        }
+        let builder = rustls::ClientConfig::builder().with_root_certificates(roots);
+        let config = match &spec.client_cert_secret {
+            Some(name) => {
+                use rustls_pki_types::pem::PemObject;
+                let data = src.secret(name).await?.ok_or_else(|| {
+                    LoadError::Missing(format!(
+                        "cfssl.clientCertSecret: Secret {ns}/{name} not found"
+                    ))
+                })?;
+                let crt = text_key(&data, "tls.crt", "Secret", &ns, name)?;
+                let key = text_key(&data, "tls.key", "Secret", &ns, name)?;
+                let certs = pki::parse_pem_certs(&crt)
+                    .map_err(|e| LoadError::Invalid(format!("cfssl.clientCertSecret: {e}")))?
+                    .into_iter()
+                    .map(rustls_pki_types::CertificateDer::from)
+                    .collect();
+                let key = rustls_pki_types::PrivateKeyDer::from_pem_slice(key.as_bytes()).map_err(|_| {
+                    LoadError::Invalid(format!("cfssl.clientCertSecret: Secret {ns}/{name} tls.key is not a PEM private key"))
+                })?;
+                builder
+                    .with_client_auth_cert(certs, key)
+                    .map_err(|e| LoadError::Invalid(format!("cfssl.clientCertSecret: {e}")))?
+            }
+            None => builder.with_no_client_auth(),
+        };
+        Some(config)
+    } else {
+        None
+    };
+    let client = CfsslClient::new(
+        CfsslConfig {
+            url: spec.url.clone(),
+            profile: spec.profile.clone(),
+            label: spec.label.clone(),
+            auth_key,
+            timeout,
+            tls,
+        },
+        observe,
+    );
+    let signer_pem = client.info().await.map_err(|e| match e {
+        SignerError::Unavailable(m) => LoadError::Unavailable(format!("CFSSL info: {m}")),
+        other => LoadError::Invalid(format!(
+            "CFSSL info for profile {:?}: {other}",
+            spec.profile.clone().unwrap_or_default()
+        )),
+    })?;
+    let mut chain_pem = signer_pem;
+    if let Some(intermediates) = &spec.intermediates {
+        chain_pem.push('\n');
+        chain_pem.push_str(&read_pem(src, intermediates, "cfssl.intermediates").await?);
+    }
+    let chain = SignerChain::from_pem(&chain_pem)
+        .map_err(|e| LoadError::Invalid(format!("CFSSL signer certificate: {e}")))?;
+    Ok(CfsslSigner::new(client, chain))
+}
+
 /// Read PEM text from a ConfigMap or Secret key.
 pub async fn read_pem(
     src: &dyn ObjectSource,
@@ -154,7 +268,11 @@ pub async fn read_pem(
         }
     };
     let data = data.ok_or_else(|| {
-        LoadError::Missing(format!("{field}: {kind} {}/{} not found", src.namespace(), r.name))
+        LoadError::Missing(format!(
+            "{field}: {kind} {}/{} not found",
+            src.namespace(),
+            r.name
+        ))
     })?;
     text_key(&data, &r.key, kind, src.namespace(), &r.name)
 }
@@ -181,7 +299,9 @@ pub fn policy_from_spec(spec: Option<&PolicySpec>) -> Result<Policy, LoadError> 
     };
     let dur = |field: &str, v: &Option<String>| -> Result<Option<Duration>, LoadError> {
         v.as_deref()
-            .map(|s| duration::parse(s).map_err(|e| LoadError::Invalid(format!("policy.{field}: {e}"))))
+            .map(|s| {
+                duration::parse(s).map_err(|e| LoadError::Invalid(format!("policy.{field}: {e}")))
+            })
             .transpose()
     };
     if let Some(max) = dur("maxDuration", &spec.max_duration)? {
@@ -198,8 +318,9 @@ pub fn policy_from_spec(spec: Option<&PolicySpec>) -> Result<Policy, LoadError> 
             ranges
                 .iter()
                 .map(|r| {
-                    r.parse::<ipnet::IpNet>()
-                        .map_err(|_| LoadError::Invalid(format!("policy.ipRanges: {r:?} is not a CIDR")))
+                    r.parse::<ipnet::IpNet>().map_err(|_| {
+                        LoadError::Invalid(format!("policy.ipRanges: {r:?} is not a CIDR"))
+                    })
                 })
                 .collect::<Result<Vec<_>, _>>()
         })
@@ -209,7 +330,9 @@ pub fn policy_from_spec(spec: Option<&PolicySpec>) -> Result<Policy, LoadError> 
         .as_ref()
         .map(|u| {
             u.iter()
-                .map(|s| Usage::parse(s).map_err(|e| LoadError::Invalid(format!("policy.usages: {e}"))))
+                .map(|s| {
+                    Usage::parse(s).map_err(|e| LoadError::Invalid(format!("policy.usages: {e}")))
+                })
                 .collect::<Result<Vec<_>, _>>()
         })
         .transpose()?;

@@ -3,6 +3,7 @@
 //!
 //! Adding a remote CA is one new file: implement [`Signer`] and add a loader in [`load`].
 
+pub mod cfssl;
 pub mod load;
 pub mod secret;
 

@@ -36,6 +36,14 @@ impl Signer for SecretSigner {
     }
 
     fn sign<'a>(&'a self, req: SignRequest<'a>) -> BoxFuture<'a, Result<Vec<u8>, SignerError>> {
-        async move { Ok(pki::sign_leaf(req.template, req.csr, &self.chain, &self.key)?) }.boxed()
+        async move {
+            Ok(pki::sign_leaf(
+                req.template,
+                req.csr,
+                &self.chain,
+                &self.key,
+            )?)
+        }
+        .boxed()
     }
 }

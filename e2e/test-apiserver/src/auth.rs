@@ -65,7 +65,10 @@ pub struct Authenticator {
 impl Authenticator {
     /// New authenticator with a random admin token.
     pub fn new() -> Authenticator {
-        Authenticator { admin_token: crate::util::random_token(40), sa_tokens: Mutex::new(HashMap::new()) }
+        Authenticator {
+            admin_token: crate::util::random_token(40),
+            sa_tokens: Mutex::new(HashMap::new()),
+        }
     }
     /// The admin bearer token.
     pub fn admin_token(&self) -> &str {
@@ -123,13 +126,26 @@ mod tests {
     #[test]
     fn admin_and_sa_tokens() {
         let a = Authenticator::new();
-        assert_eq!(a.lookup(a.admin_token()).unwrap().unwrap(), UserInfo::admin());
+        assert_eq!(
+            a.lookup(a.admin_token()).unwrap().unwrap(),
+            UserInfo::admin()
+        );
         assert!(a.lookup("nope").is_none());
-        let tok = a.mint(SaToken { namespace: "ns".into(), name: "sa".into(), uid: "u".into(), expires: i64::MAX });
+        let tok = a.mint(SaToken {
+            namespace: "ns".into(),
+            name: "sa".into(),
+            uid: "u".into(),
+            expires: i64::MAX,
+        });
         assert_eq!(tok.split('.').count(), 3);
         let t = a.lookup(&tok).unwrap().unwrap_err();
         assert_eq!((t.namespace.as_str(), t.name.as_str()), ("ns", "sa"));
-        let expired = a.mint(SaToken { namespace: "ns".into(), name: "sa".into(), uid: "u".into(), expires: 0 });
+        let expired = a.mint(SaToken {
+            namespace: "ns".into(),
+            name: "sa".into(),
+            uid: "u".into(),
+            expires: 0,
+        });
         assert!(a.lookup(&expired).is_none());
         assert_eq!(bearer(Some("Bearer abc")), Some("abc"));
         assert_eq!(bearer(Some("Basic abc")), None);

@@ -48,41 +48,202 @@ const fn b(
     short: &'static [&'static str],
     subs: &'static [&'static str],
 ) -> B {
-    B { gv, plural, kind, namespaced, short, subs }
+    B {
+        gv,
+        plural,
+        kind,
+        namespaced,
+        short,
+        subs,
+    }
 }
 
 const BUILTINS: &[B] = &[
-    b("v1", "namespaces", "Namespace", false, &["ns"], &["status", "finalize"]),
+    b(
+        "v1",
+        "namespaces",
+        "Namespace",
+        false,
+        &["ns"],
+        &["status", "finalize"],
+    ),
     b("v1", "secrets", "Secret", true, &[], &[]),
     b("v1", "configmaps", "ConfigMap", true, &["cm"], &[]),
-    b("v1", "serviceaccounts", "ServiceAccount", true, &["sa"], &["token"]),
+    b(
+        "v1",
+        "serviceaccounts",
+        "ServiceAccount",
+        true,
+        &["sa"],
+        &["token"],
+    ),
     b("v1", "events", "Event", true, &["ev"], &[]),
     b("v1", "services", "Service", true, &["svc"], &["status"]),
     b("v1", "pods", "Pod", true, &["po"], &["status"]),
     b("v1", "endpoints", "Endpoints", true, &["ep"], &[]),
-    b("v1", "persistentvolumeclaims", "PersistentVolumeClaim", true, &["pvc"], &["status"]),
+    b(
+        "v1",
+        "persistentvolumeclaims",
+        "PersistentVolumeClaim",
+        true,
+        &["pvc"],
+        &["status"],
+    ),
     b("events.k8s.io/v1", "events", "Event", true, &["ev"], &[]),
     b("coordination.k8s.io/v1", "leases", "Lease", true, &[], &[]),
-    b("certificates.k8s.io/v1", "certificatesigningrequests", "CertificateSigningRequest", false, &["csr"], &["status", "approval"]),
-    b("rbac.authorization.k8s.io/v1", "roles", "Role", true, &[], &[]),
-    b("rbac.authorization.k8s.io/v1", "clusterroles", "ClusterRole", false, &[], &[]),
-    b("rbac.authorization.k8s.io/v1", "rolebindings", "RoleBinding", true, &[], &[]),
-    b("rbac.authorization.k8s.io/v1", "clusterrolebindings", "ClusterRoleBinding", false, &[], &[]),
-    b("apiextensions.k8s.io/v1", "customresourcedefinitions", "CustomResourceDefinition", false, &["crd", "crds"], &["status"]),
-    b("apps/v1", "deployments", "Deployment", true, &["deploy"], &["status", "scale"]),
-    b("apps/v1", "statefulsets", "StatefulSet", true, &["sts"], &["status", "scale"]),
-    b("apps/v1", "daemonsets", "DaemonSet", true, &["ds"], &["status"]),
-    b("apps/v1", "replicasets", "ReplicaSet", true, &["rs"], &["status", "scale"]),
+    b(
+        "certificates.k8s.io/v1",
+        "certificatesigningrequests",
+        "CertificateSigningRequest",
+        false,
+        &["csr"],
+        &["status", "approval"],
+    ),
+    b(
+        "rbac.authorization.k8s.io/v1",
+        "roles",
+        "Role",
+        true,
+        &[],
+        &[],
+    ),
+    b(
+        "rbac.authorization.k8s.io/v1",
+        "clusterroles",
+        "ClusterRole",
+        false,
+        &[],
+        &[],
+    ),
+    b(
+        "rbac.authorization.k8s.io/v1",
+        "rolebindings",
+        "RoleBinding",
+        true,
+        &[],
+        &[],
+    ),
+    b(
+        "rbac.authorization.k8s.io/v1",
+        "clusterrolebindings",
+        "ClusterRoleBinding",
+        false,
+        &[],
+        &[],
+    ),
+    b(
+        "apiextensions.k8s.io/v1",
+        "customresourcedefinitions",
+        "CustomResourceDefinition",
+        false,
+        &["crd", "crds"],
+        &["status"],
+    ),
+    b(
+        "apps/v1",
+        "deployments",
+        "Deployment",
+        true,
+        &["deploy"],
+        &["status", "scale"],
+    ),
+    b(
+        "apps/v1",
+        "statefulsets",
+        "StatefulSet",
+        true,
+        &["sts"],
+        &["status", "scale"],
+    ),
+    b(
+        "apps/v1",
+        "daemonsets",
+        "DaemonSet",
+        true,
+        &["ds"],
+        &["status"],
+    ),
+    b(
+        "apps/v1",
+        "replicasets",
+        "ReplicaSet",
+        true,
+        &["rs"],
+        &["status", "scale"],
+    ),
     b("batch/v1", "jobs", "Job", true, &[], &["status"]),
-    b("policy/v1", "poddisruptionbudgets", "PodDisruptionBudget", true, &["pdb"], &["status"]),
-    b("networking.k8s.io/v1", "networkpolicies", "NetworkPolicy", true, &["netpol"], &[]),
-    b("networking.k8s.io/v1", "ingresses", "Ingress", true, &["ing"], &["status"]),
-    b("admissionregistration.k8s.io/v1", "validatingwebhookconfigurations", "ValidatingWebhookConfiguration", false, &[], &[]),
-    b("admissionregistration.k8s.io/v1", "mutatingwebhookconfigurations", "MutatingWebhookConfiguration", false, &[], &[]),
-    b("authentication.k8s.io/v1", "tokenreviews", "TokenReview", false, &[], &[]),
-    b("authentication.k8s.io/v1", "selfsubjectreviews", "SelfSubjectReview", false, &[], &[]),
-    b("authorization.k8s.io/v1", "selfsubjectaccessreviews", "SelfSubjectAccessReview", false, &[], &[]),
-    b("authorization.k8s.io/v1", "subjectaccessreviews", "SubjectAccessReview", false, &[], &[]),
+    b(
+        "policy/v1",
+        "poddisruptionbudgets",
+        "PodDisruptionBudget",
+        true,
+        &["pdb"],
+        &["status"],
+    ),
+    b(
+        "networking.k8s.io/v1",
+        "networkpolicies",
+        "NetworkPolicy",
+        true,
+        &["netpol"],
+        &[],
+    ),
+    b(
+        "networking.k8s.io/v1",
+        "ingresses",
+        "Ingress",
+        true,
+        &["ing"],
+        &["status"],
+    ),
+    b(
+        "admissionregistration.k8s.io/v1",
+        "validatingwebhookconfigurations",
+        "ValidatingWebhookConfiguration",
+        false,
+        &[],
+        &[],
+    ),
+    b(
+        "admissionregistration.k8s.io/v1",
+        "mutatingwebhookconfigurations",
+        "MutatingWebhookConfiguration",
+        false,
+        &[],
+        &[],
+    ),
+    b(
+        "authentication.k8s.io/v1",
+        "tokenreviews",
+        "TokenReview",
+        false,
+        &[],
+        &[],
+    ),
+    b(
+        "authentication.k8s.io/v1",
+        "selfsubjectreviews",
+        "SelfSubjectReview",
+        false,
+        &[],
+        &[],
+    ),
+    b(
+        "authorization.k8s.io/v1",
+        "selfsubjectaccessreviews",
+        "SelfSubjectAccessReview",
+        false,
+        &[],
+        &[],
+    ),
+    b(
+        "authorization.k8s.io/v1",
+        "subjectaccessreviews",
+        "SubjectAccessReview",
+        false,
+        &[],
+        &[],
+    ),
 ];
 
 /// Registry pre-populated with all built-in resources.
@@ -94,7 +255,13 @@ pub fn registry() -> Registry {
             None => (String::new(), x.gv.to_string()),
         };
         let mut versions = BTreeMap::new();
-        versions.insert(version.clone(), VersionInfo { schema: None, columns: columns_for(x.plural) });
+        versions.insert(
+            version.clone(),
+            VersionInfo {
+                schema: None,
+                columns: columns_for(x.plural),
+            },
+        );
         let status_sub = x.subs.contains(&"status");
         let storage = if x.gv == "events.k8s.io/v1" {
             (String::new(), "events".to_string())
@@ -111,7 +278,17 @@ pub fn registry() -> Registry {
             kind: x.kind.to_string(),
             namespaced: x.namespaced,
             short_names: x.short.iter().map(|s| s.to_string()).collect(),
-            categories: if ["deployments", "services", "pods", "statefulsets", "daemonsets", "replicasets", "jobs"].contains(&x.plural) {
+            categories: if [
+                "deployments",
+                "services",
+                "pods",
+                "statefulsets",
+                "daemonsets",
+                "replicasets",
+                "jobs",
+            ]
+            .contains(&x.plural)
+            {
                 vec!["all".into()]
             } else {
                 vec![]
@@ -119,7 +296,8 @@ pub fn registry() -> Registry {
             subresources: x.subs.iter().map(|s| s.to_string()).collect(),
             status_subresource: status_sub,
             custom: false,
-            generation: status_sub || matches!(x.plural, "networkpolicies" | "poddisruptionbudgets"),
+            generation: status_sub
+                || matches!(x.plural, "networkpolicies" | "poddisruptionbudgets"),
             create_on_update: matches!(x.plural, "leases" | "events" | "endpoints"),
             unconditional_update: true,
             storage,
@@ -164,9 +342,13 @@ pub fn builtin_list_keys(field: &str, parent: &str) -> Option<Vec<String>> {
     let k = |v: &[&str]| Some(v.iter().map(|s| s.to_string()).collect());
     match field {
         "conditions" => k(&["type"]),
-        "containers" | "initContainers" | "ephemeralContainers" | "env" | "volumes" | "volumeMounts" | "imagePullSecrets" => {
-            k(&["name"])
-        }
+        "containers"
+        | "initContainers"
+        | "ephemeralContainers"
+        | "env"
+        | "volumes"
+        | "volumeMounts"
+        | "imagePullSecrets" => k(&["name"]),
         "ports" if parent == "spec" => k(&["port", "protocol"]),
         "ports" => k(&["containerPort", "protocol"]),
         "ownerReferences" => k(&["uid"]),
@@ -175,18 +357,27 @@ pub fn builtin_list_keys(field: &str, parent: &str) -> Option<Vec<String>> {
 }
 
 /// Defaulting and validation applied to built-in kinds on create/update.
-pub fn prepare(def: &ResourceDef, obj: &mut Value, old: Option<&Value>, user: &crate::auth::UserInfo) -> ApiResult<()> {
+pub fn prepare(
+    def: &ResourceDef,
+    obj: &mut Value,
+    old: Option<&Value>,
+    user: &crate::auth::UserInfo,
+) -> ApiResult<()> {
     if def.custom {
         return Ok(());
     }
-    let name = crate::util::meta_str(obj, "name").unwrap_or_default().to_string();
+    let name = crate::util::meta_str(obj, "name")
+        .unwrap_or_default()
+        .to_string();
     let invalid = |causes: Vec<Cause>| ApiError::invalid(&def.group, &def.kind, &name, causes);
     match (def.group.as_str(), def.plural.as_str()) {
         ("", "secrets") => {
             if obj.get("type").is_none_or(Value::is_null) {
                 obj["type"] = json!("Opaque");
             }
-            if let Some(Value::Object(sd)) = obj.as_object_mut().and_then(|o| o.remove("stringData")) {
+            if let Some(Value::Object(sd)) =
+                obj.as_object_mut().and_then(|o| o.remove("stringData"))
+            {
                 use base64::Engine;
                 if !obj.get("data").is_some_and(Value::is_object) {
                     obj["data"] = json!({});
@@ -199,7 +390,9 @@ pub fn prepare(def: &ResourceDef, obj: &mut Value, old: Option<&Value>, user: &c
             if let Some(Value::Object(data)) = obj.get("data") {
                 use base64::Engine;
                 for (k, v) in data {
-                    let ok = v.as_str().is_some_and(|s| base64::engine::general_purpose::STANDARD.decode(s).is_ok());
+                    let ok = v.as_str().is_some_and(|s| {
+                        base64::engine::general_purpose::STANDARD.decode(s).is_ok()
+                    });
                     if !ok {
                         return Err(ApiError::bad_request(format!(
                             "Secret in version \"v1\" cannot be handled as a Secret: illegal base64 data at input byte 0 (key {k:?})"
@@ -209,7 +402,11 @@ pub fn prepare(def: &ResourceDef, obj: &mut Value, old: Option<&Value>, user: &c
             }
             if let (Some(old), Some(new)) = (old, obj.get("type")) {
                 if old.get("type") != Some(new) {
-                    return Err(invalid(vec![Cause::invalid("type", new, "field is immutable")]));
+                    return Err(invalid(vec![Cause::invalid(
+                        "type",
+                        new,
+                        "field is immutable",
+                    )]));
                 }
             }
         }
@@ -227,10 +424,18 @@ pub fn prepare(def: &ResourceDef, obj: &mut Value, old: Option<&Value>, user: &c
         ("certificates.k8s.io", "certificatesigningrequests") => {
             if old.is_none() {
                 let mut causes = vec![];
-                if obj.pointer("/spec/request").and_then(Value::as_str).is_none_or(str::is_empty) {
+                if obj
+                    .pointer("/spec/request")
+                    .and_then(Value::as_str)
+                    .is_none_or(str::is_empty)
+                {
                     causes.push(Cause::required("spec.request"));
                 }
-                if obj.pointer("/spec/signerName").and_then(Value::as_str).is_none_or(str::is_empty) {
+                if obj
+                    .pointer("/spec/signerName")
+                    .and_then(Value::as_str)
+                    .is_none_or(str::is_empty)
+                {
                     causes.push(Cause::required("spec.signerName"));
                 }
                 if !causes.is_empty() {
@@ -246,7 +451,11 @@ pub fn prepare(def: &ResourceDef, obj: &mut Value, old: Option<&Value>, user: &c
                 }
             } else if let Some(old) = old {
                 if old.get("spec") != obj.get("spec") {
-                    return Err(invalid(vec![Cause::invalid("spec", &json!("object"), "field is immutable")]));
+                    return Err(invalid(vec![Cause::invalid(
+                        "spec",
+                        &json!("object"),
+                        "field is immutable",
+                    )]));
                 }
             }
         }

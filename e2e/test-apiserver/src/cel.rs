@@ -38,7 +38,10 @@ fn tokenize(s: &str) -> R<Vec<Tok>> {
     let c: Vec<char> = s.chars().collect();
     let mut i = 0;
     let mut out = vec![];
-    const OPS: &[&str] = &["==", "!=", "<=", ">=", "&&", "||", "<", ">", "+", "-", "*", "/", "%", "!", "?", ":", ".", ",", "(", ")", "[", "]", "{", "}"];
+    const OPS: &[&str] = &[
+        "==", "!=", "<=", ">=", "&&", "||", "<", ">", "+", "-", "*", "/", "%", "!", "?", ":", ".",
+        ",", "(", ")", "[", "]", "{", "}",
+    ];
     while i < c.len() {
         let ch = c[i];
         if ch.is_whitespace() {
@@ -86,7 +89,10 @@ fn tokenize(s: &str) -> R<Vec<Tok>> {
             out.push(Tok::Ident(c[st..i].iter().collect()));
         } else {
             let rest: String = c[i..c.len().min(i + 2)].iter().collect();
-            let op = OPS.iter().find(|o| rest.starts_with(**o)).ok_or_else(|| CelError::Unsupported(format!("char {ch}")))?;
+            let op = OPS
+                .iter()
+                .find(|o| rest.starts_with(**o))
+                .ok_or_else(|| CelError::Unsupported(format!("char {ch}")))?;
             i += op.len();
             out.push(Tok::Op(op));
         }
@@ -144,7 +150,13 @@ impl Parser {
         Ok(c)
     }
     fn binary(&mut self, level: usize) -> R<Expr> {
-        const LEVELS: &[&[&str]] = &[&["||"], &["&&"], &["==", "!=", "<", "<=", ">", ">=", "in"], &["+", "-"], &["*", "/", "%"]];
+        const LEVELS: &[&[&str]] = &[
+            &["||"],
+            &["&&"],
+            &["==", "!=", "<", "<=", ">", ">=", "in"],
+            &["+", "-"],
+            &["*", "/", "%"],
+        ];
         if level >= LEVELS.len() {
             return self.unary();
         }
@@ -216,7 +228,10 @@ impl Parser {
         }
     }
     fn primary(&mut self) -> R<Expr> {
-        let t = self.peek().cloned().ok_or_else(|| CelError::Unsupported("unexpected end".into()))?;
+        let t = self
+            .peek()
+            .cloned()
+            .ok_or_else(|| CelError::Unsupported("unexpected end".into()))?;
         self.p += 1;
         match t {
             Tok::Int(i) => Ok(Expr::Lit(json!(i))),
@@ -262,7 +277,10 @@ impl Parser {
 }
 
 fn parse(rule: &str) -> R<Expr> {
-    let mut p = Parser { t: tokenize(rule)?, p: 0 };
+    let mut p = Parser {
+        t: tokenize(rule)?,
+        p: 0,
+    };
     let e = p.expr()?;
     if p.p != p.t.len() {
         return Err(CelError::Unsupported("trailing tokens".into()));
@@ -278,7 +296,9 @@ fn uses_old_self(e: &Expr) -> bool {
         Expr::Index(a, b) | Expr::Bin(_, a, b) => uses_old_self(a) || uses_old_self(b),
         Expr::Macro(a, _, _, b) => uses_old_self(a) || uses_old_self(b),
         Expr::Cond(a, b, c) => uses_old_self(a) || uses_old_self(b) || uses_old_self(c),
-        Expr::Call(t, _, args) => t.as_ref().is_some_and(|t| uses_old_self(t)) || args.iter().any(uses_old_self),
+        Expr::Call(t, _, args) => {
+            t.as_ref().is_some_and(|t| uses_old_self(t)) || args.iter().any(uses_old_self)
+        }
         Expr::List(items) => items.iter().any(uses_old_self),
     }
 }
@@ -288,11 +308,13 @@ fn unsupported<T>(what: impl Into<String>) -> R<T> {
 }
 
 fn truthy(v: &Value) -> R<bool> {
-    v.as_bool().ok_or_else(|| CelError::Unsupported(format!("expected bool, got {v}")))
+    v.as_bool()
+        .ok_or_else(|| CelError::Unsupported(format!("expected bool, got {v}")))
 }
 
 fn as_num(v: &Value) -> R<f64> {
-    v.as_f64().ok_or_else(|| CelError::Unsupported(format!("expected number, got {v}")))
+    v.as_f64()
+        .ok_or_else(|| CelError::Unsupported(format!("expected number, got {v}")))
 }
 
 fn num_result(f: f64, ints: bool) -> Value {
@@ -306,11 +328,17 @@ fn num_result(f: f64, ints: bool) -> Value {
 fn eval(e: &Expr, env: &HashMap<String, Value>) -> R<Value> {
     Ok(match e {
         Expr::Lit(v) => v.clone(),
-        Expr::Var(v) => env.get(v).cloned().ok_or_else(|| CelError::Unsupported(format!("variable {v}")))?,
+        Expr::Var(v) => env
+            .get(v)
+            .cloned()
+            .ok_or_else(|| CelError::Unsupported(format!("variable {v}")))?,
         Expr::Field(b, f) => {
             let base = eval(b, env)?;
             match base {
-                Value::Object(m) => m.get(f).cloned().ok_or_else(|| CelError::Eval(format!("no such key: {f}")))?,
+                Value::Object(m) => m
+                    .get(f)
+                    .cloned()
+                    .ok_or_else(|| CelError::Eval(format!("no such key: {f}")))?,
                 _ => return unsupported("field access on non-object"),
             }
         }
@@ -323,10 +351,18 @@ fn eval(e: &Expr, env: &HashMap<String, Value>) -> R<Value> {
             let idx = eval(i, env)?;
             match (&base, &idx) {
                 (Value::Array(a), Value::Number(n)) => {
-                    let i = n.as_u64().ok_or_else(|| CelError::Eval("index out of range".into()))? as usize;
-                    a.get(i).cloned().ok_or_else(|| CelError::Eval(format!("index out of range: {i}")))?
+                    let i = n
+                        .as_u64()
+                        .ok_or_else(|| CelError::Eval("index out of range".into()))?
+                        as usize;
+                    a.get(i)
+                        .cloned()
+                        .ok_or_else(|| CelError::Eval(format!("index out of range: {i}")))?
                 }
-                (Value::Object(m), Value::String(k)) => m.get(k).cloned().ok_or_else(|| CelError::Eval(format!("no such key: {k}")))?,
+                (Value::Object(m), Value::String(k)) => m
+                    .get(k)
+                    .cloned()
+                    .ok_or_else(|| CelError::Eval(format!("no such key: {k}")))?,
                 _ => return unsupported("index"),
             }
         }
@@ -388,9 +424,28 @@ fn eval(e: &Expr, env: &HashMap<String, Value>) -> R<Value> {
                 results.push(eval(body, &env2)?);
             }
             match name.as_str() {
-                "all" => json!(results.iter().map(truthy).collect::<R<Vec<_>>>()?.into_iter().all(|b| b)),
-                "exists" => json!(results.iter().map(truthy).collect::<R<Vec<_>>>()?.into_iter().any(|b| b)),
-                "exists_one" => json!(results.iter().map(truthy).collect::<R<Vec<_>>>()?.into_iter().filter(|b| *b).count() == 1),
+                "all" => json!(results
+                    .iter()
+                    .map(truthy)
+                    .collect::<R<Vec<_>>>()?
+                    .into_iter()
+                    .all(|b| b)),
+                "exists" => json!(results
+                    .iter()
+                    .map(truthy)
+                    .collect::<R<Vec<_>>>()?
+                    .into_iter()
+                    .any(|b| b)),
+                "exists_one" => json!(
+                    results
+                        .iter()
+                        .map(truthy)
+                        .collect::<R<Vec<_>>>()?
+                        .into_iter()
+                        .filter(|b| *b)
+                        .count()
+                        == 1
+                ),
                 "map" => Value::Array(results),
                 _ => {
                     let mut out = vec![];
@@ -428,7 +483,9 @@ fn binop(op: &str, l: &Value, r: &Value) -> R<Value> {
         "<" | "<=" | ">" | ">=" => {
             let ord = match (l, r) {
                 (Value::String(a), Value::String(b)) => a.cmp(b),
-                _ => as_num(l)?.partial_cmp(&as_num(r)?).ok_or_else(|| CelError::Unsupported("NaN".into()))?,
+                _ => as_num(l)?
+                    .partial_cmp(&as_num(r)?)
+                    .ok_or_else(|| CelError::Unsupported("NaN".into()))?,
             };
             json!(match op {
                 "<" => ord.is_lt(),
@@ -439,7 +496,9 @@ fn binop(op: &str, l: &Value, r: &Value) -> R<Value> {
         }
         "+" => match (l, r) {
             (Value::String(a), Value::String(b)) => json!(format!("{a}{b}")),
-            (Value::Array(a), Value::Array(b)) => Value::Array(a.iter().chain(b).cloned().collect()),
+            (Value::Array(a), Value::Array(b)) => {
+                Value::Array(a.iter().chain(b).cloned().collect())
+            }
             _ => num_result(as_num(l)? + as_num(r)?, l.is_i64() && r.is_i64()),
         },
         "-" => num_result(as_num(l)? - as_num(r)?, l.is_i64() && r.is_i64()),
@@ -451,7 +510,14 @@ fn binop(op: &str, l: &Value, r: &Value) -> R<Value> {
             }
             let ints = l.is_i64() && r.is_i64();
             if op == "/" {
-                num_result(if ints { (as_num(l)? / d).trunc() } else { as_num(l)? / d }, ints)
+                num_result(
+                    if ints {
+                        (as_num(l)? / d).trunc()
+                    } else {
+                        as_num(l)? / d
+                    },
+                    ints,
+                )
             } else {
                 num_result(as_num(l)? % d, ints)
             }
@@ -468,7 +534,11 @@ fn values_eq(a: &Value, b: &Value) -> bool {
 }
 
 fn call(name: &str, v: &[Value]) -> R<Value> {
-    let s = |i: usize| v.get(i).and_then(Value::as_str).ok_or_else(|| CelError::Unsupported(format!("{name} args")));
+    let s = |i: usize| {
+        v.get(i)
+            .and_then(Value::as_str)
+            .ok_or_else(|| CelError::Unsupported(format!("{name} args")))
+    };
     Ok(match (name, v.len()) {
         ("size", 1) => json!(match &v[0] {
             Value::String(s) => s.chars().count(),
@@ -487,7 +557,9 @@ fn call(name: &str, v: &[Value]) -> R<Value> {
         ("upperAscii", 1) => json!(s(0)?.to_ascii_uppercase()),
         ("string", 1) => json!(crate::util::scalar_string(&v[0])),
         ("int", 1) => match &v[0] {
-            Value::String(x) => json!(x.parse::<i64>().map_err(|e| CelError::Eval(e.to_string()))?),
+            Value::String(x) => json!(x
+                .parse::<i64>()
+                .map_err(|e| CelError::Eval(e.to_string()))?),
             other => json!(as_num(other)?.trunc() as i64),
         },
         _ => return unsupported(format!("function {name}")),
@@ -509,7 +581,9 @@ pub fn evaluate(rule: &str, self_: &Value, old_self: Option<&Value>) -> Result<b
     }
     match eval(&e, &env)? {
         Value::Bool(b) => Ok(b),
-        other => Err(CelError::Unsupported(format!("rule evaluated to non-bool {other}"))),
+        other => Err(CelError::Unsupported(format!(
+            "rule evaluated to non-bool {other}"
+        ))),
     }
 }
 
@@ -538,7 +612,10 @@ mod tests {
         for (rule, want) in [
             ("self.name.startsWith('web') && self.n >= 3", true),
             ("size(self.name) == 5 && self.name.size() < 6", true),
-            ("self.items.all(i, i > 0) && self.items.exists(i, i == 2)", true),
+            (
+                "self.items.all(i, i > 0) && self.items.exists(i, i == 2)",
+                true,
+            ),
             ("self.items.exists_one(i, i > 1)", false),
             ("self.items.map(i, i * 2)[2] == 6", true),
             ("'k' in self.m && self.m['k'] == 'v'", true),
@@ -548,9 +625,21 @@ mod tests {
         ] {
             assert_eq!(evaluate(rule, &v, None), Ok(want), "{rule}");
         }
-        assert!(matches!(evaluate("self.missing == 1", &v, None), Err(CelError::Eval(_))));
-        assert!(matches!(evaluate("self.name.quantity()", &v, None), Err(CelError::Unsupported(_))));
-        assert_eq!(evaluate("self == oldSelf", &v, None), Err(CelError::NoOldSelf));
-        assert_eq!(evaluate("self == oldSelf", &json!("a"), Some(&json!("a"))), Ok(true));
+        assert!(matches!(
+            evaluate("self.missing == 1", &v, None),
+            Err(CelError::Eval(_))
+        ));
+        assert!(matches!(
+            evaluate("self.name.quantity()", &v, None),
+            Err(CelError::Unsupported(_))
+        ));
+        assert_eq!(
+            evaluate("self == oldSelf", &v, None),
+            Err(CelError::NoOldSelf)
+        );
+        assert_eq!(
+            evaluate("self == oldSelf", &json!("a"), Some(&json!("a"))),
+            Ok(true)
+        );
     }
 }

@@ -30,15 +30,27 @@ pub fn to_def(crd: &Value) -> ApiResult<ResourceDef> {
         causes.push(Cause::required("spec.names.kind"));
     }
     if !plural.is_empty() && !group.is_empty() && name != format!("{plural}.{group}") {
-        causes.push(Cause::invalid("metadata.name", &json!(name), "must be spec.names.plural+\".\"+spec.group"));
+        causes.push(Cause::invalid(
+            "metadata.name",
+            &json!(name),
+            "must be spec.names.plural+\".\"+spec.group",
+        ));
     }
     let scope = s(crd, "/spec/scope");
     if scope != "Namespaced" && scope != "Cluster" {
-        causes.push(Cause::not_supported("spec.scope", &json!(scope), &[json!("Cluster"), json!("Namespaced")]));
+        causes.push(Cause::not_supported(
+            "spec.scope",
+            &json!(scope),
+            &[json!("Cluster"), json!("Namespaced")],
+        ));
     }
     let mut versions = BTreeMap::new();
     let mut storage = None;
-    let vlist = crd.pointer("/spec/versions").and_then(Value::as_array).cloned().unwrap_or_default();
+    let vlist = crd
+        .pointer("/spec/versions")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
     if vlist.is_empty() {
         causes.push(Cause::required("spec.versions"));
     }
@@ -47,7 +59,11 @@ pub fn to_def(crd: &Value) -> ApiResult<ResourceDef> {
         let vname = s(v, "/name").to_string();
         if v.get("storage").and_then(Value::as_bool) == Some(true) {
             if storage.is_some() {
-                causes.push(Cause::invalid("spec.versions", &json!("array"), "must have exactly one version marked as storage version"));
+                causes.push(Cause::invalid(
+                    "spec.versions",
+                    &json!("array"),
+                    "must have exactly one version marked as storage version",
+                ));
             }
             storage = Some(vname.clone());
         }
@@ -55,12 +71,18 @@ pub fn to_def(crd: &Value) -> ApiResult<ResourceDef> {
             Some(sv) => match Schema::parse(sv) {
                 Ok(sc) => Some(Arc::new(sc)),
                 Err(e) => {
-                    causes.push(Cause::invalid(&format!("spec.versions[{i}].schema.openAPIV3Schema"), &json!("object"), &e));
+                    causes.push(Cause::invalid(
+                        &format!("spec.versions[{i}].schema.openAPIV3Schema"),
+                        &json!("object"),
+                        &e,
+                    ));
                     None
                 }
             },
             None => {
-                causes.push(Cause::required(&format!("spec.versions[{i}].schema.openAPIV3Schema")));
+                causes.push(Cause::required(&format!(
+                    "spec.versions[{i}].schema.openAPIV3Schema"
+                )));
                 None
             }
         };
@@ -96,22 +118,44 @@ pub fn to_def(crd: &Value) -> ApiResult<ResourceDef> {
         }
     }
     if storage.is_none() && !vlist.is_empty() {
-        causes.push(Cause::invalid("spec.versions", &json!("array"), "must have exactly one version marked as storage version"));
+        causes.push(Cause::invalid(
+            "spec.versions",
+            &json!("array"),
+            "must have exactly one version marked as storage version",
+        ));
     }
     if !causes.is_empty() {
-        return Err(ApiError::invalid("apiextensions.k8s.io", "CustomResourceDefinition", name, causes));
+        return Err(ApiError::invalid(
+            "apiextensions.k8s.io",
+            "CustomResourceDefinition",
+            name,
+            causes,
+        ));
     }
     sort_versions(&mut served_names);
-    let status_sub = vlist.iter().any(|v| v.pointer("/subresources/status").is_some());
+    let status_sub = vlist
+        .iter()
+        .any(|v| v.pointer("/subresources/status").is_some());
     let mut subresources = vec![];
     if status_sub {
         subresources.push("status".to_string());
     }
-    if vlist.iter().any(|v| v.pointer("/subresources/scale").is_some()) {
+    if vlist
+        .iter()
+        .any(|v| v.pointer("/subresources/scale").is_some())
+    {
         subresources.push("scale".to_string());
     }
     let strs = |ptr: &str| -> Vec<String> {
-        crd.pointer(ptr).and_then(Value::as_array).map(|a| a.iter().filter_map(Value::as_str).map(str::to_string).collect()).unwrap_or_default()
+        crd.pointer(ptr)
+            .and_then(Value::as_array)
+            .map(|a| {
+                a.iter()
+                    .filter_map(Value::as_str)
+                    .map(str::to_string)
+                    .collect()
+            })
+            .unwrap_or_default()
     };
     let singular = match s(crd, "/spec/names/singular") {
         "" => kind.to_lowercase(),
@@ -142,14 +186,15 @@ pub fn to_def(crd: &Value) -> ApiResult<ResourceDef> {
 /// Fill in the server-maintained status of a CRD (accepted names, Established/NamesAccepted conditions).
 pub fn set_status(crd: &mut Value, def: &ResourceDef) {
     let now = crate::util::now_rfc3339();
-    let mut names = crd.pointer("/spec/names").cloned().unwrap_or_else(|| json!({}));
+    let mut names = crd
+        .pointer("/spec/names")
+        .cloned()
+        .unwrap_or_else(|| json!({}));
     names["singular"] = json!(def.singular);
     if names.get("listKind").is_none() {
         names["listKind"] = json!(format!("{}List", def.kind));
     }
-    let cond = |t: &str, reason: &str, msg: &str| {
-        json!({"type": t, "status": "True", "lastTransitionTime": now, "reason": reason, "message": msg})
-    };
+    let cond = |t: &str, reason: &str, msg: &str| json!({"type": t, "status": "True", "lastTransitionTime": now, "reason": reason, "message": msg});
     crd["spec"]["names"] = names.clone();
     crd["status"] = json!({
         "acceptedNames": names,
@@ -174,7 +219,8 @@ pub fn load_dir(dir: &std::path::Path) -> std::io::Result<Vec<Value>> {
         let text = std::fs::read_to_string(&f)?;
         for doc in serde_yaml::Deserializer::from_str(&text) {
             use serde::Deserialize;
-            let v = Value::deserialize(doc).map_err(|e| std::io::Error::other(format!("{}: {e}", f.display())))?;
+            let v = Value::deserialize(doc)
+                .map_err(|e| std::io::Error::other(format!("{}: {e}", f.display())))?;
             if v.get("kind").and_then(Value::as_str) == Some("CustomResourceDefinition") {
                 out.push(v);
             }
@@ -195,7 +241,14 @@ mod tests {
                           "schema": {"openAPIV3Schema": {"type": "object"}}},
                          {"name": "v1beta1", "served": true, "storage": false, "schema": {"openAPIV3Schema": {"type": "object"}}}]}});
         let d = to_def(&crd).unwrap();
-        assert_eq!((d.kind.as_str(), d.singular.as_str(), d.preferred_version.as_str()), ("Widget", "widget", "v1"));
+        assert_eq!(
+            (
+                d.kind.as_str(),
+                d.singular.as_str(),
+                d.preferred_version.as_str()
+            ),
+            ("Widget", "widget", "v1")
+        );
         assert!(d.status_subresource && d.namespaced);
         assert_eq!(d.versions["v1"].columns[0].name, "Age");
         let mut bad = crd.clone();

@@ -16,7 +16,11 @@ pub struct Cause {
 impl Cause {
     /// A `FieldValueRequired` cause.
     pub fn required(field: &str) -> Cause {
-        Cause { reason: "FieldValueRequired".into(), message: "Required value".into(), field: field.into() }
+        Cause {
+            reason: "FieldValueRequired".into(),
+            message: "Required value".into(),
+            field: field.into(),
+        }
     }
     /// A `FieldValueInvalid` cause whose message mimics kube-apiserver's `Invalid value: V: detail`.
     pub fn invalid(field: &str, value: &Value, detail: &str) -> Cause {
@@ -31,7 +35,11 @@ impl Cause {
         let list: Vec<String> = allowed.iter().map(render_value).collect();
         Cause {
             reason: "FieldValueNotSupported".into(),
-            message: format!("Unsupported value: {}: supported values: {}", render_value(value), list.join(", ")),
+            message: format!(
+                "Unsupported value: {}: supported values: {}",
+                render_value(value),
+                list.join(", ")
+            ),
             field: field.into(),
         }
     }
@@ -39,13 +47,24 @@ impl Cause {
     pub fn type_invalid(field: &str, value: &Value, expected: &str) -> Cause {
         Cause {
             reason: "FieldValueTypeInvalid".into(),
-            message: format!("Invalid value: \"{}\": {}", type_name(value), format_args!("{field} in body must be of type {expected}: \"{}\"", type_name(value))),
+            message: format!(
+                "Invalid value: \"{}\": {}",
+                type_name(value),
+                format_args!(
+                    "{field} in body must be of type {expected}: \"{}\"",
+                    type_name(value)
+                )
+            ),
             field: field.into(),
         }
     }
     /// A `FieldValueForbidden` cause.
     pub fn forbidden(field: &str, detail: &str) -> Cause {
-        Cause { reason: "FieldValueForbidden".into(), message: format!("Forbidden: {detail}"), field: field.into() }
+        Cause {
+            reason: "FieldValueForbidden".into(),
+            message: format!("Forbidden: {detail}"),
+            field: field.into(),
+        }
     }
     /// Message as shown inside an Invalid status message: `field: message`.
     pub fn display(&self) -> String {
@@ -117,7 +136,12 @@ fn details(group: &str, kind: &str, name: &str) -> Value {
 impl ApiError {
     /// Build an error with no details.
     pub fn new(code: u16, reason: &str, message: impl Into<String>) -> ApiError {
-        ApiError { code, reason: reason.into(), message: message.into(), details: None }
+        ApiError {
+            code,
+            reason: reason.into(),
+            message: message.into(),
+            details: None,
+        }
     }
     /// 400 BadRequest.
     pub fn bad_request(message: impl Into<String>) -> ApiError {
@@ -138,7 +162,14 @@ impl ApiError {
     }
     /// 404 for a path that matches no route.
     pub fn no_route() -> ApiError {
-        ApiError { details: Some(json!({})), ..ApiError::new(404, "NotFound", "the server could not find the requested resource") }
+        ApiError {
+            details: Some(json!({})),
+            ..ApiError::new(
+                404,
+                "NotFound",
+                "the server could not find the requested resource",
+            )
+        }
     }
     /// 409 AlreadyExists.
     pub fn already_exists(group: &str, resource: &str, name: &str) -> ApiError {
@@ -163,14 +194,23 @@ impl ApiError {
         ApiError {
             code: 409,
             reason: "Conflict".into(),
-            message: format!("Operation cannot be fulfilled on {} \"{}\": {}", qualified(group, resource), name, detail),
+            message: format!(
+                "Operation cannot be fulfilled on {} \"{}\": {}",
+                qualified(group, resource),
+                name,
+                detail
+            ),
             details: Some(details(group, resource, name)),
         }
     }
     /// 422 Invalid for `Kind.group "name"`.
     pub fn invalid(group: &str, kind: &str, name: &str, causes: Vec<Cause>) -> ApiError {
         let list: Vec<String> = causes.iter().map(Cause::display).collect();
-        let joined = if list.len() == 1 { list[0].clone() } else { format!("[{}]", list.join(", ")) };
+        let joined = if list.len() == 1 {
+            list[0].clone()
+        } else {
+            format!("[{}]", list.join(", "))
+        };
         let mut d = details(group, kind, name);
         d["causes"] = Value::Array(
             causes
@@ -181,7 +221,12 @@ impl ApiError {
         ApiError {
             code: 422,
             reason: "Invalid".into(),
-            message: format!("{} \"{}\" is invalid: {}", qualified(group, kind), name, joined),
+            message: format!(
+                "{} \"{}\" is invalid: {}",
+                qualified(group, kind),
+                name,
+                joined
+            ),
             details: Some(d),
         }
     }
@@ -205,7 +250,11 @@ impl ApiError {
     }
     /// 405 MethodNotAllowed.
     pub fn method_not_allowed() -> ApiError {
-        ApiError::new(405, "MethodNotAllowed", "the server does not allow this method on the requested resource")
+        ApiError::new(
+            405,
+            "MethodNotAllowed",
+            "the server does not allow this method on the requested resource",
+        )
     }
     /// 415 UnsupportedMediaType.
     pub fn unsupported_media_type(ct: &str) -> ApiError {

@@ -33,7 +33,11 @@ pub struct Matcher {
 impl Matcher {
     fn matches(&self, r: &RequestInfo) -> bool {
         let m = |want: &Option<String>, have: &str| want.as_deref().is_none_or(|w| w == have);
-        m(&self.verb, &r.verb) && m(&self.resource, &r.resource) && m(&self.subresource, &r.subresource) && m(&self.namespace, &r.namespace) && m(&self.name, &r.name)
+        m(&self.verb, &r.verb)
+            && m(&self.resource, &r.resource)
+            && m(&self.subresource, &r.subresource)
+            && m(&self.namespace, &r.namespace)
+            && m(&self.name, &r.name)
     }
 }
 
@@ -144,7 +148,14 @@ pub struct Decision {
 impl FaultInjector {
     pub(crate) fn new(store: Arc<Store>) -> FaultInjector {
         let (drop_tx, _) = tokio::sync::watch::channel(0);
-        FaultInjector { st: Arc::new(State { rules: Mutex::new(vec![]), counts: Mutex::new(BTreeMap::new()), drop_tx, store }) }
+        FaultInjector {
+            st: Arc::new(State {
+                rules: Mutex::new(vec![]),
+                counts: Mutex::new(BTreeMap::new()),
+                drop_tx,
+                store,
+            }),
+        }
     }
     pub(crate) fn drop_receiver(&self) -> tokio::sync::watch::Receiver<u64> {
         self.st.drop_tx.subscribe()
@@ -158,12 +169,36 @@ impl FaultInjector {
         self.st.store.lock().compact();
     }
     /// Fail matching requests with `code` for `count` requests and/or `duration`.
-    pub fn fail(&self, matcher: Matcher, code: u16, count: Option<u64>, duration: Option<Duration>) {
-        self.st.rules.lock().push(Rule { matcher, code: Some(code), latency: Duration::ZERO, remaining: count, until: duration.map(|d| Instant::now() + d) });
+    pub fn fail(
+        &self,
+        matcher: Matcher,
+        code: u16,
+        count: Option<u64>,
+        duration: Option<Duration>,
+    ) {
+        self.st.rules.lock().push(Rule {
+            matcher,
+            code: Some(code),
+            latency: Duration::ZERO,
+            remaining: count,
+            until: duration.map(|d| Instant::now() + d),
+        });
     }
     /// Delay matching requests by `latency` for `count` requests and/or `duration`.
-    pub fn add_latency(&self, matcher: Matcher, latency: Duration, count: Option<u64>, duration: Option<Duration>) {
-        self.st.rules.lock().push(Rule { matcher, code: None, latency, remaining: count, until: duration.map(|d| Instant::now() + d) });
+    pub fn add_latency(
+        &self,
+        matcher: Matcher,
+        latency: Duration,
+        count: Option<u64>,
+        duration: Option<Duration>,
+    ) {
+        self.st.rules.lock().push(Rule {
+            matcher,
+            code: None,
+            latency,
+            remaining: count,
+            until: duration.map(|d| Instant::now() + d),
+        });
     }
     /// Remove all failure/latency rules.
     pub fn clear(&self) {
@@ -175,21 +210,42 @@ impl FaultInjector {
         match spec {
             FaultSpec::DropWatches => self.drop_watches(),
             FaultSpec::ExpireResourceVersions => self.expire_resource_versions(),
-            FaultSpec::Fail { matcher, code, count, duration_seconds } => self.fail(matcher, code, count, dur(duration_seconds)),
-            FaultSpec::Latency { matcher, millis, count, duration_seconds } => {
-                self.add_latency(matcher, Duration::from_millis(millis), count, dur(duration_seconds))
-            }
+            FaultSpec::Fail {
+                matcher,
+                code,
+                count,
+                duration_seconds,
+            } => self.fail(matcher, code, count, dur(duration_seconds)),
+            FaultSpec::Latency {
+                matcher,
+                millis,
+                count,
+                duration_seconds,
+            } => self.add_latency(
+                matcher,
+                Duration::from_millis(millis),
+                count,
+                dur(duration_seconds),
+            ),
             FaultSpec::Clear => self.clear(),
             FaultSpec::ResetCounters => self.st.counts.lock().clear(),
         }
     }
     /// Count a request and decide its faults.
     pub(crate) fn on_request(&self, r: &RequestInfo) -> Decision {
-        *self.st.counts.lock().entry((r.verb.clone(), r.resource.clone(), r.subresource.clone())).or_default() += 1;
+        *self
+            .st
+            .counts
+            .lock()
+            .entry((r.verb.clone(), r.resource.clone(), r.subresource.clone()))
+            .or_default() += 1;
         let mut rules = self.st.rules.lock();
         let now = Instant::now();
         rules.retain(|x| x.remaining != Some(0) && x.until.is_none_or(|u| u > now));
-        let mut d = Decision { delay: Duration::ZERO, fail: None };
+        let mut d = Decision {
+            delay: Duration::ZERO,
+            fail: None,
+        };
         for rule in rules.iter_mut().filter(|x| x.matcher.matches(r)) {
             if rule.code.is_some() && d.fail.is_some() {
                 continue;
@@ -206,7 +262,12 @@ impl FaultInjector {
     }
     /// Number of requests seen for (verb, resource, subresource).
     pub fn request_count(&self, verb: &str, resource: &str, subresource: &str) -> u64 {
-        self.st.counts.lock().get(&(verb.into(), resource.into(), subresource.into())).copied().unwrap_or(0)
+        self.st
+            .counts
+            .lock()
+            .get(&(verb.into(), resource.into(), subresource.into()))
+            .copied()
+            .unwrap_or(0)
     }
     /// All request counters.
     pub fn request_counts(&self) -> Vec<RequestCount> {
@@ -214,7 +275,12 @@ impl FaultInjector {
             .counts
             .lock()
             .iter()
-            .map(|((v, r, s), c)| RequestCount { verb: v.clone(), resource: r.clone(), subresource: s.clone(), count: *c })
+            .map(|((v, r, s), c)| RequestCount {
+                verb: v.clone(),
+                resource: r.clone(),
+                subresource: s.clone(),
+                count: *c,
+            })
             .collect()
     }
     /// Reset the request counters.
@@ -228,7 +294,12 @@ mod tests {
     use super::*;
 
     fn req(verb: &str, sub: &str) -> RequestInfo {
-        RequestInfo { verb: verb.into(), resource: "certificaterequests".into(), subresource: sub.into(), ..Default::default() }
+        RequestInfo {
+            verb: verb.into(),
+            resource: "certificaterequests".into(),
+            subresource: sub.into(),
+            ..Default::default()
+        }
     }
 
     #[test]
@@ -245,7 +316,10 @@ mod tests {
         assert_eq!(f.on_request(&req("patch", "status")).fail, None);
         assert_eq!(f.request_count("patch", "certificaterequests", "status"), 3);
         f.apply(serde_json::from_str(r#"{"action":"latency","millis":5}"#).unwrap());
-        assert_eq!(f.on_request(&req("get", "")).delay, Duration::from_millis(5));
+        assert_eq!(
+            f.on_request(&req("get", "")).delay,
+            Duration::from_millis(5)
+        );
         f.apply(FaultSpec::Clear);
         assert_eq!(f.on_request(&req("get", "")).delay, Duration::ZERO);
         f.apply(FaultSpec::ResetCounters);

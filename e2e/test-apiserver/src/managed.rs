@@ -37,7 +37,10 @@ pub fn fieldset(obj: &Value, ctx: Ctx) -> Value {
                         continue;
                     }
                 }
-                out.insert("f:metadata".into(), fieldset_inner(&meta, ctx.child("metadata")));
+                out.insert(
+                    "f:metadata".into(),
+                    fieldset_inner(&meta, ctx.child("metadata")),
+                );
                 continue;
             }
             out.insert(format!("f:{k}"), fieldset_inner(v, ctx.child(k)));
@@ -74,7 +77,12 @@ fn fieldset_inner(v: &Value, ctx: Ctx) -> Value {
                 }
                 Value::Object(out)
             } else if ctx.is_set() {
-                Value::Object(items.iter().map(|x| (format!("v:{x}"), json!({}))).collect())
+                Value::Object(
+                    items
+                        .iter()
+                        .map(|x| (format!("v:{x}"), json!({})))
+                        .collect(),
+                )
             } else {
                 json!({})
             }
@@ -115,12 +123,15 @@ pub fn contains(fs: &Value, path: &Path) -> bool {
             None => return false,
         }
     }
-    cur.as_object().is_some_and(|m| m.is_empty() || m.contains_key("."))
+    cur.as_object()
+        .is_some_and(|m| m.is_empty() || m.contains_key("."))
 }
 
 /// Remove `path` from a field set, pruning empty parents.
 pub fn remove(fs: &mut Value, path: &[String]) {
-    let Some((first, rest)) = path.split_first() else { return };
+    let Some((first, rest)) = path.split_first() else {
+        return;
+    };
     let Some(m) = fs.as_object_mut() else { return };
     if rest.is_empty() {
         if let Some(n) = m.get_mut(first) {
@@ -148,7 +159,11 @@ pub fn insert(fs: &mut Value, path: &[String], is_item: bool) {
         if !cur.is_object() {
             *cur = json!({});
         }
-        cur = cur.as_object_mut().expect("object").entry(p.clone()).or_insert_with(|| json!({}));
+        cur = cur
+            .as_object_mut()
+            .expect("object")
+            .entry(p.clone())
+            .or_insert_with(|| json!({}));
     }
     if is_item {
         if let Some(m) = cur.as_object_mut() {
@@ -171,7 +186,9 @@ fn step<'a>(cur: &'a Value, p: &str) -> Option<&'a Value> {
         cur.get(f)
     } else if let Some(k) = p.strip_prefix("k:") {
         let kv: Map<String, Value> = serde_json::from_str(k).ok()?;
-        cur.as_array()?.iter().find(|it| kv.iter().all(|(k, v)| it.get(k) == Some(v)))
+        cur.as_array()?
+            .iter()
+            .find(|it| kv.iter().all(|(k, v)| it.get(k) == Some(v)))
     } else if let Some(v) = p.strip_prefix("v:") {
         let want: Value = serde_json::from_str(v).ok()?;
         cur.as_array()?.iter().find(|it| **it == want)
@@ -182,7 +199,9 @@ fn step<'a>(cur: &'a Value, p: &str) -> Option<&'a Value> {
 
 /// Delete the value at a field-set path from an object.
 pub fn delete(obj: &mut Value, path: &[String]) {
-    let Some((last, parent)) = path.split_last() else { return };
+    let Some((last, parent)) = path.split_last() else {
+        return;
+    };
     let mut cur = obj;
     for p in parent {
         let next = if let Some(f) = p.strip_prefix("f:") {
@@ -216,7 +235,8 @@ fn index_of(list: &Value, p: &str) -> Option<usize> {
     let a = list.as_array()?;
     if let Some(k) = p.strip_prefix("k:") {
         let kv: Map<String, Value> = serde_json::from_str(k).ok()?;
-        a.iter().position(|it| kv.iter().all(|(k, v)| it.get(k) == Some(v)))
+        a.iter()
+            .position(|it| kv.iter().all(|(k, v)| it.get(k) == Some(v)))
     } else {
         let want: Value = serde_json::from_str(p.strip_prefix("v:")?).ok()?;
         a.iter().position(|it| *it == want)
@@ -247,11 +267,31 @@ pub fn entries(obj: &Value) -> Vec<Entry> {
         .map(|a| {
             a.iter()
                 .map(|e| Entry {
-                    manager: e.get("manager").and_then(Value::as_str).unwrap_or_default().into(),
-                    operation: e.get("operation").and_then(Value::as_str).unwrap_or_default().into(),
-                    api_version: e.get("apiVersion").and_then(Value::as_str).unwrap_or_default().into(),
-                    time: e.get("time").and_then(Value::as_str).unwrap_or_default().into(),
-                    subresource: e.get("subresource").and_then(Value::as_str).unwrap_or_default().into(),
+                    manager: e
+                        .get("manager")
+                        .and_then(Value::as_str)
+                        .unwrap_or_default()
+                        .into(),
+                    operation: e
+                        .get("operation")
+                        .and_then(Value::as_str)
+                        .unwrap_or_default()
+                        .into(),
+                    api_version: e
+                        .get("apiVersion")
+                        .and_then(Value::as_str)
+                        .unwrap_or_default()
+                        .into(),
+                    time: e
+                        .get("time")
+                        .and_then(Value::as_str)
+                        .unwrap_or_default()
+                        .into(),
+                    subresource: e
+                        .get("subresource")
+                        .and_then(Value::as_str)
+                        .unwrap_or_default()
+                        .into(),
                     fields: e.get("fieldsV1").cloned().unwrap_or_else(|| json!({})),
                 })
                 .collect()
@@ -299,7 +339,10 @@ pub struct Writer<'a> {
 }
 
 fn entry_mut<'e>(es: &'e mut Vec<Entry>, w: &Writer, op: &str) -> &'e mut Entry {
-    if let Some(i) = es.iter().position(|e| e.manager == w.manager && e.operation == op && e.subresource == w.subresource) {
+    if let Some(i) = es
+        .iter()
+        .position(|e| e.manager == w.manager && e.operation == op && e.subresource == w.subresource)
+    {
         let e = &mut es[i];
         e.time = crate::util::now_rfc3339();
         e.api_version = w.api_version.into();
@@ -342,7 +385,9 @@ pub fn record_update(old: Option<&Value>, new: &mut Value, w: &Writer, ctx: Ctx)
         }
     }
     if !changed.is_empty() {
-        for e in es.iter_mut().filter(|e| !(e.manager == w.manager && e.operation == "Update" && e.subresource == w.subresource)) {
+        for e in es.iter_mut().filter(|e| {
+            !(e.manager == w.manager && e.operation == "Update" && e.subresource == w.subresource)
+        }) {
             for p in &changed {
                 remove(&mut e.fields, p);
             }
@@ -384,7 +429,13 @@ pub fn render_path(p: &Path) -> String {
 }
 
 /// Server-side apply: merge `config` into `live` with ownership tracking. Returns conflicts when not forced.
-pub fn apply(live: &Value, config: &Value, w: &Writer, force: bool, ctx: Ctx) -> Result<Value, Vec<Conflict>> {
+pub fn apply(
+    live: &Value,
+    config: &Value,
+    w: &Writer,
+    force: bool,
+    ctx: Ctx,
+) -> Result<Value, Vec<Conflict>> {
     let mut es = entries(live);
     let cfg_fs = fieldset(config, ctx);
     let cfg_leaves = leaves(&cfg_fs);
@@ -402,7 +453,10 @@ pub fn apply(live: &Value, config: &Value, w: &Writer, force: bool, ctx: Ctx) ->
                 if force {
                     remove(&mut e.fields, p);
                 } else {
-                    conflicts.push(Conflict { manager: e.manager.clone(), field: render_path(p) });
+                    conflicts.push(Conflict {
+                        manager: e.manager.clone(),
+                        field: render_path(p),
+                    });
                 }
             }
         }
@@ -412,16 +466,23 @@ pub fn apply(live: &Value, config: &Value, w: &Writer, force: bool, ctx: Ctx) ->
     }
     let mut merged = live.clone();
     // Fields this manager applied before but no longer applies are removed unless someone else owns them.
-    if let Some(prev) = es.iter().find(|e| e.manager == w.manager && e.operation == "Apply" && e.subresource == w.subresource) {
+    if let Some(prev) = es.iter().find(|e| {
+        e.manager == w.manager && e.operation == "Apply" && e.subresource == w.subresource
+    }) {
         let mut gone: Vec<Path> = leaves(&prev.fields)
             .into_iter()
             .filter(|p| !contains(&cfg_fs, p) && !cfg_leaves.iter().any(|c| c.starts_with(p)))
             .filter(|p| {
                 !es.iter().any(|o| {
-                    !(o.manager == w.manager && o.operation == "Apply" && o.subresource == w.subresource) && contains(&o.fields, p)
+                    !(o.manager == w.manager
+                        && o.operation == "Apply"
+                        && o.subresource == w.subresource)
+                        && contains(&o.fields, p)
                 })
             })
             .collect();
+        let all = gone.clone();
+        gone.retain(|p| !all.iter().any(|q| q.len() < p.len() && p.starts_with(q)));
         gone.sort_by_key(|p| std::cmp::Reverse(p.len()));
         for p in gone {
             delete(&mut merged, &p);
@@ -448,7 +509,11 @@ mod tests {
     use serde_json::json;
 
     fn w<'a>(m: &'a str) -> Writer<'a> {
-        Writer { manager: m, api_version: "v1", subresource: "" }
+        Writer {
+            manager: m,
+            api_version: "v1",
+            subresource: "",
+        }
     }
 
     #[test]
@@ -462,48 +527,121 @@ mod tests {
                    "f:status": {"f:conditions": {"k:{\"type\":\"Ready\"}": {".": {}, "f:type": {}, "f:status": {}}}}})
         );
         let l = leaves(&fs);
-        assert!(l.contains(&vec!["f:status".into(), "f:conditions".into(), "k:{\"type\":\"Ready\"}".into(), "f:status".into()]));
+        assert!(l.contains(&vec![
+            "f:status".into(),
+            "f:conditions".into(),
+            "k:{\"type\":\"Ready\"}".into(),
+            "f:status".into()
+        ]));
         assert_eq!(get(&obj, &l[0]).is_some(), true);
     }
 
     #[test]
     fn apply_conflicts_and_force() {
         let base = json!({"apiVersion": "v1", "kind": "X", "metadata": {"name": "a"}});
-        let a = apply(&base, &json!({"spec": {"holder": "a", "x": 1}}), &w("a"), false, Ctx::root(None)).unwrap();
+        let a = apply(
+            &base,
+            &json!({"spec": {"holder": "a", "x": 1}}),
+            &w("a"),
+            false,
+            Ctx::root(None),
+        )
+        .unwrap();
         // Same value: shared ownership, no conflict.
-        let b = apply(&a, &json!({"spec": {"x": 1}}), &w("b"), false, Ctx::root(None)).unwrap();
+        let b = apply(
+            &a,
+            &json!({"spec": {"x": 1}}),
+            &w("b"),
+            false,
+            Ctx::root(None),
+        )
+        .unwrap();
         // Different value: conflict unless forced.
-        let err = apply(&b, &json!({"spec": {"holder": "b"}}), &w("b"), false, Ctx::root(None)).unwrap_err();
-        assert_eq!(err, vec![Conflict { manager: "a".into(), field: ".spec.holder".into() }]);
-        let forced = apply(&b, &json!({"spec": {"holder": "b"}}), &w("b"), true, Ctx::root(None)).unwrap();
+        let err = apply(
+            &b,
+            &json!({"spec": {"holder": "b"}}),
+            &w("b"),
+            false,
+            Ctx::root(None),
+        )
+        .unwrap_err();
+        assert_eq!(
+            err,
+            vec![Conflict {
+                manager: "a".into(),
+                field: ".spec.holder".into()
+            }]
+        );
+        let forced = apply(
+            &b,
+            &json!({"spec": {"holder": "b"}}),
+            &w("b"),
+            true,
+            Ctx::root(None),
+        )
+        .unwrap();
         assert_eq!(forced["spec"]["holder"], "b");
         let es = entries(&forced);
         let a_entry = es.iter().find(|e| e.manager == "a").unwrap();
-        assert!(!contains(&a_entry.fields, &vec!["f:spec".into(), "f:holder".into()]));
+        assert!(!contains(
+            &a_entry.fields,
+            &vec!["f:spec".into(), "f:holder".into()]
+        ));
     }
 
     #[test]
     fn apply_removes_fields_no_longer_applied() {
         let base = json!({"metadata": {"name": "a"}});
         let one = apply(&base, &json!({"status": {"conditions": [{"type": "A", "status": "True"}, {"type": "B", "status": "True"}]}}), &w("m"), false, Ctx::root(None)).unwrap();
-        let two = apply(&one, &json!({"status": {"conditions": [{"type": "A", "status": "False"}]}}), &w("m"), false, Ctx::root(None)).unwrap();
-        assert_eq!(two["status"]["conditions"], json!([{"type": "A", "status": "False"}]));
+        let two = apply(
+            &one,
+            &json!({"status": {"conditions": [{"type": "A", "status": "False"}]}}),
+            &w("m"),
+            false,
+            Ctx::root(None),
+        )
+        .unwrap();
+        assert_eq!(
+            two["status"]["conditions"],
+            json!([{"type": "A", "status": "False"}])
+        );
     }
 
     #[test]
     fn update_steals_ownership() {
         let base = json!({"metadata": {"name": "a"}});
-        let a = apply(&base, &json!({"spec": {"holder": "a"}}), &w("a"), false, Ctx::root(None)).unwrap();
+        let a = apply(
+            &base,
+            &json!({"spec": {"holder": "a"}}),
+            &w("a"),
+            false,
+            Ctx::root(None),
+        )
+        .unwrap();
         let mut upd = a.clone();
         upd["spec"]["holder"] = json!("b");
         record_update(Some(&a), &mut upd, &w("b"), Ctx::root(None));
         // Now "b" owns the field, so "a" re-applying its old value conflicts.
-        let err = apply(&upd, &json!({"spec": {"holder": "a"}}), &w("a"), false, Ctx::root(None)).unwrap_err();
+        let err = apply(
+            &upd,
+            &json!({"spec": {"holder": "a"}}),
+            &w("a"),
+            false,
+            Ctx::root(None),
+        )
+        .unwrap_err();
         assert_eq!(err[0].manager, "b");
         // A field set to null by an update is dropped from everyone's set.
         let mut cleared = upd.clone();
         cleared["spec"].as_object_mut().unwrap().remove("holder");
         record_update(Some(&upd), &mut cleared, &w("b"), Ctx::root(None));
-        assert!(apply(&cleared, &json!({"spec": {"holder": "c"}}), &w("c"), false, Ctx::root(None)).is_ok());
+        assert!(apply(
+            &cleared,
+            &json!({"spec": {"holder": "c"}}),
+            &w("c"),
+            false,
+            Ctx::root(None)
+        )
+        .is_ok());
     }
 }

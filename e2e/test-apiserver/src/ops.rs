@@ -103,14 +103,18 @@ pub fn present(def: &ResourceDef, version: &str, obj: &Value) -> Value {
 
 fn ingest(t: &Target, mut body: Value) -> ApiResult<Value> {
     if !body.is_object() {
-        return Err(ApiError::bad_request("the body of the request must be a JSON object"));
+        return Err(ApiError::bad_request(
+            "the body of the request must be a JSON object",
+        ));
     }
     let def = &t.def;
     if let Some(k) = body.get("kind").and_then(Value::as_str) {
         if k != def.kind && !k.is_empty() {
             return Err(ApiError::bad_request(format!(
                 "the API version in the data ({}) does not match the expected API version ({})",
-                body.get("apiVersion").and_then(Value::as_str).unwrap_or_default(),
+                body.get("apiVersion")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default(),
                 def.api_version(&t.version)
             )));
         }
@@ -130,13 +134,27 @@ fn name_valid(def: &ResourceDef, name: &str) -> Option<String> {
         return Some("must be no more than 253 characters".into());
     }
     if name == "." || name == ".." || name.contains('/') || name.contains('%') {
-        return Some(format!("may not be '.' or '..' and may not contain '/' or '%': {name}"));
+        return Some(format!(
+            "may not be '.' or '..' and may not contain '/' or '%': {name}"
+        ));
     }
-    let dns = def.custom || matches!(def.plural.as_str(), "namespaces" | "secrets" | "configmaps" | "serviceaccounts" | "leases" | "deployments");
+    let dns = def.custom
+        || matches!(
+            def.plural.as_str(),
+            "namespaces" | "secrets" | "configmaps" | "serviceaccounts" | "leases" | "deployments"
+        );
     if dns {
-        let ok = name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.')
-            && name.bytes().next().is_some_and(|b| b.is_ascii_alphanumeric())
-            && name.bytes().last().is_some_and(|b| b.is_ascii_alphanumeric());
+        let ok = name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.')
+            && name
+                .bytes()
+                .next()
+                .is_some_and(|b| b.is_ascii_alphanumeric())
+            && name
+                .bytes()
+                .last()
+                .is_some_and(|b| b.is_ascii_alphanumeric());
         if !ok || (def.plural == "namespaces" && (name.contains('.') || name.len() > 63)) {
             return Some(if def.plural == "namespaces" {
                 "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character (e.g. 'my-name',  or '123-abc', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?')".into()
@@ -155,14 +173,19 @@ fn ctx_for<'a>(t: &'a Target, schema: Option<&'a crate::schema::Schema>) -> Ctx<
 
 /// Validate, prune and default a custom resource against its schema.
 fn schema_check(t: &Target, obj: &mut Value, old: Option<&Value>, strict: bool) -> ApiResult<()> {
-    let Some(schema) = t.def.schema(&t.version) else { return Ok(()) };
+    let Some(schema) = t.def.schema(&t.version) else {
+        return Ok(());
+    };
     let before = strict.then(|| obj.clone());
     schema.prune(obj, true);
     if let Some(before) = before {
         let mut unknown = vec![];
         diff_pruned(&before, obj, "", &mut unknown);
         if !unknown.is_empty() {
-            let list: Vec<String> = unknown.iter().map(|f| format!("unknown field \"{f}\"")).collect();
+            let list: Vec<String> = unknown
+                .iter()
+                .map(|f| format!("unknown field \"{f}\""))
+                .collect();
             return Err(ApiError::bad_request(format!(
                 "{} in version \"{}\" cannot be handled as a {}: strict decoding error: {}",
                 t.def.kind,
@@ -185,7 +208,11 @@ fn schema_check(t: &Target, obj: &mut Value, old: Option<&Value>, strict: bool) 
 fn diff_pruned(before: &Value, after: &Value, path: &str, out: &mut Vec<String>) {
     if let (Value::Object(b), Value::Object(a)) = (before, after) {
         for (k, bv) in b {
-            let p = if path.is_empty() { k.clone() } else { format!("{path}.{k}") };
+            let p = if path.is_empty() {
+                k.clone()
+            } else {
+                format!("{path}.{k}")
+            };
             match a.get(k) {
                 None => out.push(p),
                 Some(av) => diff_pruned(bv, av, &p, out),
@@ -225,7 +252,11 @@ fn normalized(v: &Value) -> Value {
 }
 
 fn writer<'a>(t: &'a Target, opts: &'a WriteOpts, api_version: &'a str) -> Writer<'a> {
-    Writer { manager: &opts.field_manager, api_version, subresource: &t.subresource }
+    Writer {
+        manager: &opts.field_manager,
+        api_version,
+        subresource: &t.subresource,
+    }
 }
 
 /// Create an object.
@@ -234,24 +265,46 @@ pub fn create(g: &mut Inner, t: &Target, body: Value, opts: &WriteOpts) -> ApiRe
     create_ingested(g, t, obj, opts, None)
 }
 
-fn create_ingested(g: &mut Inner, t: &Target, mut obj: Value, opts: &WriteOpts, apply_cfg: Option<&Value>) -> ApiResult<(u16, Value)> {
+fn create_ingested(
+    g: &mut Inner,
+    t: &Target,
+    mut obj: Value,
+    opts: &WriteOpts,
+    apply_cfg: Option<&Value>,
+) -> ApiResult<(u16, Value)> {
     let def = t.def.clone();
     if meta_str(&obj, "resourceVersion").is_some_and(|r| !r.is_empty()) {
-        return Err(ApiError::bad_request("resourceVersion should not be set on objects to be created"));
+        return Err(ApiError::bad_request(
+            "resourceVersion should not be set on objects to be created",
+        ));
     }
     let mut name = meta_str(&obj, "name").unwrap_or_default().to_string();
     if name.is_empty() {
         if let Some(gn) = meta_str(&obj, "generateName").filter(|s| !s.is_empty()) {
             name = format!("{gn}{}", random_suffix(5));
         } else {
-            return Err(ApiError::invalid(&def.group, &def.kind, "", vec![Cause::required("metadata.name")])
-                .with_message_suffix("name or generateName is required"));
+            return Err(ApiError::invalid(
+                &def.group,
+                &def.kind,
+                "",
+                vec![Cause::required("metadata.name")],
+            )
+            .with_message_suffix("name or generateName is required"));
         }
     }
     if let Some(why) = name_valid(&def, &name) {
-        return Err(ApiError::invalid(&def.group, &def.kind, &name, vec![Cause::invalid("metadata.name", &json!(name), &why)]));
+        return Err(ApiError::invalid(
+            &def.group,
+            &def.kind,
+            &name,
+            vec![Cause::invalid("metadata.name", &json!(name), &why)],
+        ));
     }
-    let ns = if def.namespaced { t.namespace.clone() } else { String::new() };
+    let ns = if def.namespaced {
+        t.namespace.clone()
+    } else {
+        String::new()
+    };
     if def.namespaced {
         if let Some(bns) = meta_str(&obj, "namespace").filter(|s| !s.is_empty()) {
             if bns != ns {
@@ -265,7 +318,9 @@ fn create_ingested(g: &mut Inner, t: &Target, mut obj: Value, opts: &WriteOpts, 
                     &def.group,
                     &def.plural,
                     &name,
-                    &format!("unable to create new content in namespace {ns} because it is being terminated"),
+                    &format!(
+                    "unable to create new content in namespace {ns} because it is being terminated"
+                ),
                 ))
             }
             Some(true) => {}
@@ -299,16 +354,30 @@ fn create_ingested(g: &mut Inner, t: &Target, mut obj: Value, opts: &WriteOpts, 
     }
     crate::builtins::prepare(&def, &mut obj, None, &opts.user)?;
     schema_check(t, &mut obj, None, opts.strict)?;
-    let crd_def = if def.group == "apiextensions.k8s.io" && def.plural == "customresourcedefinitions" {
-        let d = crate::crd::to_def(&obj)?;
-        if d.custom && g.registry.by_group_resource(&d.group, &d.plural).is_some_and(|e| !e.custom) {
-            return Err(ApiError::invalid(&def.group, &def.kind, &name, vec![Cause::invalid("spec.group", &json!(d.group), "conflicts with a built-in resource")]));
-        }
-        crate::crd::set_status(&mut obj, &d);
-        Some(d)
-    } else {
-        None
-    };
+    let crd_def =
+        if def.group == "apiextensions.k8s.io" && def.plural == "customresourcedefinitions" {
+            let d = crate::crd::to_def(&obj)?;
+            if d.custom
+                && g.registry
+                    .by_group_resource(&d.group, &d.plural)
+                    .is_some_and(|e| !e.custom)
+            {
+                return Err(ApiError::invalid(
+                    &def.group,
+                    &def.kind,
+                    &name,
+                    vec![Cause::invalid(
+                        "spec.group",
+                        &json!(d.group),
+                        "conflicts with a built-in resource",
+                    )],
+                ));
+            }
+            crate::crd::set_status(&mut obj, &d);
+            Some(d)
+        } else {
+            None
+        };
     let key = def.storage_key();
     if g.get(&key, &ns, &name).is_some() {
         return Err(ApiError::already_exists(&def.group, &def.plural, &name));
@@ -319,7 +388,8 @@ fn create_ingested(g: &mut Inner, t: &Target, mut obj: Value, opts: &WriteOpts, 
     match apply_cfg {
         Some(cfg) => {
             let skeleton = json!({"metadata": {}});
-            let applied = managed::apply(&skeleton, cfg, &writer(t, opts, &api_version), true, ctx).map_err(|_| ApiError::internal("apply on create conflicted"))?;
+            let applied = managed::apply(&skeleton, cfg, &writer(t, opts, &api_version), true, ctx)
+                .map_err(|_| ApiError::internal("apply on create conflicted"))?;
             let mut entries = managed::entries(&applied);
             managed::store(&mut obj, std::mem::take(&mut entries));
         }
@@ -337,8 +407,15 @@ fn create_ingested(g: &mut Inner, t: &Target, mut obj: Value, opts: &WriteOpts, 
 
 impl ApiError {
     fn with_message_suffix(mut self, detail: &str) -> ApiError {
-        self.message = self.message.replace("Required value", &format!("Required value: {detail}"));
-        if let Some(c) = self.details.as_mut().and_then(|d| d.get_mut("causes")).and_then(|c| c.get_mut(0)) {
+        self.message = self
+            .message
+            .replace("Required value", &format!("Required value: {detail}"));
+        if let Some(c) = self
+            .details
+            .as_mut()
+            .and_then(|d| d.get_mut("causes"))
+            .and_then(|c| c.get_mut(0))
+        {
             c["message"] = json!(format!("Required value: {detail}"));
         }
         self
@@ -346,8 +423,13 @@ impl ApiError {
 }
 
 fn get_existing(g: &Inner, t: &Target) -> ApiResult<Arc<Value>> {
-    let ns = if t.def.namespaced { t.namespace.as_str() } else { "" };
-    g.get(&t.def.storage_key(), ns, &t.name).ok_or_else(|| ApiError::not_found(&t.def.group, &t.def.plural, &t.name))
+    let ns = if t.def.namespaced {
+        t.namespace.as_str()
+    } else {
+        ""
+    };
+    g.get(&t.def.storage_key(), ns, &t.name)
+        .ok_or_else(|| ApiError::not_found(&t.def.group, &t.def.plural, &t.name))
 }
 
 /// Get one object.
@@ -361,7 +443,10 @@ pub fn update(g: &mut Inner, t: &Target, body: Value, opts: &WriteOpts) -> ApiRe
     let new = ingest(t, body)?;
     if let Some(n) = meta_str(&new, "name") {
         if n != t.name {
-            return Err(ApiError::bad_request(format!("the name of the object ({n}) does not match the name on the URL ({})", t.name)));
+            return Err(ApiError::bad_request(format!(
+                "the name of the object ({n}) does not match the name on the URL ({})",
+                t.name
+            )));
         }
     }
     let old = match get_existing(g, t) {
@@ -376,7 +461,12 @@ pub fn update(g: &mut Inner, t: &Target, body: Value, opts: &WriteOpts) -> ApiRe
             &t.def.group,
             &t.def.kind,
             &t.name,
-            vec![Cause::invalid("metadata.resourceVersion", &json!("0x0"), "must be specified for an update").unquoted_value()],
+            vec![Cause::invalid(
+                "metadata.resourceVersion",
+                &json!("0x0"),
+                "must be specified for an update",
+            )
+            .unquoted_value()],
         ));
     }
     commit_update(g, t, &old, new, opts, None)
@@ -390,33 +480,60 @@ impl Cause {
 }
 
 /// Patch an object (all patch types, including server-side apply).
-pub fn patch(g: &mut Inner, t: &Target, pt: PatchType, body: &[u8], opts: &WriteOpts) -> ApiResult<(u16, Value)> {
+pub fn patch(
+    g: &mut Inner,
+    t: &Target,
+    pt: PatchType,
+    body: &[u8],
+    opts: &WriteOpts,
+) -> ApiResult<(u16, Value)> {
     let parse_json = || -> ApiResult<Value> {
-        serde_json::from_slice(body).map_err(|e| ApiError::bad_request(format!("error decoding patch: {e}")))
+        serde_json::from_slice(body)
+            .map_err(|e| ApiError::bad_request(format!("error decoding patch: {e}")))
     };
     let existing = get_existing(g, t);
     if pt == PatchType::Apply {
-        let cfg: Value = serde_yaml::from_slice(body).map_err(|e| ApiError::bad_request(format!("error decoding YAML: {e}")))?;
+        let cfg: Value = serde_yaml::from_slice(body)
+            .map_err(|e| ApiError::bad_request(format!("error decoding YAML: {e}")))?;
         if opts.field_manager.is_empty() {
-            return Err(ApiError::invalid("meta.k8s.io", "PatchOptions", "", vec![Cause::required("fieldManager")]));
+            return Err(ApiError::invalid(
+                "meta.k8s.io",
+                "PatchOptions",
+                "",
+                vec![Cause::required("fieldManager")],
+            ));
         }
         if !cfg.is_object() {
             return Err(ApiError::bad_request("apply patch must be a JSON object"));
         }
-        for (field, want) in [("apiVersion", t.def.api_version(&t.version)), ("kind", t.def.kind.clone())] {
+        for (field, want) in [
+            ("apiVersion", t.def.api_version(&t.version)),
+            ("kind", t.def.kind.clone()),
+        ] {
             match cfg.get(field).and_then(Value::as_str) {
                 None | Some("") => {
-                    return Err(ApiError::bad_request(format!("{field} must be set in apply configuration (expected {want:?})")));
+                    return Err(ApiError::bad_request(format!(
+                        "{field} must be set in apply configuration (expected {want:?})"
+                    )));
                 }
-                Some(x) if x != want && !(field == "apiVersion" && t.def.versions.keys().any(|v| t.def.api_version(v) == x)) => {
-                    return Err(ApiError::bad_request(format!("{field} {x:?} does not match the request ({want:?})")));
+                Some(x)
+                    if x != want
+                        && !(field == "apiVersion"
+                            && t.def.versions.keys().any(|v| t.def.api_version(v) == x)) =>
+                {
+                    return Err(ApiError::bad_request(format!(
+                        "{field} {x:?} does not match the request ({want:?})"
+                    )));
                 }
                 _ => {}
             }
         }
         if let Some(n) = meta_str(&cfg, "name") {
             if n != t.name {
-                return Err(ApiError::bad_request(format!("the name of the object ({n}) does not match the name on the URL ({})", t.name)));
+                return Err(ApiError::bad_request(format!(
+                    "the name of the object ({n}) does not match the name on the URL ({})",
+                    t.name
+                )));
             }
         }
         let api_version = t.def.api_version(&t.version);
@@ -500,7 +617,14 @@ pub fn patch(g: &mut Inner, t: &Target, pt: PatchType, body: &[u8], opts: &Write
 }
 
 /// Shared tail of update/patch/apply: subresource rules, immutables, concurrency, generation, GC of finalizers.
-fn commit_update(g: &mut Inner, t: &Target, old: &Arc<Value>, mut new: Value, opts: &WriteOpts, applied: Option<()>) -> ApiResult<(u16, Value)> {
+fn commit_update(
+    g: &mut Inner,
+    t: &Target,
+    old: &Arc<Value>,
+    mut new: Value,
+    opts: &WriteOpts,
+    applied: Option<()>,
+) -> ApiResult<(u16, Value)> {
     let def = t.def.clone();
     // Optimistic concurrency.
     if let Some(rv) = meta_str(&new, "resourceVersion").filter(|r| !r.is_empty()) {
@@ -527,7 +651,10 @@ fn commit_update(g: &mut Inner, t: &Target, old: &Arc<Value>, mut new: Value, op
         }
         "approval" => {
             let mut o = (**old).clone();
-            o["status"]["conditions"] = new.pointer("/status/conditions").cloned().unwrap_or(json!([]));
+            o["status"]["conditions"] = new
+                .pointer("/status/conditions")
+                .cloned()
+                .unwrap_or(json!([]));
             if let Some(mf) = new.pointer("/metadata/managedFields") {
                 meta_mut(&mut o).insert("managedFields".into(), mf.clone());
             }
@@ -547,7 +674,16 @@ fn commit_update(g: &mut Inner, t: &Target, old: &Arc<Value>, mut new: Value, op
     {
         let om = old.get("metadata").cloned().unwrap_or_else(|| json!({}));
         let m = meta_mut(&mut new);
-        for k in ["name", "namespace", "uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds", "generation", "resourceVersion"] {
+        for k in [
+            "name",
+            "namespace",
+            "uid",
+            "creationTimestamp",
+            "deletionTimestamp",
+            "deletionGracePeriodSeconds",
+            "generation",
+            "resourceVersion",
+        ] {
             match om.get(k) {
                 Some(v) => m.insert(k.into(), v.clone()),
                 None => m.remove(k),
@@ -558,40 +694,64 @@ fn commit_update(g: &mut Inner, t: &Target, old: &Arc<Value>, mut new: Value, op
         }
     }
     if old.pointer("/metadata/deletionTimestamp").is_some() {
-        let old_f: Vec<Value> = old.pointer("/metadata/finalizers").and_then(Value::as_array).cloned().unwrap_or_default();
-        let new_f: Vec<Value> = new.pointer("/metadata/finalizers").and_then(Value::as_array).cloned().unwrap_or_default();
+        let old_f: Vec<Value> = old
+            .pointer("/metadata/finalizers")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
+        let new_f: Vec<Value> = new
+            .pointer("/metadata/finalizers")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
         if new_f.iter().any(|f| !old_f.contains(f)) {
             return Err(ApiError::invalid(
                 &def.group,
                 &def.kind,
                 &t.name,
-                vec![Cause::forbidden("metadata.finalizers", "no new finalizers can be added if the object is being deleted")],
+                vec![Cause::forbidden(
+                    "metadata.finalizers",
+                    "no new finalizers can be added if the object is being deleted",
+                )],
             ));
         }
     }
     crate::builtins::prepare(&def, &mut new, Some(old), &opts.user)?;
     schema_check(t, &mut new, Some(old), opts.strict)?;
-    let crd_def = if def.group == "apiextensions.k8s.io" && def.plural == "customresourcedefinitions" {
-        let d = crate::crd::to_def(&new)?;
-        crate::crd::set_status(&mut new, &d);
-        Some(d)
-    } else {
-        None
-    };
+    let crd_def =
+        if def.group == "apiextensions.k8s.io" && def.plural == "customresourcedefinitions" {
+            let d = crate::crd::to_def(&new)?;
+            crate::crd::set_status(&mut new, &d);
+            Some(d)
+        } else {
+            None
+        };
     if def.generation && spec_part(&def, &new) != spec_part(&def, old) {
-        let gen = old.pointer("/metadata/generation").and_then(Value::as_i64).unwrap_or(0) + 1;
+        let gen = old
+            .pointer("/metadata/generation")
+            .and_then(Value::as_i64)
+            .unwrap_or(0)
+            + 1;
         meta_mut(&mut new).insert("generation".into(), json!(gen));
     }
     if applied.is_none() {
         let api_version = def.api_version(&t.version);
         let schema = def.schema(&t.version);
-        managed::record_update(Some(old), &mut new, &writer(t, opts, &api_version), ctx_for(t, schema.as_deref()));
+        managed::record_update(
+            Some(old),
+            &mut new,
+            &writer(t, opts, &api_version),
+            ctx_for(t, schema.as_deref()),
+        );
     }
     // No-op writes do not bump the resourceVersion or notify watchers.
     if normalized(&new) == normalized(old) {
         return Ok((200, present(&def, &t.version, old)));
     }
-    let finalizers_empty = new.pointer("/metadata/finalizers").and_then(Value::as_array).is_none_or(Vec::is_empty);
+    let finalizers_empty = new
+        .pointer("/metadata/finalizers")
+        .and_then(Value::as_array)
+        .is_none_or(Vec::is_empty);
     if opts.dry_run {
         return Ok((200, present(&def, &t.version, &new)));
     }
@@ -653,13 +813,22 @@ pub fn delete(g: &mut Inner, t: &Target, opts: &DeleteOpts) -> ApiResult<(u16, V
         if !t.def.group.is_empty() {
             details["group"] = json!(t.def.group);
         }
-        return Ok((200, json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "details": details})));
+        return Ok((
+            200,
+            json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "details": details}),
+        ));
     }
     Ok((200, present(&t.def, &t.version, &obj)))
 }
 
 /// Delete with finalizer handling; returns (removed now?, final or current object).
-pub fn delete_obj(g: &mut Inner, def: &Arc<ResourceDef>, ns: &str, name: &str, propagation: &str) -> (bool, Arc<Value>) {
+pub fn delete_obj(
+    g: &mut Inner,
+    def: &Arc<ResourceDef>,
+    ns: &str,
+    name: &str,
+    propagation: &str,
+) -> (bool, Arc<Value>) {
     let key = def.storage_key();
     let Some(obj) = g.get(&key, ns, name) else {
         return (false, Arc::new(json!({})));
@@ -676,7 +845,10 @@ pub fn delete_obj(g: &mut Inner, def: &Arc<ResourceDef>, ns: &str, name: &str, p
         }
         _ => {}
     }
-    let has_finalizers = obj.pointer("/metadata/finalizers").and_then(Value::as_array).is_some_and(|f| !f.is_empty());
+    let has_finalizers = obj
+        .pointer("/metadata/finalizers")
+        .and_then(Value::as_array)
+        .is_some_and(|f| !f.is_empty());
     let is_ns = def.group.is_empty() && def.plural == "namespaces";
     if has_finalizers || is_ns {
         if obj.pointer("/metadata/deletionTimestamp").is_some() {
@@ -706,7 +878,10 @@ pub fn delete_obj(g: &mut Inner, def: &Arc<ResourceDef>, ns: &str, name: &str, p
 fn orphan_dependents(g: &mut Inner, uid: &str, ns: Option<&str>) {
     for (dkey, _, dobj) in g.dependents(uid, ns) {
         let mut o = (*dobj).clone();
-        if let Some(refs) = o.pointer_mut("/metadata/ownerReferences").and_then(Value::as_array_mut) {
+        if let Some(refs) = o
+            .pointer_mut("/metadata/ownerReferences")
+            .and_then(Value::as_array_mut)
+        {
             refs.retain(|r| r.get("uid").and_then(Value::as_str) != Some(uid));
         }
         g.put(&dkey, o);
@@ -714,13 +889,27 @@ fn orphan_dependents(g: &mut Inner, uid: &str, ns: Option<&str>) {
 }
 
 /// Remove an object now, then run cascades: CRD instances, namespace contents, garbage collection.
-fn remove_now(g: &mut Inner, def: &Arc<ResourceDef>, ns: &str, name: &str, last: Value) -> Arc<Value> {
+fn remove_now(
+    g: &mut Inner,
+    def: &Arc<ResourceDef>,
+    ns: &str,
+    name: &str,
+    last: Value,
+) -> Arc<Value> {
     let key = def.storage_key();
     let uid = meta_str(&last, "uid").unwrap_or_default().to_string();
     let removed = g.remove(&key, ns, name, last);
     if def.group == "apiextensions.k8s.io" && def.plural == "customresourcedefinitions" {
-        let group = removed.pointer("/spec/group").and_then(Value::as_str).unwrap_or_default().to_string();
-        let plural = removed.pointer("/spec/names/plural").and_then(Value::as_str).unwrap_or_default().to_string();
+        let group = removed
+            .pointer("/spec/group")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string();
+        let plural = removed
+            .pointer("/spec/names/plural")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string();
         if let Some(crd_def) = g.registry.by_group_resource(&group, &plural) {
             let ck = crd_def.storage_key();
             let all: Vec<(String, String)> = g.iter(&ck, None).map(|(k, _)| k.clone()).collect();
@@ -735,7 +924,11 @@ fn remove_now(g: &mut Inner, def: &Arc<ResourceDef>, ns: &str, name: &str, last:
     // Garbage collection (background): dependents whose owners are all gone are deleted.
     let dependents = g.dependents(&uid, def.namespaced.then_some(ns));
     for (dkey, (dns, dname), dobj) in dependents {
-        let refs: Vec<Value> = dobj.pointer("/metadata/ownerReferences").and_then(Value::as_array).cloned().unwrap_or_default();
+        let refs: Vec<Value> = dobj
+            .pointer("/metadata/ownerReferences")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
         let others: Vec<Value> = refs
             .iter()
             .filter(|r| r.get("uid").and_then(Value::as_str) != Some(uid.as_str()))
@@ -757,9 +950,17 @@ fn remove_now(g: &mut Inner, def: &Arc<ResourceDef>, ns: &str, name: &str, last:
 }
 
 fn delete_namespace_contents(g: &mut Inner, ns: &str) {
-    let defs: Vec<Arc<ResourceDef>> = g.registry.all().filter(|d| d.namespaced && d.storage == (d.group.clone(), d.plural.clone())).cloned().collect();
+    let defs: Vec<Arc<ResourceDef>> = g
+        .registry
+        .all()
+        .filter(|d| d.namespaced && d.storage == (d.group.clone(), d.plural.clone()))
+        .cloned()
+        .collect();
     for def in defs {
-        let names: Vec<String> = g.iter(&def.storage_key(), Some(ns)).map(|((_, n), _)| n.clone()).collect();
+        let names: Vec<String> = g
+            .iter(&def.storage_key(), Some(ns))
+            .map(|((_, n), _)| n.clone())
+            .collect();
         for n in names {
             delete_obj(g, &def, ns, &n, "Background");
         }
@@ -769,7 +970,9 @@ fn delete_namespace_contents(g: &mut Inner, ns: &str) {
 
 fn finish_namespace_if_empty(g: &mut Inner, ns: &str) {
     let keys: Vec<_> = g.objects.keys().cloned().collect();
-    let empty = keys.iter().all(|k| k.1 == "namespaces" && k.0.is_empty() || g.iter(k, Some(ns)).next().is_none());
+    let empty = keys
+        .iter()
+        .all(|k| k.1 == "namespaces" && k.0.is_empty() || g.iter(k, Some(ns)).next().is_none());
     let nskey = (String::new(), "namespaces".to_string());
     if empty {
         if let Some(o) = g.get(&nskey, "", ns) {
@@ -799,7 +1002,9 @@ pub fn list(g: &Inner, t: &Target, opts: &ListOpts) -> ApiResult<Value> {
     let mut items = vec![];
     let mut next = None;
     let mut remaining = 0usize;
-    let iter = g.iter(&key, ns).filter(|(k, _)| start.as_ref().is_none_or(|s| *k > s));
+    let iter = g
+        .iter(&key, ns)
+        .filter(|(k, _)| start.as_ref().is_none_or(|s| *k > s));
     for (k, o) in iter {
         if let Some(name) = opts.fields.exact_name() {
             if k.1 != name {
@@ -822,8 +1027,14 @@ pub fn list(g: &Inner, t: &Target, opts: &ListOpts) -> ApiResult<Value> {
     if next.is_some() {
         if let Some(Value::Object(last)) = items.last().and_then(|l| l.get("metadata")) {
             let last_key = (
-                last.get("namespace").and_then(Value::as_str).unwrap_or_default().to_string(),
-                last.get("name").and_then(Value::as_str).unwrap_or_default().to_string(),
+                last.get("namespace")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_string(),
+                last.get("name")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_string(),
             );
             meta["continue"] = json!(encode_continue(g.rv, &last_key));
             meta["remainingItemCount"] = json!(remaining);
@@ -839,31 +1050,59 @@ pub fn list(g: &Inner, t: &Target, opts: &ListOpts) -> ApiResult<Value> {
 
 fn encode_continue(rv: u64, key: &(String, String)) -> String {
     use base64::Engine;
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(json!({"rv": rv, "ns": key.0, "name": key.1}).to_string())
+    base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .encode(json!({"rv": rv, "ns": key.0, "name": key.1}).to_string())
 }
 
 fn decode_continue(c: &str) -> ApiResult<(u64, (String, String))> {
     use base64::Engine;
-    let bad = || ApiError::bad_request("continue key is not valid: incorrect encoded start resourceVersion (version meta.k8s.io/v1)");
-    let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(c).map_err(|_| bad())?;
+    let bad = || {
+        ApiError::bad_request("continue key is not valid: incorrect encoded start resourceVersion (version meta.k8s.io/v1)")
+    };
+    let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(c)
+        .map_err(|_| bad())?;
     let v: Value = serde_json::from_slice(&raw).map_err(|_| bad())?;
     Ok((
         v.get("rv").and_then(Value::as_u64).ok_or_else(bad)?,
         (
-            v.get("ns").and_then(Value::as_str).unwrap_or_default().to_string(),
-            v.get("name").and_then(Value::as_str).unwrap_or_default().to_string(),
+            v.get("ns")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string(),
+            v.get("name")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string(),
         ),
     ))
 }
 
 /// Delete every object matching the selectors; returns the list of deleted objects.
-pub fn delete_collection(g: &mut Inner, t: &Target, lopts: &ListOpts, dopts: &DeleteOpts) -> ApiResult<Value> {
-    let listed = list(g, t, &ListOpts { limit: None, continue_: None, ..lopts.clone() })?;
+pub fn delete_collection(
+    g: &mut Inner,
+    t: &Target,
+    lopts: &ListOpts,
+    dopts: &DeleteOpts,
+) -> ApiResult<Value> {
+    let listed = list(
+        g,
+        t,
+        &ListOpts {
+            limit: None,
+            continue_: None,
+            ..lopts.clone()
+        },
+    )?;
     let mut out = vec![];
     for item in listed["items"].as_array().cloned().unwrap_or_default() {
         let ns = meta_str(&item, "namespace").unwrap_or_default().to_string();
         let name = meta_str(&item, "name").unwrap_or_default().to_string();
-        let tt = Target { namespace: ns, name, ..t.clone() };
+        let tt = Target {
+            namespace: ns,
+            name,
+            ..t.clone()
+        };
         if dopts.dry_run {
             out.push(item);
             continue;

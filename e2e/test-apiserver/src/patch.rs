@@ -17,7 +17,12 @@ pub struct Ctx<'a> {
 impl<'a> Ctx<'a> {
     /// Context at the root of an object. With a schema, keys come from it; otherwise built-in knowledge is used.
     pub fn root(schema: Option<&'a Schema>) -> Ctx<'a> {
-        Ctx { schema, builtin: schema.is_none(), field: "", parent: "" }
+        Ctx {
+            schema,
+            builtin: schema.is_none(),
+            field: "",
+            parent: "",
+        }
     }
     /// Whether this is the context of an object's root.
     pub fn is_root(&self) -> bool {
@@ -26,13 +31,28 @@ impl<'a> Ctx<'a> {
     /// Context of a child field.
     pub fn child(&self, field: &'a str) -> Ctx<'a> {
         if self.is_root() && field == "metadata" {
-            return Ctx { schema: None, builtin: true, field, parent: "" };
+            return Ctx {
+                schema: None,
+                builtin: true,
+                field,
+                parent: "",
+            };
         }
-        Ctx { schema: self.schema.and_then(|s| s.child(field)), builtin: self.builtin, field, parent: self.field }
+        Ctx {
+            schema: self.schema.and_then(|s| s.child(field)),
+            builtin: self.builtin,
+            field,
+            parent: self.field,
+        }
     }
     /// Context of list items.
     pub fn item(&self) -> Ctx<'a> {
-        Ctx { schema: self.schema.and_then(Schema::item), builtin: self.builtin, field: "", parent: self.field }
+        Ctx {
+            schema: self.schema.and_then(Schema::item),
+            builtin: self.builtin,
+            field: "",
+            parent: self.field,
+        }
     }
     /// List-map keys for the list at this location.
     pub fn map_keys(&self) -> Option<Vec<String>> {
@@ -75,14 +95,27 @@ pub fn merge_patch(target: &mut Value, patch: &Value) {
 
 /// RFC 6902 JSON patch.
 pub fn json_patch(target: &mut Value, patch: &Value) -> ApiResult<()> {
-    let p: json_patch::Patch = serde_json::from_value(patch.clone())
-        .map_err(|e| ApiError::bad_request(format!("the server rejected our request due to an error in our request: {e}")))?;
-    json_patch::patch(target, &p).map_err(|e| ApiError::new(422, "Invalid", format!("the server rejected our request due to an error in our request: {e}")))
+    let p: json_patch::Patch = serde_json::from_value(patch.clone()).map_err(|e| {
+        ApiError::bad_request(format!(
+            "the server rejected our request due to an error in our request: {e}"
+        ))
+    })?;
+    json_patch::patch(target, &p).map_err(|e| {
+        ApiError::new(
+            422,
+            "Invalid",
+            format!("the server rejected our request due to an error in our request: {e}"),
+        )
+    })
 }
 
 fn key_of(item: &Value, keys: &[String]) -> Option<Vec<Value>> {
     let o = item.as_object()?;
-    Some(keys.iter().map(|k| o.get(k).cloned().unwrap_or(Value::Null)).collect())
+    Some(
+        keys.iter()
+            .map(|k| o.get(k).cloned().unwrap_or(Value::Null))
+            .collect(),
+    )
 }
 
 /// Strategic merge patch: merge patch plus keyed merging of known list types and `$patch` directives.
@@ -145,10 +178,18 @@ pub fn strategic_merge_patch(target: &mut Value, patch: &Value, ctx: Ctx) {
     }
 }
 
-fn merge_keyed_list(cur: &mut Vec<Value>, items: &[Value], keys: &[String], ictx: Ctx, strategic: bool) {
+fn merge_keyed_list(
+    cur: &mut Vec<Value>,
+    items: &[Value],
+    keys: &[String],
+    ictx: Ctx,
+    strategic: bool,
+) {
     for it in items {
         let Some(kv) = key_of(it, keys) else { continue };
-        let pos = cur.iter().position(|c| key_of(c, keys).as_ref() == Some(&kv));
+        let pos = cur
+            .iter()
+            .position(|c| key_of(c, keys).as_ref() == Some(&kv));
         if strategic && it.get("$patch").and_then(Value::as_str) == Some("delete") {
             if let Some(i) = pos {
                 cur.remove(i);
@@ -223,7 +264,10 @@ mod tests {
     #[test]
     fn merge_patch_rfc7386() {
         let mut t = json!({"a": 1, "b": {"c": 2, "d": 3}, "l": [1, 2]});
-        merge_patch(&mut t, &json!({"a": null, "b": {"c": 5}, "l": [3], "n": "x"}));
+        merge_patch(
+            &mut t,
+            &json!({"a": null, "b": {"c": 5}, "l": [3], "n": "x"}),
+        );
         assert_eq!(t, json!({"b": {"c": 5, "d": 3}, "l": [3], "n": "x"}));
     }
 
@@ -231,8 +275,12 @@ mod tests {
     fn json_patch_ops() {
         let mut t = json!({"metadata": {"labels": {"a": "1"}}, "l": [1]});
         json_patch(&mut t, &json!([{"op": "add", "path": "/metadata/labels/b", "value": "2"}, {"op": "remove", "path": "/l/0"}])).unwrap();
-        assert_eq!(t, json!({"metadata": {"labels": {"a": "1", "b": "2"}}, "l": []}));
-        let err = json_patch(&mut t, &json!([{"op": "test", "path": "/l", "value": [9]}])).unwrap_err();
+        assert_eq!(
+            t,
+            json!({"metadata": {"labels": {"a": "1", "b": "2"}}, "l": []})
+        );
+        let err =
+            json_patch(&mut t, &json!([{"op": "test", "path": "/l", "value": [9]}])).unwrap_err();
         assert_eq!(err.code, 422);
     }
 
@@ -244,9 +292,16 @@ mod tests {
             &json!({"status": {"conditions": [{"type": "Ready", "status": "True"}, {"type": "New", "status": "True"}, {"type": "Other", "$patch": "delete"}]}}),
             Ctx::root(None),
         );
-        assert_eq!(t["status"]["conditions"], json!([{"type": "Ready", "status": "True"}, {"type": "New", "status": "True"}]));
+        assert_eq!(
+            t["status"]["conditions"],
+            json!([{"type": "Ready", "status": "True"}, {"type": "New", "status": "True"}])
+        );
         let mut t = json!({"spec": {"holderIdentity": "a", "renewTime": "x"}});
-        strategic_merge_patch(&mut t, &json!({"spec": {"holderIdentity": null}}), Ctx::root(None));
+        strategic_merge_patch(
+            &mut t,
+            &json!({"spec": {"holderIdentity": null}}),
+            Ctx::root(None),
+        );
         assert_eq!(t, json!({"spec": {"renewTime": "x"}}));
     }
 
@@ -257,7 +312,14 @@ mod tests {
             "args": {"type": "array", "items": {"type": "string"}}}}}}))
         .unwrap();
         let mut live = json!({"spec": {"ports": [{"name": "a", "port": 1}], "args": ["x"]}});
-        apply_merge(&mut live, &json!({"spec": {"ports": [{"name": "b", "port": 2}], "args": ["y"]}}), Ctx::root(Some(&schema)));
-        assert_eq!(live, json!({"spec": {"ports": [{"name": "a", "port": 1}, {"name": "b", "port": 2}], "args": ["y"]}}));
+        apply_merge(
+            &mut live,
+            &json!({"spec": {"ports": [{"name": "b", "port": 2}], "args": ["y"]}}),
+            Ctx::root(Some(&schema)),
+        );
+        assert_eq!(
+            live,
+            json!({"spec": {"ports": [{"name": "a", "port": 1}, {"name": "b", "port": 2}], "args": ["y"]}})
+        );
     }
 }

@@ -37,15 +37,29 @@ impl Attributes {
             res = format!("{res}/{}", self.subresource);
         }
         if self.namespace.is_empty() {
-            format!("User {user:?} cannot {} resource {res:?} in API group {:?} at the cluster scope", self.verb, self.group)
+            format!(
+                "User {user:?} cannot {} resource {res:?} in API group {:?} at the cluster scope",
+                self.verb, self.group
+            )
         } else {
-            format!("User {user:?} cannot {} resource {res:?} in API group {:?} in the namespace {:?}", self.verb, self.group, self.namespace)
+            format!(
+                "User {user:?} cannot {} resource {res:?} in API group {:?} in the namespace {:?}",
+                self.verb, self.group, self.namespace
+            )
         }
     }
 }
 
 fn strs(v: &Value, k: &str) -> Vec<String> {
-    v.get(k).and_then(Value::as_array).map(|a| a.iter().filter_map(Value::as_str).map(str::to_string).collect()).unwrap_or_default()
+    v.get(k)
+        .and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(Value::as_str)
+                .map(str::to_string)
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 /// Does one PolicyRule allow the request?
@@ -59,15 +73,23 @@ pub fn rule_allows(rule: &Value, a: &Attributes) -> bool {
             u == "*" || *u == a.path || (u.ends_with('*') && a.path.starts_with(&u[..u.len() - 1]))
         });
     }
-    if !strs(rule, "apiGroups").iter().any(|g| g == "*" || *g == a.group) {
+    if !strs(rule, "apiGroups")
+        .iter()
+        .any(|g| g == "*" || *g == a.group)
+    {
         return false;
     }
-    let combined = if a.subresource.is_empty() { a.resource.clone() } else { format!("{}/{}", a.resource, a.subresource) };
+    let combined = if a.subresource.is_empty() {
+        a.resource.clone()
+    } else {
+        format!("{}/{}", a.resource, a.subresource)
+    };
     let res_ok = strs(rule, "resources").iter().any(|r| {
         r == "*"
             || *r == combined
             || (a.subresource.is_empty() && *r == a.resource)
-            || (!a.subresource.is_empty() && (*r == format!("*/{}", a.subresource) || *r == format!("{}/*", a.resource)))
+            || (!a.subresource.is_empty()
+                && (*r == format!("*/{}", a.subresource) || *r == format!("{}/*", a.resource)))
     });
     if !res_ok {
         return false;
@@ -83,7 +105,11 @@ fn subject_matches(s: &Value, user: &UserInfo, binding_ns: &str) -> bool {
         "User" => user.name == name,
         "Group" => user.groups.iter().any(|g| g == name),
         "ServiceAccount" => {
-            let ns = s.get("namespace").and_then(Value::as_str).filter(|n| !n.is_empty()).unwrap_or(binding_ns);
+            let ns = s
+                .get("namespace")
+                .and_then(Value::as_str)
+                .filter(|n| !n.is_empty())
+                .unwrap_or(binding_ns);
             user.name == format!("system:serviceaccount:{ns}:{name}")
         }
         _ => false,
@@ -95,10 +121,20 @@ fn default_allowed(a: &Attributes) -> bool {
     if !a.resource_request {
         let p = a.path.as_str();
         return a.verb == "get"
-            && (p == "/api" || p.starts_with("/api/") || p == "/apis" || p.starts_with("/apis/") || p == "/version" || p.starts_with("/openapi") || p == "/healthz" || p == "/livez" || p == "/readyz");
+            && (p == "/api"
+                || p.starts_with("/api/")
+                || p == "/apis"
+                || p.starts_with("/apis/")
+                || p == "/version"
+                || p.starts_with("/openapi")
+                || p == "/healthz"
+                || p == "/livez"
+                || p == "/readyz");
     }
     a.verb == "create"
-        && ((a.group == "authorization.k8s.io" && (a.resource == "selfsubjectaccessreviews" || a.resource == "selfsubjectrulesreviews"))
+        && ((a.group == "authorization.k8s.io"
+            && (a.resource == "selfsubjectaccessreviews"
+                || a.resource == "selfsubjectrulesreviews"))
             || (a.group == "authentication.k8s.io" && a.resource == "selfsubjectreviews"))
 }
 
@@ -109,33 +145,62 @@ pub fn authorize(g: &Inner, user: &UserInfo, a: &Attributes) -> Result<(), Strin
     }
     let mut errors = vec![];
     let rbac = |r: &str| ("rbac.authorization.k8s.io".to_string(), r.to_string());
-    let mut check_role = |role_ref: &Value, binding_ns: &str, errors: &mut Vec<String>| -> bool {
-        let kind = role_ref.get("kind").and_then(Value::as_str).unwrap_or_default();
-        let name = role_ref.get("name").and_then(Value::as_str).unwrap_or_default();
+    let check_role = |role_ref: &Value, binding_ns: &str, errors: &mut Vec<String>| -> bool {
+        let kind = role_ref
+            .get("kind")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        let name = role_ref
+            .get("name")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
         let role = match kind {
             "ClusterRole" => g.get(&rbac("clusterroles"), "", name),
             "Role" => g.get(&rbac("roles"), binding_ns, name),
             _ => None,
         };
         match role {
-            Some(r) => r.get("rules").and_then(Value::as_array).is_some_and(|rules| rules.iter().any(|rule| rule_allows(rule, a))),
+            Some(r) => r
+                .get("rules")
+                .and_then(Value::as_array)
+                .is_some_and(|rules| rules.iter().any(|rule| rule_allows(rule, a))),
             None => {
-                let res = if kind == "Role" { "role" } else { "clusterrole" };
-                errors.push(format!("{res}.rbac.authorization.k8s.io {name:?} not found"));
+                let res = if kind == "Role" {
+                    "role"
+                } else {
+                    "clusterrole"
+                };
+                errors.push(format!(
+                    "{res}.rbac.authorization.k8s.io {name:?} not found"
+                ));
                 false
             }
         }
     };
     for (_, b) in g.iter(&rbac("clusterrolebindings"), None) {
-        let subjects = b.get("subjects").and_then(Value::as_array).cloned().unwrap_or_default();
-        if subjects.iter().any(|s| subject_matches(s, user, "")) && check_role(&b["roleRef"], "", &mut errors) {
+        let subjects = b
+            .get("subjects")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
+        if subjects.iter().any(|s| subject_matches(s, user, ""))
+            && check_role(&b["roleRef"], "", &mut errors)
+        {
             return Ok(());
         }
     }
     if a.resource_request && !a.namespace.is_empty() {
         for (_, b) in g.iter(&rbac("rolebindings"), Some(&a.namespace)) {
-            let subjects = b.get("subjects").and_then(Value::as_array).cloned().unwrap_or_default();
-            if subjects.iter().any(|s| subject_matches(s, user, &a.namespace)) && check_role(&b["roleRef"], &a.namespace, &mut errors) {
+            let subjects = b
+                .get("subjects")
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default();
+            if subjects
+                .iter()
+                .any(|s| subject_matches(s, user, &a.namespace))
+                && check_role(&b["roleRef"], &a.namespace, &mut errors)
+            {
                 return Ok(());
             }
         }
@@ -169,19 +234,59 @@ mod tests {
     fn rule_matching() {
         let rule = json!({"apiGroups": [""], "resources": ["secrets"], "verbs": ["get", "list"]});
         assert!(rule_allows(&rule, &attrs("get", "", "secrets", "", "x")));
-        assert!(!rule_allows(&rule, &attrs("delete", "", "secrets", "", "x")));
-        assert!(!rule_allows(&rule, &attrs("get", "apps", "secrets", "", "x")));
-        assert!(!rule_allows(&rule, &attrs("get", "", "secrets", "status", "x")));
+        assert!(!rule_allows(
+            &rule,
+            &attrs("delete", "", "secrets", "", "x")
+        ));
+        assert!(!rule_allows(
+            &rule,
+            &attrs("get", "apps", "secrets", "", "x")
+        ));
+        assert!(!rule_allows(
+            &rule,
+            &attrs("get", "", "secrets", "status", "x")
+        ));
         let sub = json!({"apiGroups": ["cert-manager.io"], "resources": ["certificaterequests/status"], "verbs": ["patch"]});
-        assert!(rule_allows(&sub, &attrs("patch", "cert-manager.io", "certificaterequests", "status", "a")));
-        assert!(!rule_allows(&sub, &attrs("patch", "cert-manager.io", "certificaterequests", "", "a")));
+        assert!(rule_allows(
+            &sub,
+            &attrs(
+                "patch",
+                "cert-manager.io",
+                "certificaterequests",
+                "status",
+                "a"
+            )
+        ));
+        assert!(!rule_allows(
+            &sub,
+            &attrs("patch", "cert-manager.io", "certificaterequests", "", "a")
+        ));
         let star = json!({"apiGroups": ["*"], "resources": ["*"], "verbs": ["*"]});
-        assert!(rule_allows(&star, &attrs("deletecollection", "x", "y", "z", "")));
+        assert!(rule_allows(
+            &star,
+            &attrs("deletecollection", "x", "y", "z", "")
+        ));
         let names = json!({"apiGroups": ["certificates.k8s.io"], "resources": ["signers"], "verbs": ["approve"], "resourceNames": ["pkiissuers.pki-issuer.io/*"]});
-        assert!(rule_allows(&names, &attrs("approve", "certificates.k8s.io", "signers", "", "pkiissuers.pki-issuer.io/*")));
-        assert!(!rule_allows(&names, &attrs("approve", "certificates.k8s.io", "signers", "", "other/*")));
+        assert!(rule_allows(
+            &names,
+            &attrs(
+                "approve",
+                "certificates.k8s.io",
+                "signers",
+                "",
+                "pkiissuers.pki-issuer.io/*"
+            )
+        ));
+        assert!(!rule_allows(
+            &names,
+            &attrs("approve", "certificates.k8s.io", "signers", "", "other/*")
+        ));
         let nr = json!({"nonResourceURLs": ["/metrics", "/debug/*"], "verbs": ["get"]});
-        let mut a = Attributes { verb: "get".into(), path: "/debug/pprof".into(), ..Default::default() };
+        let mut a = Attributes {
+            verb: "get".into(),
+            path: "/debug/pprof".into(),
+            ..Default::default()
+        };
         assert!(rule_allows(&nr, &a));
         a.path = "/other".into();
         assert!(!rule_allows(&nr, &a));
@@ -194,7 +299,13 @@ mod tests {
             a.forbidden_message("system:serviceaccount:ns:sa"),
             r#"User "system:serviceaccount:ns:sa" cannot get resource "secrets" in API group "" in the namespace "ns""#
         );
-        let mut c = attrs("update", "certificates.k8s.io", "certificatesigningrequests", "approval", "c");
+        let mut c = attrs(
+            "update",
+            "certificates.k8s.io",
+            "certificatesigningrequests",
+            "approval",
+            "c",
+        );
         c.namespace.clear();
         assert_eq!(
             c.forbidden_message("u"),

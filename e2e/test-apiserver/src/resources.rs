@@ -94,10 +94,22 @@ impl ResourceDef {
     }
     /// The verbs advertised in discovery.
     pub fn verbs(&self) -> Vec<&'static str> {
-        if self.plural == "tokenreviews" || self.plural.ends_with("accessreviews") || self.plural == "selfsubjectreviews" {
+        if self.plural == "tokenreviews"
+            || self.plural.ends_with("accessreviews")
+            || self.plural == "selfsubjectreviews"
+        {
             return vec!["create"];
         }
-        vec!["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"]
+        vec![
+            "create",
+            "delete",
+            "deletecollection",
+            "get",
+            "list",
+            "patch",
+            "update",
+            "watch",
+        ]
     }
 }
 
@@ -114,27 +126,39 @@ impl Registry {
         self.remove(&def.group.clone(), &def.plural.clone());
         let def = Arc::new(def);
         for v in def.versions.keys() {
-            self.by_gvr.insert((def.group.clone(), v.clone(), def.plural.clone()), def.clone());
+            self.by_gvr.insert(
+                (def.group.clone(), v.clone(), def.plural.clone()),
+                def.clone(),
+            );
         }
-        self.defs.insert((def.group.clone(), def.plural.clone()), def);
+        self.defs
+            .insert((def.group.clone(), def.plural.clone()), def);
     }
     /// Remove a resource definition.
     pub fn remove(&mut self, group: &str, plural: &str) -> Option<Arc<ResourceDef>> {
         let old = self.defs.remove(&(group.to_string(), plural.to_string()))?;
-        self.by_gvr.retain(|_, d| !(d.group == group && d.plural == plural));
+        self.by_gvr
+            .retain(|_, d| !(d.group == group && d.plural == plural));
         Some(old)
     }
     /// Resolve group/version/plural.
     pub fn lookup(&self, group: &str, version: &str, plural: &str) -> Option<Arc<ResourceDef>> {
-        self.by_gvr.get(&(group.to_string(), version.to_string(), plural.to_string())).cloned()
+        self.by_gvr
+            .get(&(group.to_string(), version.to_string(), plural.to_string()))
+            .cloned()
     }
     /// Definition by group and plural.
     pub fn by_group_resource(&self, group: &str, plural: &str) -> Option<Arc<ResourceDef>> {
-        self.defs.get(&(group.to_string(), plural.to_string())).cloned()
+        self.defs
+            .get(&(group.to_string(), plural.to_string()))
+            .cloned()
     }
     /// Find a definition by group and kind.
     pub fn by_kind(&self, group: &str, kind: &str) -> Option<Arc<ResourceDef>> {
-        self.defs.values().find(|d| d.group == group && d.kind == kind).cloned()
+        self.defs
+            .values()
+            .find(|d| d.group == group && d.kind == kind)
+            .cloned()
     }
     /// All definitions.
     pub fn all(&self) -> impl Iterator<Item = &Arc<ResourceDef>> {
@@ -158,7 +182,13 @@ impl Registry {
         let builtin_order = crate::builtins::GROUP_ORDER;
         let mut groups: Vec<(String, Vec<String>)> = out.into_iter().collect();
         groups.sort_by_key(|(g, _)| {
-            (builtin_order.iter().position(|b| b == g).unwrap_or(usize::MAX), g.clone())
+            (
+                builtin_order
+                    .iter()
+                    .position(|b| b == g)
+                    .unwrap_or(usize::MAX),
+                g.clone(),
+            )
         });
         for (_, vs) in groups.iter_mut() {
             sort_versions(vs);
@@ -205,7 +235,10 @@ mod tests {
 
     #[test]
     fn version_priority() {
-        let mut v: Vec<String> = ["v1alpha1", "v1", "v2beta1", "v1beta2", "foo", "v2"].iter().map(|s| s.to_string()).collect();
+        let mut v: Vec<String> = ["v1alpha1", "v1", "v2beta1", "v1beta2", "foo", "v2"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
         sort_versions(&mut v);
         assert_eq!(v, vec!["v2", "v1", "v2beta1", "v1beta2", "v1alpha1", "foo"]);
     }

@@ -101,16 +101,28 @@ impl Schema {
     /// Parse a JSONSchemaProps value. Invalid regexes are reported as errors.
     pub fn parse(v: &Value) -> Result<Schema, String> {
         let list = |k: &str| -> Result<Vec<Schema>, String> {
-            v.get(k).and_then(Value::as_array).map(|a| a.iter().map(Schema::parse).collect()).unwrap_or(Ok(vec![]))
+            v.get(k)
+                .and_then(Value::as_array)
+                .map(|a| a.iter().map(Schema::parse).collect())
+                .unwrap_or(Ok(vec![]))
         };
         let mut s = Schema {
             type_: v.get("type").and_then(Value::as_str).map(str::to_string),
             required: v
                 .get("required")
                 .and_then(Value::as_array)
-                .map(|a| a.iter().filter_map(Value::as_str).map(str::to_string).collect())
+                .map(|a| {
+                    a.iter()
+                        .filter_map(Value::as_str)
+                        .map(str::to_string)
+                        .collect()
+                })
                 .unwrap_or_default(),
-            enum_: v.get("enum").and_then(Value::as_array).cloned().unwrap_or_default(),
+            enum_: v
+                .get("enum")
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default(),
             format: v.get("format").and_then(Value::as_str).map(str::to_string),
             minimum: num(v, "minimum"),
             maximum: num(v, "maximum"),
@@ -127,11 +139,19 @@ impl Schema {
             preserve_unknown: flag(v, "x-kubernetes-preserve-unknown-fields"),
             int_or_string: flag(v, "x-kubernetes-int-or-string"),
             embedded: flag(v, "x-kubernetes-embedded-resource"),
-            list_type: v.get("x-kubernetes-list-type").and_then(Value::as_str).map(str::to_string),
+            list_type: v
+                .get("x-kubernetes-list-type")
+                .and_then(Value::as_str)
+                .map(str::to_string),
             list_map_keys: v
                 .get("x-kubernetes-list-map-keys")
                 .and_then(Value::as_array)
-                .map(|a| a.iter().filter_map(Value::as_str).map(str::to_string).collect())
+                .map(|a| {
+                    a.iter()
+                        .filter_map(Value::as_str)
+                        .map(str::to_string)
+                        .collect()
+                })
                 .unwrap_or_default(),
             unique_items: flag(v, "uniqueItems"),
             all_of: list("allOf")?,
@@ -165,7 +185,10 @@ impl Schema {
                     s.rules.push(CelRule {
                         rule: rule.to_string(),
                         message: r.get("message").and_then(Value::as_str).map(str::to_string),
-                        field_path: r.get("fieldPath").and_then(Value::as_str).map(str::to_string),
+                        field_path: r
+                            .get("fieldPath")
+                            .and_then(Value::as_str)
+                            .map(str::to_string),
                     });
                 }
             }
@@ -185,23 +208,30 @@ impl Schema {
 
     /// Keys of an `x-kubernetes-list-type: map` list, if this node is one.
     pub fn map_keys(&self) -> Option<Vec<String>> {
-        (self.list_type.as_deref() == Some("map") && !self.list_map_keys.is_empty()).then(|| self.list_map_keys.clone())
+        (self.list_type.as_deref() == Some("map") && !self.list_map_keys.is_empty())
+            .then(|| self.list_map_keys.clone())
     }
 
     /// Remove fields not described by the schema (honouring preserve-unknown-fields).
     pub fn prune(&self, v: &mut Value, root: bool) {
         match v {
             Value::Object(m) => {
-                if !self.properties.is_empty() || (!self.preserve_unknown && self.additional.is_none() && !self.additional_any) {
+                if !self.properties.is_empty()
+                    || (!self.preserve_unknown && self.additional.is_none() && !self.additional_any)
+                {
                     if !self.preserve_unknown && self.additional.is_none() && !self.additional_any {
                         m.retain(|k, _| {
                             self.properties.contains_key(k)
-                                || ((root || self.embedded) && matches!(k.as_str(), "apiVersion" | "kind" | "metadata"))
+                                || ((root || self.embedded)
+                                    && matches!(k.as_str(), "apiVersion" | "kind" | "metadata"))
                         });
                     }
                 }
                 for (k, child) in m.iter_mut() {
-                    if (root || self.embedded) && matches!(k.as_str(), "apiVersion" | "kind" | "metadata") && !self.properties.contains_key(k) {
+                    if (root || self.embedded)
+                        && matches!(k.as_str(), "apiVersion" | "kind" | "metadata")
+                        && !self.properties.contains_key(k)
+                    {
                         continue;
                     }
                     if let Some(s) = self.properties.get(k).or(self.additional.as_deref()) {
@@ -256,10 +286,20 @@ impl Schema {
 
     /// Validate a value; `old` is the previous value at the same location (for CEL transition rules).
     pub fn validate(&self, v: &Value, old: Option<&Value>, path: &str, causes: &mut Vec<Cause>) {
-        let at = |p: &str| if p.is_empty() { "<root>".to_string() } else { p.to_string() };
+        let at = |p: &str| {
+            if p.is_empty() {
+                "<root>".to_string()
+            } else {
+                p.to_string()
+            }
+        };
         if v.is_null() {
             if !self.nullable && self.type_.is_some() {
-                causes.push(Cause::type_invalid(&at(path), v, self.type_.as_deref().unwrap_or("object")));
+                causes.push(Cause::type_invalid(
+                    &at(path),
+                    v,
+                    self.type_.as_deref().unwrap_or("object"),
+                ));
             }
             return;
         }
@@ -273,7 +313,9 @@ impl Schema {
                 "object" => v.is_object(),
                 "array" => v.is_array(),
                 "string" => v.is_string(),
-                "integer" => v.is_i64() || v.is_u64() || v.as_f64().is_some_and(|f| f.fract() == 0.0),
+                "integer" => {
+                    v.is_i64() || v.is_u64() || v.as_f64().is_some_and(|f| f.fract() == 0.0)
+                }
                 "number" => v.is_number(),
                 "boolean" => v.is_boolean(),
                 _ => true,
@@ -292,28 +334,51 @@ impl Schema {
                 let f = n.as_f64().unwrap_or(0.0);
                 if let Some(min) = self.minimum {
                     if f < min || (self.exclusive_minimum && f == min) {
-                        let op = if self.exclusive_minimum { "greater than" } else { "greater than or equal to" };
-                        causes.push(Cause::invalid(&at(path), v, &format!("{} in body should be {op} {}", at(path), fmt_num(min))));
+                        let op = if self.exclusive_minimum {
+                            "greater than"
+                        } else {
+                            "greater than or equal to"
+                        };
+                        causes.push(Cause::invalid(
+                            &at(path),
+                            v,
+                            &format!("{} in body should be {op} {}", at(path), fmt_num(min)),
+                        ));
                     }
                 }
                 if let Some(max) = self.maximum {
                     if f > max || (self.exclusive_maximum && f == max) {
-                        let op = if self.exclusive_maximum { "less than" } else { "less than or equal to" };
-                        causes.push(Cause::invalid(&at(path), v, &format!("{} in body should be {op} {}", at(path), fmt_num(max))));
+                        let op = if self.exclusive_maximum {
+                            "less than"
+                        } else {
+                            "less than or equal to"
+                        };
+                        causes.push(Cause::invalid(
+                            &at(path),
+                            v,
+                            &format!("{} in body should be {op} {}", at(path), fmt_num(max)),
+                        ));
                     }
                 }
             }
             Value::Array(a) => {
                 if let Some(min) = self.min_items {
                     if a.len() < min {
-                        causes.push(Cause::invalid(&at(path), v, &format!("{} in body should have at least {min} items", at(path))));
+                        causes.push(Cause::invalid(
+                            &at(path),
+                            v,
+                            &format!("{} in body should have at least {min} items", at(path)),
+                        ));
                     }
                 }
                 if let Some(max) = self.max_items {
                     if a.len() > max {
                         causes.push(Cause {
                             reason: "FieldValueTooMany".into(),
-                            message: format!("Too many: {}: must have at most {max} items", a.len()),
+                            message: format!(
+                                "Too many: {}: must have at most {max} items",
+                                a.len()
+                            ),
                             field: at(path),
                         });
                     }
@@ -321,7 +386,10 @@ impl Schema {
                 if let Some(keys) = self.map_keys() {
                     let mut seen = std::collections::HashSet::new();
                     for (i, x) in a.iter().enumerate() {
-                        let k: Vec<Value> = keys.iter().map(|k| x.get(k).cloned().unwrap_or(Value::Null)).collect();
+                        let k: Vec<Value> = keys
+                            .iter()
+                            .map(|k| x.get(k).cloned().unwrap_or(Value::Null))
+                            .collect();
                         if !seen.insert(serde_json::to_string(&k).unwrap_or_default()) {
                             causes.push(Cause {
                                 reason: "FieldValueDuplicate".into(),
@@ -355,25 +423,45 @@ impl Schema {
             s.validate_constraints_only(v, path, causes);
         }
         if !self.any_of.is_empty() && !self.any_of.iter().any(|s| s.matches(v)) {
-            causes.push(Cause::invalid(&at(path), v, &format!("{} in body must match at least one schema (anyOf)", at(path))));
+            causes.push(Cause::invalid(
+                &at(path),
+                v,
+                &format!(
+                    "{} in body must match at least one schema (anyOf)",
+                    at(path)
+                ),
+            ));
         }
         if !self.one_of.is_empty() && self.one_of.iter().filter(|s| s.matches(v)).count() != 1 {
-            causes.push(Cause::invalid(&at(path), v, &format!("{} in body must match exactly one schema (oneOf)", at(path))));
+            causes.push(Cause::invalid(
+                &at(path),
+                v,
+                &format!("{} in body must match exactly one schema (oneOf)", at(path)),
+            ));
         }
         if let Some(n) = &self.not {
             if n.matches(v) {
-                causes.push(Cause::invalid(&at(path), v, &format!("{} in body must not match the schema (not)", at(path))));
+                causes.push(Cause::invalid(
+                    &at(path),
+                    v,
+                    &format!("{} in body must not match the schema (not)", at(path)),
+                ));
             }
         }
         for r in &self.rules {
             match crate::cel::evaluate(&r.rule, v, old) {
-                Ok(true) | Err(crate::cel::CelError::Unsupported(_)) | Err(crate::cel::CelError::NoOldSelf) => {}
+                Ok(true)
+                | Err(crate::cel::CelError::Unsupported(_))
+                | Err(crate::cel::CelError::NoOldSelf) => {}
                 Ok(false) | Err(crate::cel::CelError::Eval(_)) => {
                     let field = match &r.field_path {
                         Some(fp) => format!("{}{}", path, fp),
                         None => at(path),
                     };
-                    let msg = r.message.clone().unwrap_or_else(|| format!("failed rule: {}", r.rule));
+                    let msg = r
+                        .message
+                        .clone()
+                        .unwrap_or_else(|| format!("failed rule: {}", r.rule));
                     causes.push(Cause::invalid(&field, &shape(v), &msg));
                 }
             }
@@ -383,7 +471,9 @@ impl Schema {
     fn correlate_item<'a>(&self, old: Option<&'a Value>, x: &Value, i: usize) -> Option<&'a Value> {
         let old = old?.as_array()?;
         match self.map_keys() {
-            Some(keys) => old.iter().find(|o| keys.iter().all(|k| o.get(k) == x.get(k))),
+            Some(keys) => old
+                .iter()
+                .find(|o| keys.iter().all(|k| o.get(k) == x.get(k))),
             None => old.get(i),
         }
     }
@@ -392,7 +482,11 @@ impl Schema {
         let len = s.chars().count();
         if let Some(min) = self.min_length {
             if len < min {
-                causes.push(Cause::invalid(path, v, &format!("{path} in body should be at least {min} chars long")));
+                causes.push(Cause::invalid(
+                    path,
+                    v,
+                    &format!("{path} in body should be at least {min} chars long"),
+                ));
             }
         }
         if let Some(max) = self.max_length {
@@ -406,7 +500,11 @@ impl Schema {
         }
         if let Some((p, re)) = &self.pattern {
             if !re.is_match(s) {
-                causes.push(Cause::invalid(path, v, &format!("{path} in body should match '{p}'")));
+                causes.push(Cause::invalid(
+                    path,
+                    v,
+                    &format!("{path} in body should match '{p}'"),
+                ));
             }
         }
         if let Some(f) = &self.format {
@@ -420,13 +518,30 @@ impl Schema {
                 _ => true,
             };
             if !ok {
-                causes.push(Cause::invalid(path, v, &format!("{path} in body must be of type {f}: {s:?}")));
+                causes.push(Cause::invalid(
+                    path,
+                    v,
+                    &format!("{path} in body must be of type {f}: {s:?}"),
+                ));
             }
         }
     }
 
-    fn validate_object(&self, m: &Map<String, Value>, v: &Value, old: Option<&Value>, path: &str, causes: &mut Vec<Cause>) {
-        let join = |k: &str| if path.is_empty() { k.to_string() } else { format!("{path}.{k}") };
+    fn validate_object(
+        &self,
+        m: &Map<String, Value>,
+        v: &Value,
+        old: Option<&Value>,
+        path: &str,
+        causes: &mut Vec<Cause>,
+    ) {
+        let join = |k: &str| {
+            if path.is_empty() {
+                k.to_string()
+            } else {
+                format!("{path}.{k}")
+            }
+        };
         for r in &self.required {
             if !m.contains_key(r) {
                 causes.push(Cause::required(&join(r)));
@@ -434,16 +549,28 @@ impl Schema {
         }
         if let Some(min) = self.min_properties {
             if m.len() < min {
-                causes.push(Cause::invalid(&join(""), v, &format!("{path} in body should have at least {min} properties")));
+                causes.push(Cause::invalid(
+                    &join(""),
+                    v,
+                    &format!("{path} in body should have at least {min} properties"),
+                ));
             }
         }
         if let Some(max) = self.max_properties {
             if m.len() > max {
-                causes.push(Cause::invalid(path, v, &format!("{path} in body should have at most {max} properties")));
+                causes.push(Cause::invalid(
+                    path,
+                    v,
+                    &format!("{path} in body should have at most {max} properties"),
+                ));
             }
         }
         for (k, child) in m {
-            let cp = if self.properties.contains_key(k) || path.is_empty() { join(k) } else { format!("{path}[{k}]") };
+            let cp = if self.properties.contains_key(k) || path.is_empty() {
+                join(k)
+            } else {
+                format!("{path}[{k}]")
+            };
             let old_child = old.and_then(|o| o.get(k));
             if let Some(s) = self.properties.get(k) {
                 s.validate(child, old_child, &cp, causes);
@@ -481,7 +608,10 @@ fn shape(v: &Value) -> Value {
 }
 
 fn map_key_repr(keys: &[String], x: &Value) -> String {
-    let parts: Vec<String> = keys.iter().map(|k| format!("{:?}:{}", k, x.get(k).cloned().unwrap_or(Value::Null))).collect();
+    let parts: Vec<String> = keys
+        .iter()
+        .map(|k| format!("{:?}:{}", k, x.get(k).cloned().unwrap_or(Value::Null)))
+        .collect();
     format!("map[string]interface {{}}{{{}}}", parts.join(", "))
 }
 
@@ -526,31 +656,61 @@ mod tests {
 
     #[test]
     fn valid_object_passes() {
-        let e = errs(json!({"name": "abc", "count": 2, "ca": "aGVsbG8=", "when": "2024-01-01T00:00:00Z", "tags": ["x"], "opt": null, "a": "1"}));
+        let e = errs(
+            json!({"name": "abc", "count": 2, "ca": "aGVsbG8=", "when": "2024-01-01T00:00:00Z", "tags": ["x"], "opt": null, "a": "1"}),
+        );
         assert!(e.is_empty(), "{e:?}");
     }
 
     #[test]
     fn constraint_violations() {
-        let e = errs(json!({"count": 9, "mode": "C", "ca": "!!", "when": "yesterday", "tags": [], "a": "1"}));
-        assert!(e.contains(&"spec.name: Required value".to_string()), "{e:?}");
+        let e = errs(
+            json!({"count": 9, "mode": "C", "ca": "!!", "when": "yesterday", "tags": [], "a": "1"}),
+        );
+        assert!(
+            e.contains(&"spec.name: Required value".to_string()),
+            "{e:?}"
+        );
         assert!(e.iter().any(|m| m.starts_with("spec.count: Invalid value: 9: spec.count in body should be less than or equal to 3")), "{e:?}");
         assert!(e.iter().any(|m| m == "spec.mode: Unsupported value: \"C\": supported values: \"A\", \"B\""), "{e:?}");
-        assert!(e.iter().any(|m| m.contains("spec.ca in body must be of type byte")), "{e:?}");
-        assert!(e.iter().any(|m| m.contains("must be of type date-time")), "{e:?}");
-        assert!(e.iter().any(|m| m.contains("should have at least 1 items")), "{e:?}");
+        assert!(
+            e.iter()
+                .any(|m| m.contains("spec.ca in body must be of type byte")),
+            "{e:?}"
+        );
+        assert!(
+            e.iter().any(|m| m.contains("must be of type date-time")),
+            "{e:?}"
+        );
+        assert!(
+            e.iter().any(|m| m.contains("should have at least 1 items")),
+            "{e:?}"
+        );
         let e = errs(json!({"name": "ABCDEFG", "b": "x", "a": "y"}));
-        assert!(e.iter().any(|m| m.contains("should match '^[a-z]+$'")), "{e:?}");
+        assert!(
+            e.iter().any(|m| m.contains("should match '^[a-z]+$'")),
+            "{e:?}"
+        );
         assert!(e.iter().any(|m| m.contains("Too long")), "{e:?}");
-        assert!(e.iter().any(|m| m.ends_with("exactly one of a or b")), "{e:?}");
+        assert!(
+            e.iter().any(|m| m.ends_with("exactly one of a or b")),
+            "{e:?}"
+        );
         let e = errs(json!({"name": "ab", "count": "x", "b": "1"}));
-        assert!(e.iter().any(|m| m.contains("must be of type integer")), "{e:?}");
+        assert!(
+            e.iter().any(|m| m.contains("must be of type integer")),
+            "{e:?}"
+        );
     }
 
     #[test]
     fn duplicate_map_keys_rejected() {
         let e = errs(json!({"name": "ab", "a": "1", "conds": [{"type": "R"}, {"type": "R"}]}));
-        assert!(e.iter().any(|m| m.starts_with("spec.conds[1]: Duplicate value")), "{e:?}");
+        assert!(
+            e.iter()
+                .any(|m| m.starts_with("spec.conds[1]: Duplicate value")),
+            "{e:?}"
+        );
     }
 
     #[test]
@@ -567,6 +727,9 @@ mod tests {
         assert_eq!(v["spec"]["labels"]["k"], "v");
         assert_eq!(v["spec"]["mode"], "A");
         assert_eq!(v["metadata"]["name"], "n");
-        assert_eq!(s.child("spec").unwrap().child("conds").unwrap().map_keys(), Some(vec!["type".to_string()]));
+        assert_eq!(
+            s.child("spec").unwrap().child("conds").unwrap().map_keys(),
+            Some(vec!["type".to_string()])
+        );
     }
 }

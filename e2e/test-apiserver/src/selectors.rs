@@ -45,24 +45,38 @@ fn split_top_level(s: &str) -> Vec<String> {
         cur.push(c);
     }
     out.push(cur);
-    out.into_iter().map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect()
+    out.into_iter()
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .collect()
 }
 
 fn valid_key(k: &str) -> bool {
     !k.is_empty()
         && k.len() <= 317
-        && k.chars().all(|c| c.is_ascii_alphanumeric() || "-_./".contains(c))
+        && k.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_./".contains(c))
 }
 
 fn parse_set(s: &str) -> Option<Vec<String>> {
     let inner = s.trim().strip_prefix('(')?.strip_suffix(')')?;
-    Some(inner.split(',').map(|x| x.trim().to_string()).filter(|x| !x.is_empty()).collect())
+    Some(
+        inner
+            .split(',')
+            .map(|x| x.trim().to_string())
+            .filter(|x| !x.is_empty())
+            .collect(),
+    )
 }
 
 impl LabelSelector {
     /// Parse the string form used in `?labelSelector=`.
     pub fn parse(s: &str) -> ApiResult<LabelSelector> {
-        let bad = || ApiError::bad_request(format!("unable to parse requirement: invalid label selector {s:?}"));
+        let bad = || {
+            ApiError::bad_request(format!(
+                "unable to parse requirement: invalid label selector {s:?}"
+            ))
+        };
         let mut reqs = vec![];
         for part in split_top_level(s) {
             let req = if let Some(k) = part.strip_prefix('!') {
@@ -74,9 +88,15 @@ impl LabelSelector {
             } else if let Some((k, v)) = part.split_once('=') {
                 Requirement::Eq(k.trim().into(), v.trim().into())
             } else if let Some(idx) = part.find(" notin ") {
-                Requirement::NotIn(part[..idx].trim().into(), parse_set(&part[idx + 7..]).ok_or_else(bad)?)
+                Requirement::NotIn(
+                    part[..idx].trim().into(),
+                    parse_set(&part[idx + 7..]).ok_or_else(bad)?,
+                )
             } else if let Some(idx) = part.find(" in ") {
-                Requirement::In(part[..idx].trim().into(), parse_set(&part[idx + 4..]).ok_or_else(bad)?)
+                Requirement::In(
+                    part[..idx].trim().into(),
+                    parse_set(&part[idx + 4..]).ok_or_else(bad)?,
+                )
             } else {
                 Requirement::Exists(part.trim().to_string())
             };
@@ -107,8 +127,11 @@ impl LabelSelector {
         if let Some(Value::Array(exprs)) = v.get("matchExpressions") {
             for e in exprs {
                 let key = e.get("key").map(scalar_string).unwrap_or_default();
-                let vals: Vec<String> =
-                    e.get("values").and_then(Value::as_array).map(|a| a.iter().map(scalar_string).collect()).unwrap_or_default();
+                let vals: Vec<String> = e
+                    .get("values")
+                    .and_then(Value::as_array)
+                    .map(|a| a.iter().map(scalar_string).collect())
+                    .unwrap_or_default();
                 match e.get("operator").and_then(Value::as_str) {
                     Some("In") => reqs.push(Requirement::In(key, vals)),
                     Some("NotIn") => reqs.push(Requirement::NotIn(key, vals)),
@@ -160,7 +183,9 @@ impl FieldSelector {
             } else if let Some((k, v)) = part.split_once('=') {
                 (k, true, v)
             } else {
-                return Err(ApiError::bad_request(format!("invalid selector: '{s}'; can't understand '{part}'")));
+                return Err(ApiError::bad_request(format!(
+                    "invalid selector: '{s}'; can't understand '{part}'"
+                )));
             };
             out.push((k.trim().to_string(), eq, v.trim().to_string()));
         }
@@ -169,7 +194,10 @@ impl FieldSelector {
 
     /// Value of `metadata.name=` if the selector pins a single name.
     pub fn exact_name(&self) -> Option<&str> {
-        self.0.iter().find(|(k, eq, _)| k == "metadata.name" && *eq).map(|(_, _, v)| v.as_str())
+        self.0
+            .iter()
+            .find(|(k, eq, _)| k == "metadata.name" && *eq)
+            .map(|(_, _, v)| v.as_str())
     }
 
     /// Does an object match?
@@ -183,7 +211,10 @@ impl FieldSelector {
 
 /// Parse a `key=value,...` map (used for tests and label helpers).
 pub fn parse_map(s: &str) -> BTreeMap<String, String> {
-    s.split(',').filter_map(|kv| kv.split_once('=')).map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    s.split(',')
+        .filter_map(|kv| kv.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
 }
 
 #[cfg(test)]
@@ -213,14 +244,20 @@ mod tests {
             ("app in (web, db),tier", true),
             ("", true),
         ] {
-            assert_eq!(LabelSelector::parse(sel).unwrap().matches(&o), want, "{sel}");
+            assert_eq!(
+                LabelSelector::parse(sel).unwrap().matches(&o),
+                want,
+                "{sel}"
+            );
         }
         assert!(LabelSelector::parse("a b c").is_err());
     }
 
     #[test]
     fn label_selector_from_json() {
-        let s = LabelSelector::from_json(&json!({"matchLabels": {"app": "web"}, "matchExpressions": [{"key": "tier", "operator": "Exists"}]}));
+        let s = LabelSelector::from_json(
+            &json!({"matchLabels": {"app": "web"}, "matchExpressions": [{"key": "tier", "operator": "Exists"}]}),
+        );
         assert!(s.matches(&obj(json!({"app": "web", "tier": "x"}))));
         assert!(!s.matches(&obj(json!({"app": "web"}))));
     }
@@ -229,10 +266,23 @@ mod tests {
     fn field_selectors() {
         let o = obj(json!({}));
         assert!(FieldSelector::parse("metadata.name=a").unwrap().matches(&o));
-        assert!(FieldSelector::parse("metadata.name=a,metadata.namespace=ns").unwrap().matches(&o));
-        assert!(!FieldSelector::parse("metadata.namespace!=ns").unwrap().matches(&o));
-        assert!(FieldSelector::parse("spec.signerName=x/y").unwrap().matches(&o));
-        assert_eq!(FieldSelector::parse("metadata.name==a").unwrap().exact_name(), Some("a"));
+        assert!(
+            FieldSelector::parse("metadata.name=a,metadata.namespace=ns")
+                .unwrap()
+                .matches(&o)
+        );
+        assert!(!FieldSelector::parse("metadata.namespace!=ns")
+            .unwrap()
+            .matches(&o));
+        assert!(FieldSelector::parse("spec.signerName=x/y")
+            .unwrap()
+            .matches(&o));
+        assert_eq!(
+            FieldSelector::parse("metadata.name==a")
+                .unwrap()
+                .exact_name(),
+            Some("a")
+        );
         assert!(FieldSelector::parse("bogus").is_err());
     }
 }

@@ -107,7 +107,10 @@ impl Store {
 impl Inner {
     /// Get an object.
     pub fn get(&self, key: &StorageKey, ns: &str, name: &str) -> Option<Arc<Value>> {
-        self.objects.get(key)?.get(&(ns.to_string(), name.to_string())).cloned()
+        self.objects
+            .get(key)?
+            .get(&(ns.to_string(), name.to_string()))
+            .cloned()
     }
     /// Iterate objects of a type, optionally within one namespace, starting after `after`.
     pub fn iter<'a>(
@@ -115,10 +118,13 @@ impl Inner {
         key: &StorageKey,
         ns: Option<&'a str>,
     ) -> Box<dyn Iterator<Item = (&'a ObjKey, &'a Arc<Value>)> + 'a> {
-        let Some(m) = self.objects.get(key) else { return Box::new(std::iter::empty()) };
+        let Some(m) = self.objects.get(key) else {
+            return Box::new(std::iter::empty());
+        };
         match ns {
             Some(ns) => Box::new(
-                m.range((ns.to_string(), String::new())..).take_while(move |((n, _), _)| n == ns),
+                m.range((ns.to_string(), String::new())..)
+                    .take_while(move |((n, _), _)| n == ns),
             ),
             None => Box::new(m.iter()),
         }
@@ -128,16 +134,41 @@ impl Inner {
         self.rv += 1;
         let rv = self.rv;
         meta_mut(&mut obj).insert("resourceVersion".into(), json!(rv.to_string()));
-        let ns = crate::util::meta_str(&obj, "namespace").unwrap_or_default().to_string();
-        let name = crate::util::meta_str(&obj, "name").unwrap_or_default().to_string();
+        let ns = crate::util::meta_str(&obj, "namespace")
+            .unwrap_or_default()
+            .to_string();
+        let name = crate::util::meta_str(&obj, "name")
+            .unwrap_or_default()
+            .to_string();
         let obj = Arc::new(obj);
-        let old = self.objects.entry(key.clone()).or_default().insert((ns.clone(), name), obj.clone());
-        let type_ = if old.is_some() { EventType::Modified } else { EventType::Added };
-        self.emit(WatchEvent { rv, key: key.clone(), namespace: ns, type_, object: obj.clone(), old });
+        let old = self
+            .objects
+            .entry(key.clone())
+            .or_default()
+            .insert((ns.clone(), name), obj.clone());
+        let type_ = if old.is_some() {
+            EventType::Modified
+        } else {
+            EventType::Added
+        };
+        self.emit(WatchEvent {
+            rv,
+            key: key.clone(),
+            namespace: ns,
+            type_,
+            object: obj.clone(),
+            old,
+        });
         obj
     }
     /// Remove an object, emitting DELETED with `last` (its final state) at a new resourceVersion.
-    pub fn remove(&mut self, key: &StorageKey, ns: &str, name: &str, mut last: Value) -> Arc<Value> {
+    pub fn remove(
+        &mut self,
+        key: &StorageKey,
+        ns: &str,
+        name: &str,
+        mut last: Value,
+    ) -> Arc<Value> {
         self.rv += 1;
         let rv = self.rv;
         meta_mut(&mut last).insert("resourceVersion".into(), json!(rv.to_string()));
@@ -145,7 +176,14 @@ impl Inner {
             m.remove(&(ns.to_string(), name.to_string()));
         }
         let obj = Arc::new(last);
-        self.emit(WatchEvent { rv, key: key.clone(), namespace: ns.into(), type_: EventType::Deleted, object: obj.clone(), old: None });
+        self.emit(WatchEvent {
+            rv,
+            key: key.clone(),
+            namespace: ns.into(),
+            type_: EventType::Deleted,
+            object: obj.clone(),
+            old: None,
+        });
         obj
     }
     fn emit(&mut self, ev: WatchEvent) {
@@ -166,7 +204,11 @@ impl Inner {
     /// Events after `rv` for a type (caller checked `rv >= oldest_rv`).
     pub fn events_since(&self, key: &StorageKey, rv: u64) -> Vec<Arc<WatchEvent>> {
         let start = self.history.partition_point(|e| e.rv <= rv);
-        self.history.range(start..).filter(|e| &e.key == key).cloned().collect()
+        self.history
+            .range(start..)
+            .filter(|e| &e.key == key)
+            .cloned()
+            .collect()
     }
     /// Does a namespace exist (and is it not terminating)? `None` = missing, `Some(false)` = terminating.
     pub fn namespace_active(&self, ns: &str) -> Option<bool> {
@@ -184,7 +226,10 @@ impl Inner {
                 let owned = o
                     .pointer("/metadata/ownerReferences")
                     .and_then(Value::as_array)
-                    .is_some_and(|refs| refs.iter().any(|r| r.get("uid").and_then(Value::as_str) == Some(uid)));
+                    .is_some_and(|refs| {
+                        refs.iter()
+                            .any(|r| r.get("uid").and_then(Value::as_str) == Some(uid))
+                    });
                 if owned {
                     out.push((key.clone(), ok.clone(), o.clone()));
                 }
@@ -195,10 +240,23 @@ impl Inner {
     /// Is there a live object with this uid (used by the garbage collector for other owners)?
     pub fn uid_exists(&self, owner: &Value, ns: &str) -> bool {
         let uid = owner.get("uid").and_then(Value::as_str).unwrap_or_default();
-        let kind = owner.get("kind").and_then(Value::as_str).unwrap_or_default();
-        let name = owner.get("name").and_then(Value::as_str).unwrap_or_default();
-        let group = owner.get("apiVersion").and_then(Value::as_str).and_then(|a| a.rsplit_once('/')).map(|(g, _)| g).unwrap_or("");
-        let Some(def) = self.registry.by_kind(group, kind) else { return false };
+        let kind = owner
+            .get("kind")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        let name = owner
+            .get("name")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        let group = owner
+            .get("apiVersion")
+            .and_then(Value::as_str)
+            .and_then(|a| a.rsplit_once('/'))
+            .map(|(g, _)| g)
+            .unwrap_or("");
+        let Some(def) = self.registry.by_kind(group, kind) else {
+            return false;
+        };
         let ons = if def.namespaced { ns } else { "" };
         self.get(&def.storage_key(), ons, name)
             .is_some_and(|o| crate::util::meta_str(&o, "uid") == Some(uid))
@@ -218,16 +276,37 @@ mod tests {
         let store = Store::new(Registry::default(), 3);
         let mut rx = store.subscribe();
         let mut g = store.lock();
-        let a = g.put(&key(), json!({"metadata": {"name": "a", "namespace": "ns"}}));
+        let a = g.put(
+            &key(),
+            json!({"metadata": {"name": "a", "namespace": "ns"}}),
+        );
         assert_eq!(a["metadata"]["resourceVersion"], "2");
-        g.put(&key(), json!({"metadata": {"name": "b", "namespace": "ns"}}));
-        g.put(&key(), json!({"metadata": {"name": "a", "namespace": "ns"}, "x": 1}));
-        g.remove(&key(), "ns", "b", json!({"metadata": {"name": "b", "namespace": "ns"}}));
+        g.put(
+            &key(),
+            json!({"metadata": {"name": "b", "namespace": "ns"}}),
+        );
+        g.put(
+            &key(),
+            json!({"metadata": {"name": "a", "namespace": "ns"}, "x": 1}),
+        );
+        g.remove(
+            &key(),
+            "ns",
+            "b",
+            json!({"metadata": {"name": "b", "namespace": "ns"}}),
+        );
         assert_eq!(g.rv, 5);
         // History window of 3: the first event fell out.
         assert_eq!(g.oldest_rv, 2);
-        let since: Vec<_> = g.events_since(&key(), 3).iter().map(|e| (e.rv, e.type_)).collect();
-        assert_eq!(since, vec![(4, EventType::Modified), (5, EventType::Deleted)]);
+        let since: Vec<_> = g
+            .events_since(&key(), 3)
+            .iter()
+            .map(|e| (e.rv, e.type_))
+            .collect();
+        assert_eq!(
+            since,
+            vec![(4, EventType::Modified), (5, EventType::Deleted)]
+        );
         assert_eq!(g.iter(&key(), Some("ns")).count(), 1);
         assert_eq!(g.iter(&key(), Some("other")).count(), 0);
         g.compact();

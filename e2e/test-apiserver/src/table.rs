@@ -7,7 +7,11 @@ use crate::util::human_age;
 
 /// Evaluate a printer-column JSONPath subset: `.a.b`, `.a[0]`, `.a[*].b`, `.a[?(@.type=="Ready")].status`.
 pub fn jsonpath(obj: &Value, path: &str) -> Vec<Value> {
-    let path = path.trim().trim_start_matches('{').trim_end_matches('}').trim_start_matches('$');
+    let path = path
+        .trim()
+        .trim_start_matches('{')
+        .trim_end_matches('}')
+        .trim_start_matches('$');
     let mut cur = vec![obj.clone()];
     let mut rest = path;
     while !rest.is_empty() {
@@ -20,7 +24,9 @@ pub fn jsonpath(obj: &Value, path: &str) -> Vec<Value> {
             }
             cur = cur.iter().filter_map(|v| v.get(field).cloned()).collect();
         } else if let Some(r) = rest.strip_prefix('[') {
-            let Some(end) = find_close(r) else { return vec![] };
+            let Some(end) = find_close(r) else {
+                return vec![];
+            };
             let inner = &r[..end];
             rest = &r[end + 1..];
             cur = cur
@@ -31,9 +37,15 @@ pub fn jsonpath(obj: &Value, path: &str) -> Vec<Value> {
                         arr
                     } else if let Ok(i) = inner.parse::<usize>() {
                         arr.get(i).cloned().into_iter().collect()
-                    } else if let Some(filter) = inner.strip_prefix("?(").and_then(|f| f.strip_suffix(')')) {
-                        arr.into_iter().filter(|x| filter_matches(x, filter)).collect()
-                    } else if let Some(key) = inner.strip_prefix('\'').and_then(|k| k.strip_suffix('\'')) {
+                    } else if let Some(filter) =
+                        inner.strip_prefix("?(").and_then(|f| f.strip_suffix(')'))
+                    {
+                        arr.into_iter()
+                            .filter(|x| filter_matches(x, filter))
+                            .collect()
+                    } else if let Some(key) =
+                        inner.strip_prefix('\'').and_then(|k| k.strip_suffix('\''))
+                    {
                         v.get(key).cloned().into_iter().collect()
                     } else {
                         vec![]
@@ -80,9 +92,14 @@ fn filter_matches(item: &Value, filter: &str) -> bool {
 
 fn cell(col: &PrinterColumn, obj: &Value) -> Value {
     let vals = jsonpath(obj, &col.json_path);
-    let Some(first) = vals.first() else { return Value::Null };
+    let Some(first) = vals.first() else {
+        return Value::Null;
+    };
     match col.type_.as_str() {
-        "date" => first.as_str().map(|s| json!(human_age(s))).unwrap_or(Value::Null),
+        "date" => first
+            .as_str()
+            .map(|s| json!(human_age(s)))
+            .unwrap_or(Value::Null),
         "integer" | "number" | "boolean" if vals.len() == 1 => first.clone(),
         _ => {
             if vals.len() == 1 {
@@ -91,15 +108,30 @@ fn cell(col: &PrinterColumn, obj: &Value) -> Value {
                     other => json!(other.to_string()),
                 }
             } else {
-                json!(vals.iter().map(crate::util::scalar_string).collect::<Vec<_>>().join(","))
+                json!(vals
+                    .iter()
+                    .map(crate::util::scalar_string)
+                    .collect::<Vec<_>>()
+                    .join(","))
             }
         }
     }
 }
 
 /// Build a Table from presented objects.
-pub fn table(def: &ResourceDef, version: &str, items: &[Value], resource_version: &str, continue_: Option<&str>, include_object: &str) -> Value {
-    let mut cols: Vec<PrinterColumn> = def.versions.get(version).map(|v| v.columns.clone()).unwrap_or_default();
+pub fn table(
+    def: &ResourceDef,
+    version: &str,
+    items: &[Value],
+    resource_version: &str,
+    continue_: Option<&str>,
+    include_object: &str,
+) -> Value {
+    let mut cols: Vec<PrinterColumn> = def
+        .versions
+        .get(version)
+        .map(|v| v.columns.clone())
+        .unwrap_or_default();
     if !def.custom {
         cols.push(PrinterColumn {
             name: "Age".into(),
@@ -146,19 +178,34 @@ mod tests {
     fn jsonpath_subset() {
         let o = json!({"spec": {"a": {"b": 3}}, "status": {"conditions": [{"type": "Ready", "status": "True"}, {"type": "X", "status": "False"}]}});
         assert_eq!(jsonpath(&o, ".spec.a.b"), vec![json!(3)]);
-        assert_eq!(jsonpath(&o, ".status.conditions[?(@.type==\"Ready\")].status"), vec![json!("True")]);
+        assert_eq!(
+            jsonpath(&o, ".status.conditions[?(@.type==\"Ready\")].status"),
+            vec![json!("True")]
+        );
         assert_eq!(jsonpath(&o, ".status.conditions[1].type"), vec![json!("X")]);
-        assert_eq!(jsonpath(&o, ".status.conditions[*].type"), vec![json!("Ready"), json!("X")]);
+        assert_eq!(
+            jsonpath(&o, ".status.conditions[*].type"),
+            vec![json!("Ready"), json!("X")]
+        );
         assert!(jsonpath(&o, ".missing.x").is_empty());
     }
 
     #[test]
     fn table_has_name_columns_and_age() {
-        let mut def = crate::builtins::registry().by_group_resource("", "secrets").unwrap().as_ref().clone();
+        let mut def = crate::builtins::registry()
+            .by_group_resource("", "secrets")
+            .unwrap()
+            .as_ref()
+            .clone();
         def.custom = false;
         let o = json!({"metadata": {"name": "s", "creationTimestamp": crate::util::now_rfc3339()}, "type": "Opaque"});
         let t = table(&def, "v1", &[o], "5", None, "Metadata");
-        let names: Vec<&str> = t["columnDefinitions"].as_array().unwrap().iter().map(|c| c["name"].as_str().unwrap()).collect();
+        let names: Vec<&str> = t["columnDefinitions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["name"].as_str().unwrap())
+            .collect();
         assert_eq!(names, vec!["Name", "Type", "Age"]);
         assert_eq!(t["rows"][0]["cells"][0], "s");
         assert_eq!(t["rows"][0]["cells"][1], "Opaque");

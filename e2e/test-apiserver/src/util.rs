@@ -28,14 +28,18 @@ pub fn new_uid() -> String {
 pub fn random_suffix(n: usize) -> String {
     const ALPHA: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
     let mut r = rand::rng();
-    (0..n).map(|_| ALPHA[r.random_range(0..ALPHA.len())] as char).collect()
+    (0..n)
+        .map(|_| ALPHA[r.random_range(0..ALPHA.len())] as char)
+        .collect()
 }
 
 /// A random URL-safe token.
 pub fn random_token(len: usize) -> String {
     const ALPHA: &[u8] = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
     let mut r = rand::rng();
-    (0..len).map(|_| ALPHA[r.random_range(0..ALPHA.len())] as char).collect()
+    (0..len)
+        .map(|_| ALPHA[r.random_range(0..ALPHA.len())] as char)
+        .collect()
 }
 
 /// `obj.metadata` as a mutable map, creating it if needed.
@@ -43,7 +47,9 @@ pub fn meta_mut(obj: &mut Value) -> &mut Map<String, Value> {
     if !obj.get("metadata").is_some_and(Value::is_object) {
         obj["metadata"] = Value::Object(Map::new());
     }
-    obj["metadata"].as_object_mut().expect("metadata is an object")
+    obj["metadata"]
+        .as_object_mut()
+        .expect("metadata is an object")
 }
 
 /// String field of `obj.metadata`.
@@ -76,7 +82,9 @@ pub fn parse_time(s: &str) -> Option<jiff::Timestamp> {
 
 /// Human age like kubectl's (`5s`, `3m2s`, `4h`, `2d`).
 pub fn human_age(since: &str) -> String {
-    let Some(t) = parse_time(since) else { return "<unknown>".into() };
+    let Some(t) = parse_time(since) else {
+        return "<unknown>".into();
+    };
     let secs = (jiff::Timestamp::now().as_second() - t.as_second()).max(0);
     if secs < 120 {
         format!("{secs}s")
@@ -99,7 +107,10 @@ mod tests {
     fn uid_has_uuid_shape() {
         let u = new_uid();
         let parts: Vec<&str> = u.split('-').collect();
-        assert_eq!(parts.iter().map(|p| p.len()).collect::<Vec<_>>(), vec![8, 4, 4, 4, 12]);
+        assert_eq!(
+            parts.iter().map(|p| p.len()).collect::<Vec<_>>(),
+            vec![8, 4, 4, 4, 12]
+        );
         assert!(parts[2].starts_with('4'));
     }
 

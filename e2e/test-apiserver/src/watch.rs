@@ -86,14 +86,16 @@ impl Filter {
             meta["annotations"] = json!({"k8s.io/initial-events-end": "true"});
         }
         let obj = json!({"kind": self.def.kind, "apiVersion": self.def.api_version(&self.version), "metadata": meta});
-        let mut s = serde_json::to_vec(&json!({"type": "BOOKMARK", "object": obj})).unwrap_or_default();
+        let mut s =
+            serde_json::to_vec(&json!({"type": "BOOKMARK", "object": obj})).unwrap_or_default();
         s.push(b'\n');
         Bytes::from(s)
     }
 }
 
 fn error_line(e: &ApiError) -> Bytes {
-    let mut s = serde_json::to_vec(&json!({"type": "ERROR", "object": e.status()})).unwrap_or_default();
+    let mut s =
+        serde_json::to_vec(&json!({"type": "ERROR", "object": e.status()})).unwrap_or_default();
     s.push(b'\n');
     Bytes::from(s)
 }
@@ -114,7 +116,8 @@ pub fn start(
         let rv = f.p.resource_version.filter(|r| *r > 0);
         if let (Some(rv), false) = (rv, f.p.send_initial_events) {
             if rv < g.oldest_rv {
-                let e = ApiError::expired(format!("too old resource version: {rv} ({})", g.oldest_rv));
+                let e =
+                    ApiError::expired(format!("too old resource version: {rv} ({})", g.oldest_rv));
                 initial.push(error_line(&e));
                 drop(g);
                 tokio::spawn(async move {

@@ -68,7 +68,10 @@ pub fn is_finished(conditions: &[Condition]) -> bool {
     }
     match condition::find(conditions, "Ready") {
         Some(c) if c.is_true() => true,
-        Some(c) => matches!(c.reason.as_deref(), Some(reason::FAILED) | Some(reason::DENIED)),
+        Some(c) => matches!(
+            c.reason.as_deref(),
+            Some(reason::FAILED) | Some(reason::DENIED)
+        ),
         None => false,
     }
 }
@@ -78,7 +81,11 @@ pub fn decide(cr: &CertificateRequest, issuer: impl FnOnce(&IssuerKey) -> Issuer
     let Some(key) = issuer_key(cr) else {
         return Decision::Skip;
     };
-    let conditions = cr.status.as_ref().map(|s| s.conditions.as_slice()).unwrap_or(&[]);
+    let conditions = cr
+        .status
+        .as_ref()
+        .map(|s| s.conditions.as_slice())
+        .unwrap_or(&[]);
     if is_finished(conditions) {
         return Decision::Skip;
     }
@@ -88,13 +95,17 @@ pub fn decide(cr: &CertificateRequest, issuer: impl FnOnce(&IssuerKey) -> Issuer
             .clone()
             .or_else(|| denied.reason.clone())
             .unwrap_or_else(|| "no reason given".into());
-        return Decision::MarkDenied(format!("The CertificateRequest was denied by an approval controller: {why}"));
+        return Decision::MarkDenied(format!(
+            "The CertificateRequest was denied by an approval controller: {why}"
+        ));
     }
     if !condition::find(conditions, "Approved").is_some_and(Condition::is_true) {
         return Decision::AwaitApproval;
     }
     match issuer(&key) {
-        IssuerState::Missing => Decision::Pending(format!("{key} not found: waiting for it to be created")),
+        IssuerState::Missing => {
+            Decision::Pending(format!("{key} not found: waiting for it to be created"))
+        }
         IssuerState::NotReady(why) => Decision::Pending(format!("{key} is not ready: {why}")),
         IssuerState::Ready => Decision::Sign,
     }
@@ -105,7 +116,11 @@ mod tests {
     use super::*;
     use crate::api::cert_manager::{CertificateRequestSpec, CertificateRequestStatus, IssuerRef};
 
-    fn cr(group: Option<&str>, kind: Option<&str>, conds: &[(&str, bool, &str)]) -> CertificateRequest {
+    fn cr(
+        group: Option<&str>,
+        kind: Option<&str>,
+        conds: &[(&str, bool, &str)],
+    ) -> CertificateRequest {
         let mut cr = CertificateRequest::new(
             "req",
             CertificateRequestSpec {
@@ -136,9 +151,21 @@ mod tests {
     #[test]
     fn foreign_requests_are_skipped() {
         let approved = [("Approved", true, "ok")];
-        assert_eq!(decide(&cr(Some("cert-manager.io"), Some("Issuer"), &approved), ready), Decision::Skip);
-        assert_eq!(decide(&cr(None, Some("PKIIssuer"), &approved), ready), Decision::Skip);
-        assert_eq!(decide(&cr(OURS, Some("OtherKind"), &approved), ready), Decision::Skip);
+        assert_eq!(
+            decide(
+                &cr(Some("cert-manager.io"), Some("Issuer"), &approved),
+                ready
+            ),
+            Decision::Skip
+        );
+        assert_eq!(
+            decide(&cr(None, Some("PKIIssuer"), &approved), ready),
+            Decision::Skip
+        );
+        assert_eq!(
+            decide(&cr(OURS, Some("OtherKind"), &approved), ready),
+            Decision::Skip
+        );
     }
 
     #[test]
@@ -158,13 +185,21 @@ mod tests {
             [("Denied", true, "no"), ("Ready", false, "Denied")],
             [("Approved", true, "ok"), ("InvalidRequest", true, "bad")],
         ] {
-            assert_eq!(decide(&cr(OURS, None, &done), ready), Decision::Skip, "{done:?}");
+            assert_eq!(
+                decide(&cr(OURS, None, &done), ready),
+                Decision::Skip,
+                "{done:?}"
+            );
         }
     }
 
     #[test]
     fn pending_requests_are_not_finished() {
-        let c = cr(OURS, None, &[("Approved", true, "ok"), ("Ready", false, "Pending")]);
+        let c = cr(
+            OURS,
+            None,
+            &[("Approved", true, "ok"), ("Ready", false, "Pending")],
+        );
         assert_eq!(decide(&c, ready), Decision::Sign);
     }
 
@@ -187,7 +222,10 @@ mod tests {
     fn issuer_missing_or_not_ready_is_pending() {
         let c = cr(OURS, None, &[("Approved", true, "ok")]);
         let d = decide(&c, |_| IssuerState::Missing);
-        assert_eq!(d, Decision::Pending("PKIIssuer apps/mesh not found: waiting for it to be created".into()));
+        assert_eq!(
+            d,
+            Decision::Pending("PKIIssuer apps/mesh not found: waiting for it to be created".into())
+        );
         let d = decide(&c, |_| IssuerState::NotReady("signer expired".into()));
         assert!(matches!(d, Decision::Pending(m) if m.contains("signer expired")));
         assert_eq!(decide(&c, ready), Decision::Sign);

@@ -5,8 +5,8 @@
 use std::time::Duration;
 
 use crate::pki::{
-    self, ClampReason, Expectations, LeafTemplate, ParsedCsr, PkiError, RequestContext, RequestedCert,
-    SignerChain, Usage, Validity,
+    self, ClampReason, Expectations, LeafTemplate, ParsedCsr, PkiError, RequestContext,
+    RequestedCert, SignerChain, Usage, Validity,
 };
 use crate::signers::load::LoadedIssuer;
 
@@ -57,7 +57,7 @@ pub fn prepare(
         is_ca: input.is_ca,
         usages: usages.clone(),
         duration: input.duration,
-        key: csr.key.clone(),
+        key: csr.key,
     };
     pki::check_policy(&issuer.policy, &requested, &input.context)?;
     let chain = issuer.signer.chain();
@@ -74,7 +74,7 @@ pub fn prepare(
         common_name: csr.common_name.clone(),
         is_ca: input.is_ca,
         usages: usages.clone(),
-        validity: validity.clone(),
+        validity,
         extensions: issuer.extensions.clone(),
     };
     let expect = Expectations {
@@ -120,7 +120,13 @@ pub fn verify_issued(
 ) -> Result<Issued, PkiError> {
     let chain = issuer.signer.chain();
     let intermediates = chain_ders(chain);
-    pki::check_issued(leaf_der, &intermediates, &issuer.anchors_der, &prepared.expect, now)?;
+    pki::check_issued(
+        leaf_der,
+        &intermediates,
+        &issuer.anchors_der,
+        &prepared.expect,
+        now,
+    )?;
     let info = pki::cert_info(leaf_der)?;
     Ok(Issued {
         chain_pem: pki::chain_pem(leaf_der, &intermediates),
@@ -137,5 +143,8 @@ pub fn describe_validity(v: &Validity) -> String {
         ClampReason::MaxDuration => "clamped to the issuer's maxDuration",
         ClampReason::SignerExpiry => "clamped to the signer chain's notAfter",
     };
-    format!("valid until {} ({why})", crate::controllers::issuer::rfc3339(v.not_after))
+    format!(
+        "valid until {} ({why})",
+        crate::controllers::issuer::rfc3339(v.not_after)
+    )
 }

@@ -45,10 +45,15 @@ pub struct IssuerStores {
 
 impl IssuerStores {
     /// What is known about `key`: its state and, when Ready, the checked signer.
-    pub fn lookup(&self, ctx: &Context, key: &IssuerKey) -> (IssuerState, Option<Arc<CachedIssuer>>) {
+    pub fn lookup(
+        &self,
+        ctx: &Context,
+        key: &IssuerKey,
+    ) -> (IssuerState, Option<Arc<CachedIssuer>>) {
         match key.kind {
             IssuerKind::Namespaced => {
-                let r = ObjectRef::new(&key.name).within(key.namespace.as_deref().unwrap_or_default());
+                let r =
+                    ObjectRef::new(&key.name).within(key.namespace.as_deref().unwrap_or_default());
                 state_of(self.namespaced.get(&r), ctx, key)
             }
             IssuerKind::Cluster => state_of(self.cluster.get(&ObjectRef::new(&key.name)), ctx, key),
@@ -66,7 +71,12 @@ fn state_of<K: AnyIssuer>(
     };
     let issuer = match &guard.0 {
         Ok(i) => i,
-        Err(e) => return (IssuerState::NotReady(format!("the issuer object is invalid: {}", e.error)), None),
+        Err(e) => {
+            return (
+                IssuerState::NotReady(format!("the issuer object is invalid: {}", e.error)),
+                None,
+            )
+        }
     };
     if !issuer.is_ready() {
         let why = issuer
@@ -78,7 +88,10 @@ fn state_of<K: AnyIssuer>(
         return (IssuerState::NotReady(why), None);
     }
     let uid = issuer.meta().uid.clone().unwrap_or_default();
-    match ctx.cache.get(key, &uid, issuer.meta().generation.unwrap_or_default()) {
+    match ctx
+        .cache
+        .get(key, &uid, issuer.meta().generation.unwrap_or_default())
+    {
         Some(cached) => (IssuerState::Ready, Some(cached)),
         None => (
             IssuerState::NotReady("this controller has not checked it yet".into()),
@@ -113,7 +126,11 @@ struct StatusWrite {
 async fn write_status(ctx: &Context, cr: &CertificateRequest, w: StatusWrite) -> Result<(), Error> {
     use base64::Engine;
     let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s.as_bytes());
-    let existing = cr.status.as_ref().map(|s| s.conditions.as_slice()).unwrap_or(&[]);
+    let existing = cr
+        .status
+        .as_ref()
+        .map(|s| s.conditions.as_slice())
+        .unwrap_or(&[]);
     let ready = condition::merge(existing, w.ready);
     let mut status = json!({ "conditions": [ready] });
     if let Some(cert) = &w.certificate {
@@ -123,7 +140,10 @@ async fn write_status(ctx: &Context, cr: &CertificateRequest, w: StatusWrite) ->
         status["ca"] = json!(b64(ca));
     }
     if w.failure_time {
-        status["failureTime"] = json!(jiff::Timestamp::now().round(jiff::Unit::Second).unwrap_or(jiff::Timestamp::now()).to_string());
+        status["failureTime"] = json!(jiff::Timestamp::now()
+            .round(jiff::Unit::Second)
+            .unwrap_or(jiff::Timestamp::now())
+            .to_string());
     }
     let patch = json!({
         "apiVersion": "cert-manager.io/v1",
@@ -147,11 +167,18 @@ fn already(cr: &CertificateRequest, status: bool, reason: &str, message: &str) -
         .as_ref()
         .and_then(|s| condition::find(&s.conditions, "Ready"))
         .is_some_and(|c| {
-            c.is_true() == status && c.reason.as_deref() == Some(reason) && c.message.as_deref() == Some(message)
+            c.is_true() == status
+                && c.reason.as_deref() == Some(reason)
+                && c.message.as_deref() == Some(message)
         })
 }
 
-async fn fail(ctx: &Context, cr: &CertificateRequest, metric: &str, message: String) -> Result<Action, Error> {
+async fn fail(
+    ctx: &Context,
+    cr: &CertificateRequest,
+    metric: &str,
+    message: String,
+) -> Result<Action, Error> {
     ctx.backoff.reset(&cr.uid().unwrap_or_default());
     write_status(
         ctx,
@@ -166,7 +193,15 @@ async fn fail(ctx: &Context, cr: &CertificateRequest, metric: &str, message: Str
     .await?;
     ctx.metrics.fail(metric);
     tracing::warn!(request = %ObjectRef::from_obj(cr), reason = metric, %message, "request failed");
-    publish(&ctx.recorder, &cr.object_ref(&()), EventType::Warning, metric, "Sign", message).await;
+    publish(
+        &ctx.recorder,
+        &cr.object_ref(&()),
+        EventType::Warning,
+        metric,
+        "Sign",
+        message,
+    )
+    .await;
     Ok(Action::await_change())
 }
 
@@ -192,7 +227,13 @@ async fn retry(ctx: &Context, cr: &CertificateRequest, what: String) -> Result<A
     match ctx.backoff.failed(&uid, Instant::now()) {
         Retry::GiveUp => {
             let limit = duration::format(ctx.config.max_retry_duration);
-            fail(ctx, cr, "RetriesExhausted", format!("{what}; gave up after retrying for {limit}")).await
+            fail(
+                ctx,
+                cr,
+                "RetriesExhausted",
+                format!("{what}; gave up after retrying for {limit}"),
+            )
+            .await
         }
         Retry::After(delay) => {
             let attempt = ctx.backoff.attempts(&uid);
@@ -236,7 +277,12 @@ fn input(cr: &CertificateRequest) -> Result<RequestInput<'_>, String> {
     })
 }
 
-async fn sign(ctx: &Context, cr: &CertificateRequest, issuer: &CachedIssuer, key: &IssuerKey) -> Result<Action, Error> {
+async fn sign(
+    ctx: &Context,
+    cr: &CertificateRequest,
+    issuer: &CachedIssuer,
+    key: &IssuerKey,
+) -> Result<Action, Error> {
     let started = Instant::now();
     let now = time::OffsetDateTime::now_utc();
     let loaded = &issuer.loaded;
@@ -246,7 +292,15 @@ async fn sign(ctx: &Context, cr: &CertificateRequest, issuer: &CachedIssuer, key
     };
     let prepared = match prepare(&input, loaded, now) {
         Ok(p) => p,
-        Err(e) => return fail(ctx, cr, "PolicyViolation", format!("refused before signing: {e}")).await,
+        Err(e) => {
+            return fail(
+                ctx,
+                cr,
+                "PolicyViolation",
+                format!("refused before signing: {e}"),
+            )
+            .await
+        }
     };
     let backend = loaded.signer.backend();
     let leaf = loaded
@@ -258,8 +312,18 @@ async fn sign(ctx: &Context, cr: &CertificateRequest, issuer: &CachedIssuer, key
         .await;
     let leaf = match leaf {
         Ok(leaf) => leaf,
-        Err(e) if e.is_retryable() => return retry(ctx, cr, format!("signing with the {backend} signer: {e}")).await,
-        Err(e) => return fail(ctx, cr, "SigningFailed", format!("the {backend} signer failed: {e}")).await,
+        Err(e) if e.is_retryable() => {
+            return retry(ctx, cr, format!("signing with the {backend} signer: {e}")).await
+        }
+        Err(e) => {
+            return fail(
+                ctx,
+                cr,
+                "SigningFailed",
+                format!("the {backend} signer failed: {e}"),
+            )
+            .await
+        }
     };
     let issued = match verify_issued(&leaf, &prepared, loaded, time::OffsetDateTime::now_utc()) {
         Ok(i) => i,
@@ -289,7 +353,9 @@ async fn sign(ctx: &Context, cr: &CertificateRequest, issuer: &CachedIssuer, key
     )
     .await?;
     ctx.backoff.reset(&cr.uid().unwrap_or_default());
-    ctx.metrics.signing_duration.observe(started.elapsed().as_secs_f64());
+    ctx.metrics
+        .signing_duration
+        .observe(started.elapsed().as_secs_f64());
     ctx.metrics
         .issued
         .get_or_create(&IssuedLabels {
@@ -298,7 +364,15 @@ async fn sign(ctx: &Context, cr: &CertificateRequest, issuer: &CachedIssuer, key
         })
         .inc();
     tracing::info!(request = %ObjectRef::from_obj(cr), issuer = %key, "certificate issued");
-    publish(&ctx.recorder, &cr.object_ref(&()), EventType::Normal, "Issued", "Sign", message).await;
+    publish(
+        &ctx.recorder,
+        &cr.object_ref(&()),
+        EventType::Normal,
+        "Issued",
+        "Sign",
+        message,
+    )
+    .await;
     Ok(Action::await_change())
 }
 
@@ -332,7 +406,15 @@ async fn reconcile(guard: Arc<Guarded>, data: Arc<RequestContextData>) -> Result
             )
             .await?;
             ctx.metrics.fail("Denied");
-            publish(&ctx.recorder, &cr.object_ref(&()), EventType::Warning, "Denied", "Sign", message).await;
+            publish(
+                &ctx.recorder,
+                &cr.object_ref(&()),
+                EventType::Warning,
+                "Denied",
+                "Sign",
+                message,
+            )
+            .await;
             Ok(Action::await_change())
         }
         Decision::Pending(message) => {
@@ -374,7 +456,12 @@ pub async fn run(
             .filter(|g| {
                 g.0.as_ref().is_ok_and(|cr| {
                     decide::issuer_key(cr).as_ref() == Some(&key)
-                        && !decide::is_finished(cr.status.as_ref().map(|s| s.conditions.as_slice()).unwrap_or(&[]))
+                        && !decide::is_finished(
+                            cr.status
+                                .as_ref()
+                                .map(|s| s.conditions.as_slice())
+                                .unwrap_or(&[]),
+                        )
                 })
             })
             .map(|g| ObjectRef::from_obj(g.as_ref()))
@@ -398,7 +485,10 @@ mod tests {
 
     #[test]
     fn parses_service_account_usernames() {
-        assert_eq!(service_account(Some("system:serviceaccount:apps:web")), Some(("apps", "web")));
+        assert_eq!(
+            service_account(Some("system:serviceaccount:apps:web")),
+            Some(("apps", "web"))
+        );
         assert_eq!(service_account(Some("system:serviceaccount:apps:")), None);
         assert_eq!(service_account(Some("alice")), None);
         assert_eq!(service_account(None), None);

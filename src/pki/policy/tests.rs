@@ -8,7 +8,10 @@ fn ctx() -> RequestContext {
 }
 
 fn ecdsa() -> KeyInfo {
-    KeyInfo { algorithm: KeyAlgorithm::Ecdsa, size_bits: 256 }
+    KeyInfo {
+        algorithm: KeyAlgorithm::Ecdsa,
+        size_bits: 256,
+    }
 }
 
 fn req(sans: SubjectAltNames) -> RequestedCert {
@@ -23,15 +26,24 @@ fn req(sans: SubjectAltNames) -> RequestedCert {
 }
 
 fn dns(names: &[&str]) -> RequestedCert {
-    req(SubjectAltNames { dns: names.iter().map(|s| s.to_string()).collect(), ..Default::default() })
+    req(SubjectAltNames {
+        dns: names.iter().map(|s| s.to_string()).collect(),
+        ..Default::default()
+    })
 }
 
 fn uri(u: &str) -> RequestedCert {
-    req(SubjectAltNames { uris: vec![u.into()], ..Default::default() })
+    req(SubjectAltNames {
+        uris: vec![u.into()],
+        ..Default::default()
+    })
 }
 
 fn pol_dns(p: &[&str]) -> Policy {
-    Policy { dns_names: Some(p.iter().map(|s| s.to_string()).collect()), ..Default::default() }
+    Policy {
+        dns_names: Some(p.iter().map(|s| s.to_string()).collect()),
+        ..Default::default()
+    }
 }
 
 #[test]
@@ -42,12 +54,20 @@ fn default_policy_allows_anything_reasonable() {
 
 #[test]
 fn dns_namespace_substitution() {
-    let p = pol_dns(&["*.{namespace}.svc.cluster.local", "{serviceAccount}.{namespace}.svc"]);
-    assert_eq!(check_policy(&p, &dns(&["api.team-a.svc.cluster.local"]), &ctx()), Ok(()));
+    let p = pol_dns(&[
+        "*.{namespace}.svc.cluster.local",
+        "{serviceAccount}.{namespace}.svc",
+    ]);
+    assert_eq!(
+        check_policy(&p, &dns(&["api.team-a.svc.cluster.local"]), &ctx()),
+        Ok(())
+    );
     assert_eq!(check_policy(&p, &dns(&["web.team-a.svc"]), &ctx()), Ok(()));
     assert_eq!(
         check_policy(&p, &dns(&["api.team-b.svc.cluster.local"]), &ctx()),
-        Err(PkiError::DnsNameNotAllowed("api.team-b.svc.cluster.local".into()))
+        Err(PkiError::DnsNameNotAllowed(
+            "api.team-b.svc.cluster.local".into()
+        ))
     );
     assert_eq!(
         check_policy(&p, &dns(&["other.team-a.svc"]), &ctx()),
@@ -90,11 +110,20 @@ fn wildcard_request_needs_literal_wildcard_pattern() {
 #[test]
 fn placeholder_values_cannot_inject() {
     let p = pol_dns(&["{namespace}.svc"]);
-    let evil = RequestContext { namespace: Some("*".into()), service_account: None };
+    let evil = RequestContext {
+        namespace: Some("*".into()),
+        service_account: None,
+    };
     assert!(check_policy(&p, &dns(&["x.svc"]), &evil).is_err());
     assert!(check_policy(&p, &dns(&["*.svc"]), &evil).is_err());
-    let p = Policy { uris: Some(vec!["spiffe://td/ns/{namespace}/sa/{serviceAccount}".into()]), ..Default::default() };
-    let evil = RequestContext { namespace: Some("a/b".into()), service_account: Some("c".into()) };
+    let p = Policy {
+        uris: Some(vec!["spiffe://td/ns/{namespace}/sa/{serviceAccount}".into()]),
+        ..Default::default()
+    };
+    let evil = RequestContext {
+        namespace: Some("a/b".into()),
+        service_account: Some("c".into()),
+    };
     assert!(check_policy(&p, &uri("spiffe://td/ns/a/b/sa/c"), &evil).is_err());
     // Unknown placeholders match nothing.
     let p = pol_dns(&["{cluster}.svc"]);
@@ -104,125 +133,280 @@ fn placeholder_values_cannot_inject() {
 #[test]
 fn spiffe_uris() {
     let p = Policy {
-        uris: Some(vec!["spiffe://cluster.local/ns/{namespace}/sa/{serviceAccount}".into(), "spiffe://cluster.local/ns/{namespace}/job/*".into()]),
+        uris: Some(vec![
+            "spiffe://cluster.local/ns/{namespace}/sa/{serviceAccount}".into(),
+            "spiffe://cluster.local/ns/{namespace}/job/*".into(),
+        ]),
         ..Default::default()
     };
-    assert_eq!(check_policy(&p, &uri("spiffe://cluster.local/ns/team-a/sa/web"), &ctx()), Ok(()));
+    assert_eq!(
+        check_policy(&p, &uri("spiffe://cluster.local/ns/team-a/sa/web"), &ctx()),
+        Ok(())
+    );
     assert_eq!(
         check_policy(&p, &uri("spiffe://cluster.local/ns/team-b/sa/web"), &ctx()),
-        Err(PkiError::UriNotAllowed("spiffe://cluster.local/ns/team-b/sa/web".into()))
+        Err(PkiError::UriNotAllowed(
+            "spiffe://cluster.local/ns/team-b/sa/web".into()
+        ))
     );
-    assert!(check_policy(&p, &uri("spiffe://cluster.local/ns/team-a/sa/other"), &ctx()).is_err());
-    assert_eq!(check_policy(&p, &uri("spiffe://cluster.local/ns/team-a/job/x1"), &ctx()), Ok(()));
-    for bad in ["spiffe://cluster.local/ns/team-a/job/x/y", "spiffe://cluster.local/ns/team-a/job/", "spiffe://cluster.local/ns/team-a/job/..", "spiffe://cluster.local/ns/team-a/job/a%2Fb"] {
+    assert!(check_policy(
+        &p,
+        &uri("spiffe://cluster.local/ns/team-a/sa/other"),
+        &ctx()
+    )
+    .is_err());
+    assert_eq!(
+        check_policy(&p, &uri("spiffe://cluster.local/ns/team-a/job/x1"), &ctx()),
+        Ok(())
+    );
+    for bad in [
+        "spiffe://cluster.local/ns/team-a/job/x/y",
+        "spiffe://cluster.local/ns/team-a/job/",
+        "spiffe://cluster.local/ns/team-a/job/..",
+        "spiffe://cluster.local/ns/team-a/job/a%2Fb",
+    ] {
         assert!(check_policy(&p, &uri(bad), &ctx()).is_err(), "{bad}");
     }
     // No SA known: SA patterns match nothing.
-    let ns_only = RequestContext { namespace: Some("team-a".into()), service_account: None };
-    assert!(check_policy(&p, &uri("spiffe://cluster.local/ns/team-a/sa/web"), &ns_only).is_err());
+    let ns_only = RequestContext {
+        namespace: Some("team-a".into()),
+        service_account: None,
+    };
+    assert!(check_policy(
+        &p,
+        &uri("spiffe://cluster.local/ns/team-a/sa/web"),
+        &ns_only
+    )
+    .is_err());
 }
 
 #[test]
 fn empty_list_allows_nothing_none_allows_all() {
-    let p = Policy { uris: Some(vec![]), ..Default::default() };
+    let p = Policy {
+        uris: Some(vec![]),
+        ..Default::default()
+    };
     assert!(check_policy(&p, &uri("spiffe://x/y"), &ctx()).is_err());
     assert_eq!(check_policy(&p, &dns(&["a.b"]), &ctx()), Ok(()));
 }
 
 #[test]
 fn ip_ranges() {
-    let p = Policy { ip_ranges: Some(vec!["10.0.0.0/8".parse().unwrap(), "fd00::/8".parse().unwrap()]), ..Default::default() };
-    let r = |ip: &str| req(SubjectAltNames { ips: vec![ip.parse().unwrap()], ..Default::default() });
+    let p = Policy {
+        ip_ranges: Some(vec![
+            "10.0.0.0/8".parse().unwrap(),
+            "fd00::/8".parse().unwrap(),
+        ]),
+        ..Default::default()
+    };
+    let r = |ip: &str| {
+        req(SubjectAltNames {
+            ips: vec![ip.parse().unwrap()],
+            ..Default::default()
+        })
+    };
     assert_eq!(check_policy(&p, &r("10.1.2.3"), &ctx()), Ok(()));
     assert_eq!(check_policy(&p, &r("fd12::1"), &ctx()), Ok(()));
-    assert_eq!(check_policy(&p, &r("192.168.1.1"), &ctx()), Err(PkiError::IpNotAllowed("192.168.1.1".into())));
+    assert_eq!(
+        check_policy(&p, &r("192.168.1.1"), &ctx()),
+        Err(PkiError::IpNotAllowed("192.168.1.1".into()))
+    );
     assert!(check_policy(&p, &r("::1"), &ctx()).is_err());
 }
 
 #[test]
 fn emails() {
-    let p = Policy { email_addresses: Some(vec!["*@{namespace}.example.com".into(), "admin@example.com".into()]), ..Default::default() };
-    let r = |e: &str| req(SubjectAltNames { emails: vec![e.into()], ..Default::default() });
-    assert_eq!(check_policy(&p, &r("bob@team-a.example.com"), &ctx()), Ok(()));
+    let p = Policy {
+        email_addresses: Some(vec![
+            "*@{namespace}.example.com".into(),
+            "admin@example.com".into(),
+        ]),
+        ..Default::default()
+    };
+    let r = |e: &str| {
+        req(SubjectAltNames {
+            emails: vec![e.into()],
+            ..Default::default()
+        })
+    };
+    assert_eq!(
+        check_policy(&p, &r("bob@team-a.example.com"), &ctx()),
+        Ok(())
+    );
     assert_eq!(check_policy(&p, &r("admin@example.com"), &ctx()), Ok(()));
-    assert_eq!(check_policy(&p, &r("bob@team-b.example.com"), &ctx()), Err(PkiError::EmailNotAllowed("bob@team-b.example.com".into())));
+    assert_eq!(
+        check_policy(&p, &r("bob@team-b.example.com"), &ctx()),
+        Err(PkiError::EmailNotAllowed("bob@team-b.example.com".into()))
+    );
     assert!(check_policy(&p, &r("root@example.com"), &ctx()).is_err());
 }
 
 #[test]
 fn usages() {
-    let p = Policy { usages: Some(vec![Usage::DigitalSignature, Usage::KeyEncipherment, Usage::ServerAuth]), ..Default::default() };
+    let p = Policy {
+        usages: Some(vec![
+            Usage::DigitalSignature,
+            Usage::KeyEncipherment,
+            Usage::ServerAuth,
+        ]),
+        ..Default::default()
+    };
     let mut r = dns(&["a.b"]);
     assert_eq!(check_policy(&p, &r, &ctx()), Ok(()), "defaults are allowed");
     r.usages = vec![Usage::Signing, Usage::ServerAuth];
-    assert_eq!(check_policy(&p, &r, &ctx()), Ok(()), "alias of digital signature");
+    assert_eq!(
+        check_policy(&p, &r, &ctx()),
+        Ok(()),
+        "alias of digital signature"
+    );
     r.usages = vec![Usage::ServerAuth, Usage::ClientAuth];
-    assert_eq!(check_policy(&p, &r, &ctx()), Err(PkiError::UsageNotAllowed("client auth".into())));
-    let p = Policy { usages: Some(vec![Usage::ServerAuth]), ..Default::default() };
+    assert_eq!(
+        check_policy(&p, &r, &ctx()),
+        Err(PkiError::UsageNotAllowed("client auth".into()))
+    );
+    let p = Policy {
+        usages: Some(vec![Usage::ServerAuth]),
+        ..Default::default()
+    };
     r.usages = vec![];
-    assert_eq!(check_policy(&p, &r, &ctx()), Err(PkiError::UsageNotAllowed("digital signature".into())));
+    assert_eq!(
+        check_policy(&p, &r, &ctx()),
+        Err(PkiError::UsageNotAllowed("digital signature".into()))
+    );
 }
 
 #[test]
 fn is_ca() {
     let mut r = dns(&["a.b"]);
     r.is_ca = true;
-    assert_eq!(check_policy(&Policy::default(), &r, &ctx()), Err(PkiError::CaNotAllowed));
-    let p = Policy { allow_ca: true, ..Default::default() };
+    assert_eq!(
+        check_policy(&Policy::default(), &r, &ctx()),
+        Err(PkiError::CaNotAllowed)
+    );
+    let p = Policy {
+        allow_ca: true,
+        ..Default::default()
+    };
     assert_eq!(check_policy(&p, &r, &ctx()), Ok(()));
 }
 
 #[test]
 fn durations() {
     let day = Duration::from_secs(86400);
-    let p = Policy { min_duration: Some(day), ..Default::default() };
+    let p = Policy {
+        min_duration: Some(day),
+        ..Default::default()
+    };
     let mut r = dns(&["a.b"]);
     r.duration = Some(Duration::from_secs(100 * 365 * 86400));
-    assert_eq!(check_policy(&p, &r, &ctx()), Ok(()), "long durations are clamped, not refused");
+    assert_eq!(
+        check_policy(&p, &r, &ctx()),
+        Ok(()),
+        "long durations are clamped, not refused"
+    );
     r.duration = Some(Duration::from_secs(3600));
-    assert_eq!(check_policy(&p, &r, &ctx()), Err(PkiError::DurationTooShort { requested_secs: 3600, min_secs: 86400 }));
+    assert_eq!(
+        check_policy(&p, &r, &ctx()),
+        Err(PkiError::DurationTooShort {
+            requested_secs: 3600,
+            min_secs: 86400
+        })
+    );
     // max below min: the effective (clamped) duration is too short.
-    let p = Policy { min_duration: Some(day * 10), max_duration: day, ..Default::default() };
+    let p = Policy {
+        min_duration: Some(day * 10),
+        max_duration: day,
+        ..Default::default()
+    };
     r.duration = None;
-    assert!(matches!(check_policy(&p, &r, &ctx()), Err(PkiError::DurationTooShort { .. })));
+    assert!(matches!(
+        check_policy(&p, &r, &ctx()),
+        Err(PkiError::DurationTooShort { .. })
+    ));
 }
 
 #[test]
 fn keys() {
     let mut r = dns(&["a.b"]);
     let check = |r: &RequestedCert, p: &Policy| check_policy(p, r, &ctx());
-    r.key = KeyInfo { algorithm: KeyAlgorithm::Rsa, size_bits: 1024 };
-    assert_eq!(check(&r, &Policy::default()), Err(PkiError::KeyAlgorithmNotAllowed { algorithm: "RSA".into(), size: 1024 }));
+    r.key = KeyInfo {
+        algorithm: KeyAlgorithm::Rsa,
+        size_bits: 1024,
+    };
+    assert_eq!(
+        check(&r, &Policy::default()),
+        Err(PkiError::KeyAlgorithmNotAllowed {
+            algorithm: "RSA".into(),
+            size: 1024
+        })
+    );
     // Even a permissive policy cannot go below the absolute floor.
-    let lax = Policy { key_algorithms: vec![KeyRule { algorithm: KeyAlgorithm::Rsa, min_size: Some(512) }], ..Default::default() };
+    let lax = Policy {
+        key_algorithms: vec![KeyRule {
+            algorithm: KeyAlgorithm::Rsa,
+            min_size: Some(512),
+        }],
+        ..Default::default()
+    };
     assert!(check(&r, &lax).is_err());
     r.key.size_bits = 16384;
     assert!(check(&r, &lax).is_err(), "RSA capped at 8192");
     r.key.size_bits = 2048;
     assert_eq!(check(&r, &Policy::default()), Ok(()));
-    let strict = Policy { key_algorithms: vec![KeyRule { algorithm: KeyAlgorithm::Rsa, min_size: Some(3072) }, KeyRule { algorithm: KeyAlgorithm::Ecdsa, min_size: Some(384) }], ..Default::default() };
+    let strict = Policy {
+        key_algorithms: vec![
+            KeyRule {
+                algorithm: KeyAlgorithm::Rsa,
+                min_size: Some(3072),
+            },
+            KeyRule {
+                algorithm: KeyAlgorithm::Ecdsa,
+                min_size: Some(384),
+            },
+        ],
+        ..Default::default()
+    };
     assert!(check(&r, &strict).is_err());
     r.key = ecdsa();
     assert!(check(&r, &strict).is_err());
     r.key.size_bits = 384;
     assert_eq!(check(&r, &strict), Ok(()));
-    r.key = KeyInfo { algorithm: KeyAlgorithm::Ed25519, size_bits: 256 };
+    r.key = KeyInfo {
+        algorithm: KeyAlgorithm::Ed25519,
+        size_bits: 256,
+    };
     assert!(check(&r, &strict).is_err(), "Ed25519 not listed");
     assert_eq!(check(&r, &Policy::default()), Ok(()));
-    r.key = KeyInfo { algorithm: KeyAlgorithm::Ecdsa, size_bits: 192 };
+    r.key = KeyInfo {
+        algorithm: KeyAlgorithm::Ecdsa,
+        size_bits: 192,
+    };
     assert!(check(&r, &Policy::default()).is_err());
 }
 
 #[test]
 fn require_san_and_common_name() {
-    let p = Policy { require_subject_alt_name: true, ..pol_dns(&["*.example.com"]) };
+    let p = Policy {
+        require_subject_alt_name: true,
+        ..pol_dns(&["*.example.com"])
+    };
     let mut r = req(SubjectAltNames::default());
     r.common_name = Some("a.example.com".into());
-    assert_eq!(check_policy(&p, &r, &ctx()), Err(PkiError::NoSubjectAltName));
+    assert_eq!(
+        check_policy(&p, &r, &ctx()),
+        Err(PkiError::NoSubjectAltName)
+    );
     let p = pol_dns(&["*.example.com"]);
-    assert_eq!(check_policy(&p, &r, &ctx()), Ok(()), "CN allowed as DNS name");
+    assert_eq!(
+        check_policy(&p, &r, &ctx()),
+        Ok(()),
+        "CN allowed as DNS name"
+    );
     r.common_name = Some("evil.example.org".into());
-    assert_eq!(check_policy(&p, &r, &ctx()), Err(PkiError::CommonNameNotAllowed("evil.example.org".into())));
+    assert_eq!(
+        check_policy(&p, &r, &ctx()),
+        Err(PkiError::CommonNameNotAllowed("evil.example.org".into()))
+    );
     let mut r = uri("spiffe://td/x");
     r.common_name = Some("spiffe://td/x".into());
     assert_eq!(check_policy(&p, &r, &ctx()), Ok(()), "CN equal to a SAN");

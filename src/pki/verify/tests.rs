@@ -1,1 +1,401 @@
 use super::*;
+use crate::pki::keys::SignerKey;
+use crate::pki::sign::tests::issue;
+use crate::pki::signer_chain::SignerChain;
+use crate::pki::template::LeafExtensions;
+use crate::pki::testutil::{self, CaOpts, KeyKind, TestCa};
+use rcgen::{CertificateParams, KeyPair};
+use time::Duration;
+
+mod tls;
+
+fn now() -> OffsetDateTime {
+    OffsetDateTime::now_utc()
+}
+
+const SPIFFE: &str = "spiffe://cluster.local/ns/team-a/sa/web";
+
+fn expect_for(kp: &KeyPair, sans: &[&str]) -> Expectations {
+    let csr = testutil::csr_for(kp, None, sans);
+    let parsed = crate::pki::csr::parse_csr(csr.der()).unwrap();
+    Expectations {
+        spki_der: parsed.spki_der,
+        sans: parsed.sans,
+        usages: vec![
+            Usage::DigitalSignature,
+            Usage::KeyEncipherment,
+            Usage::ServerAuth,
+            Usage::ClientAuth,
+        ],
+        is_ca: false,
+        not_after_max: None,
+    }
+}
+
+/// Signs `params` for `kp` with the test CA directly (bypassing sign_leaf),
+/// to produce deliberately wrong certificates.
+fn raw_leaf(ca: &TestCa, kp: &KeyPair, params: CertificateParams) -> Vec<u8> {
+    params.signed_by(kp, &ca.issuer()).unwrap().der().to_vec()
+}
+
+fn good_params(sans: &[&str]) -> CertificateParams {
+    testutil::leaf_params(
+        sans,
+        now() - Duration::minutes(1),
+        now() + Duration::days(1),
+    )
+}
+
+fn mismatch_msg(r: Result<(), PkiError>) -> String {
+    match r {
+        Err(PkiError::IssuedCertMismatch(m)) => m,
+        other => panic!("expected IssuedCertMismatch, got {other:?}"),
+    }
+}
+
+#[test]
+fn baseline_raw_leaf_passes() {
+    let (root, int) = testutil::chain(KeyKind::P256);
+    let kp = testutil::key(KeyKind::P256);
+    let sans = ["web.team-a.svc", SPIFFE];
+    let leaf = raw_leaf(&int, &kp, good_params(&sans));
+    check_issued(
+        &leaf,
+        &[int.der()],
+        &[root.der()],
+        &expect_for(&kp, &sans),
+        now(),
+    )
+    .unwrap();
+}
+
+#[test]
+fn other_key_rejected() {
+    let (root, int) = testutil::chain(KeyKind::P256);
+    let kp = testutil::key(KeyKind::P256);
+    let other = testutil::other_rsa_key();
+    let leaf = raw_leaf(&int, &other, good_params(&["a.b"]));
+    let m = mismatch_msg(check_issued(
+        &leaf,
+        &[int.der()],
+        &[root.der()],
+        &expect_for(&kp, &["a.b"]),
+        now(),
+    ));
+    assert!(m.contains("different public key"), "{m}");
+}
+
+#[test]
+fn dropped_uri_san_is_named() {
+    let (root, int) = testutil::chain(KeyKind::P256);
+    let kp = testutil::key(KeyKind::P256);
+    let leaf = raw_leaf(&int, &kp, good_params(&["web.team-a.svc"]));
+    let m = mismatch_msg(check_issued(
+        &leaf,
+        &[int.der()],
+        &[root.der()],
+        &expect_for(&kp, &["web.team-a.svc", SPIFFE]),
+        now(),
+    ));
+    assert_eq!(
+        m,
+        format!("issued certificate is missing URI SAN \"{SPIFFE}\"")
+    );
+}
+
+#[test]
+fn extra_san_is_named() {
+    let (root, int) = testutil::chain(KeyKind::P256);
+    let kp = testutil::key(KeyKind::P256);
+    let leaf = raw_leaf(
+        &int,
+        &kp,
+        good_params(&["a.example.com", "extra.example.com", "10.0.0.9"]),
+    );
+    let m = mismatch_msg(check_issued(
+        &leaf,
+        &[int.der()],
+        &[root.der()],
+        &expect_for(&kp, &["a.example.com"]),
+        now(),
+    ));
+    assert!(
+        m.contains("has unexpected DNS SAN \"extra.example.com\""),
+        "{m}"
+    );
+    assert!(m.contains("has unexpected IP SAN \"10.0.0.9\""), "{m}");
+}
+
+#[test]
+fn wrong_usage_rejected() {
+    let (root, int) = testutil::chain(KeyKind::P256);
+    let kp = testutil::key(KeyKind::P256);
+    let mut p = good_params(&["a.b"]);
+    p.extended_key_usages = vec![
+        rcgen::ExtendedKeyUsagePurpose::ServerAuth,
+        rcgen::ExtendedKeyUsagePurpose::CodeSigning,
+    ];
+    p.key_usages = vec![rcgen::KeyUsagePurpose::DigitalSignature];
+    let leaf = raw_leaf(&int, &kp, p);
+    let m = mismatch_msg(check_issued(
+        &leaf,
+        &[int.der()],
+        &[root.der()],
+        &expect_for(&kp, &["a.b"]),
+        now(),
+    ));
+    assert!(m.contains("missing key usage \"key encipherment\""), "{m}");
+    assert!(
+        m.contains("missing extended key usage \"client auth\""),
+        "{m}"
+    );
+    assert!(
+        m.contains("unexpected extended key usage \"code signing\""),
+        "{m}"
+    );
+}
+
+#[test]
+fn is_ca_rejected() {
+    let (root, int) = testutil::chain(KeyKind::P256);
+    let kp = testutil::key(KeyKind::P256);
+    let mut p = good_params(&["a.b"]);
+    p.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Constrained(0));
+    let leaf = raw_leaf(&int, &kp, p);
+    let m = mismatch_msg(check_issued(
+        &leaf,
+        &[int.der()],
+        &[root.der()],
+        &expect_for(&kp, &["a.b"]),
+        now(),
+    ));
+    assert!(m.contains("isCA=true"), "{m}");
+}
+
+#[test]
+fn expired_and_too_long_rejected() {
+    let (root, int) = testutil::chain(KeyKind::P256);
+    let kp = testutil::key(KeyKind::P256);
+    let leaf = raw_leaf(
+        &int,
+        &kp,
+        testutil::leaf_params(
+            &["a.b"],
+            now() - Duration::days(2),
+            now() - Duration::days(1),
+        ),
+    );
+    let m = mismatch_msg(check_issued(
+        &leaf,
+        &[int.der()],
+        &[root.der()],
+        &expect_for(&kp, &["a.b"]),
+        now(),
+    ));
+    assert!(m.contains("expired at"), "{m}");
+    let leaf = raw_leaf(&int, &kp, good_params(&["a.b"]));
+    let mut e = expect_for(&kp, &["a.b"]);
+    e.not_after_max = Some(now() + Duration::hours(1));
+    let m = mismatch_msg(check_issued(&leaf, &[int.der()], &[root.der()], &e, now()));
+    assert!(m.contains("later than the allowed"), "{m}");
+}
+
+#[test]
+fn wrong_chain_rejected() {
+    let (root, int) = testutil::chain(KeyKind::P256);
+    let (_other_root, other_int) = testutil::chain(KeyKind::P256);
+    let kp = testutil::key(KeyKind::P256);
+    let leaf = raw_leaf(&other_int, &kp, good_params(&["a.b"]));
+    let e = expect_for(&kp, &["a.b"]);
+    assert!(matches!(
+        check_issued(&leaf, &[int.der()], &[root.der()], &e, now()),
+        Err(PkiError::ChainInvalid(_))
+    ));
+    assert!(matches!(
+        check_issued(&leaf, &[other_int.der()], &[root.der()], &e, now()),
+        Err(PkiError::ChainInvalid(_))
+    ));
+    // Rollover: the right root among several anchors is found.
+    let leaf = raw_leaf(&int, &kp, good_params(&["a.b"]));
+    check_issued(
+        &leaf,
+        &[int.der()],
+        &[_other_root.der(), root.der()],
+        &e,
+        now(),
+    )
+    .unwrap();
+}
+
+#[test]
+fn path_len_zero_above_signer_rejected() {
+    let root = testutil::root(KeyKind::P256, "Root");
+    let mid = testutil::ca(
+        KeyKind::P256,
+        "Mid",
+        Some(&root),
+        CaOpts {
+            path_len: Some(0),
+            ..Default::default()
+        },
+    );
+    let signer = testutil::ca(KeyKind::P256, "Signer", Some(&mid), CaOpts::default());
+    let kp = testutil::key(KeyKind::P256);
+    let leaf = raw_leaf(&signer, &kp, good_params(&["a.b"]));
+    match check_issued(
+        &leaf,
+        &[signer.der(), mid.der()],
+        &[root.der()],
+        &expect_for(&kp, &["a.b"]),
+        now(),
+    ) {
+        Err(PkiError::ChainInvalid(m)) => assert!(m.contains("pathLenConstraint"), "{m}"),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn name_constraints_enforced_and_email_workaround() {
+    use rcgen::GeneralSubtree;
+    let root = testutil::root(KeyKind::P256, "Root");
+    let nc = rcgen::NameConstraints {
+        permitted_subtrees: vec![
+            GeneralSubtree::DnsName("example.com".into()),
+            GeneralSubtree::Rfc822Name("example.com".into()),
+        ],
+        excluded_subtrees: vec![],
+    };
+    let int = testutil::ca(
+        KeyKind::P256,
+        "Constrained",
+        Some(&root),
+        CaOpts {
+            name_constraints: Some(nc),
+            ..Default::default()
+        },
+    );
+    let kp = testutil::key(KeyKind::P256);
+    let leaf = raw_leaf(&int, &kp, good_params(&["evil.org"]));
+    assert!(matches!(
+        check_issued(
+            &leaf,
+            &[int.der()],
+            &[root.der()],
+            &expect_for(&kp, &["evil.org"]),
+            now()
+        ),
+        Err(PkiError::NameConstraintViolation { .. })
+    ));
+    // webpki fails closed on email constraints; our own check allows a permitted address.
+    let sans = ["a.example.com", "ops@example.com"];
+    let leaf = raw_leaf(&int, &kp, good_params(&sans));
+    check_issued(
+        &leaf,
+        &[int.der()],
+        &[root.der()],
+        &expect_for(&kp, &sans),
+        now(),
+    )
+    .unwrap();
+    let sans = ["a.example.com", "ops@evil.org"];
+    let leaf = raw_leaf(&int, &kp, good_params(&sans));
+    assert!(check_issued(
+        &leaf,
+        &[int.der()],
+        &[root.der()],
+        &expect_for(&kp, &sans),
+        now()
+    )
+    .is_err());
+}
+
+#[test]
+fn pem_helpers() {
+    let (root, int) = testutil::chain(KeyKind::P256);
+    let pem = chain_pem(&int.der(), &[root.der()]);
+    assert_eq!(pem.matches("-----BEGIN CERTIFICATE-----").count(), 2);
+    assert_eq!(
+        crate::pki::parse_pem_certs(&pem).unwrap(),
+        vec![int.der(), root.der()]
+    );
+    assert_eq!(certs_to_pem(&[]), "");
+}
+
+fn openssl_verify(dir: &std::path::Path, purpose: &str, leaf: &str) -> std::process::Output {
+    std::process::Command::new("openssl")
+        .args(["verify", "-x509_strict", "-purpose", purpose, "-CAfile"])
+        .arg(dir.join("root.pem"))
+        .arg("-untrusted")
+        .arg(dir.join("chain.pem"))
+        .arg(dir.join(leaf))
+        .output()
+        .expect("openssl is installed")
+}
+
+#[test]
+fn openssl_verifies_issued_leaves() {
+    for kind in [KeyKind::P256, KeyKind::Rsa2048, KeyKind::Ed25519] {
+        let root = testutil::root(KeyKind::P384, "OpenSSL Root");
+        let mid = testutil::ca(
+            KeyKind::P256,
+            "OpenSSL Mid",
+            Some(&root),
+            CaOpts {
+                path_len: Some(1),
+                ..Default::default()
+            },
+        );
+        let signer = testutil::ca(
+            kind,
+            "OpenSSL Signer",
+            Some(&mid),
+            CaOpts {
+                path_len: Some(0),
+                ..Default::default()
+            },
+        );
+        let chain = SignerChain::from_pem(&format!("{}{}", signer.pem(), mid.pem())).unwrap();
+        let key = SignerKey::from_pem(&signer.key_pem()).unwrap();
+        let i = issue(
+            &chain,
+            &key,
+            KeyKind::P256,
+            None,
+            &["svc.example.com", SPIFFE],
+            vec![
+                Usage::ServerAuth,
+                Usage::ClientAuth,
+                Usage::DigitalSignature,
+                Usage::KeyEncipherment,
+            ],
+            false,
+            LeafExtensions::default(),
+        );
+        check_issued(&i.leaf, &chain.all_der(), &[root.der()], &i.expect, now()).unwrap();
+        let (_, other_int) = testutil::chain(KeyKind::P256);
+        let kp = testutil::key(KeyKind::P256);
+        let foreign = raw_leaf(&other_int, &kp, good_params(&["svc.example.com"]));
+
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        std::fs::write(d.join("root.pem"), root.pem()).unwrap();
+        std::fs::write(d.join("chain.pem"), certs_to_pem(&chain.all_der())).unwrap();
+        std::fs::write(
+            d.join("leaf.pem"),
+            certs_to_pem(std::slice::from_ref(&i.leaf)),
+        )
+        .unwrap();
+        std::fs::write(d.join("foreign.pem"), certs_to_pem(&[foreign])).unwrap();
+        for purpose in ["sslserver", "sslclient"] {
+            let out = openssl_verify(d, purpose, "leaf.pem");
+            assert!(
+                out.status.success(),
+                "{kind:?} {purpose}: {}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+            let out = openssl_verify(d, purpose, "foreign.pem");
+            assert!(!out.status.success(), "foreign leaf must not verify");
+        }
+    }
+}
