@@ -68,6 +68,7 @@ impl Env {
                 listen: "127.0.0.1:0".parse().unwrap(),
                 crd_dirs: vec![cert_manager_crds(), our_crds()],
                 authorization: true,
+                ..Default::default()
             })
             .await
             .expect("test API server");
@@ -288,7 +289,7 @@ impl Env {
             .expect("create CertificateRequest");
     }
 
-    /// Approve (or deny) a request through /status, as cert-manager's approver does.
+    /// Approve (or deny) a request with an update of /status, as cert-manager's approver does.
     pub async fn set_approval(&self, name: &str, approved: bool) {
         if external() && approved {
             return; // cert-manager's own approver approves requests in a real cluster.
@@ -299,21 +300,23 @@ impl Env {
         } else {
             ("Denied", "e2e-denier")
         };
-        let patch = json!({
-            "apiVersion": "cert-manager.io/v1", "kind": "CertificateRequest",
-            "status": {"conditions": [{
-                "type": type_, "status": "True", "reason": reason,
-                "message": format!("{type_} by the e2e suite"),
-                "lastTransitionTime": jiff::Timestamp::now().round(jiff::Unit::Second).unwrap().to_string(),
-            }]}
-        });
-        api.patch_status(
-            name,
-            &PatchParams::apply("cert-manager-approver").force(),
-            &Patch::Apply(&patch),
-        )
-        .await
-        .expect("approve");
+        for _ in 0..20 {
+            let mut cr = api.get(name).await.expect("get CertificateRequest");
+            let status = cr.status.get_or_insert_with(Default::default);
+            status.conditions.retain(|c| c.type_ != type_);
+            status.conditions.push(pki_issuer::api::Condition::new(
+                type_,
+                true,
+                reason,
+                format!("{type_} by the e2e suite"),
+            ));
+            match api.replace_status(name, &PostParams::default(), &cr).await {
+                Ok(_) => return,
+                Err(kube::Error::Api(e)) if e.code == 409 => continue,
+                Err(e) => panic!("approving {name}: {e}"),
+            }
+        }
+        panic!("approving {name}: too many conflicts");
     }
 
     /// Get a request.

@@ -17,6 +17,8 @@ pub struct Config {
     pub cluster_resource_namespace: String,
     /// How long retryable errors are retried before a request fails.
     pub max_retry_duration: Duration,
+    /// Namespaces whose Secrets/ConfigMaps are watched; empty means all.
+    pub watch_namespaces: Vec<String>,
     /// Requests reconciled in parallel.
     pub concurrency: u16,
 }

@@ -276,7 +276,7 @@ fn error_policy<K>(_obj: Arc<DeserializeGuard<K>>, err: &Error, _ctx: Arc<Contex
     Action::requeue(Duration::from_secs(5))
 }
 
-/// Build the controller for one issuer kind; returns it with its store (requests read it).
+/// Build the controller for one issuer kind (its `store()` is what requests read).
 pub fn controller<K>(ctx: &Context) -> Controller<DeserializeGuard<K>>
 where
     K: AnyIssuer + Resource<DynamicType = ()> + DeserializeOwned + Serialize + Debug,
@@ -286,24 +286,46 @@ where
     let ctl = Controller::new(api, watcher::Config::default().any_semantic());
     let cluster_ns = ctx.config.cluster_resource_namespace.clone();
     let secret_store = ctl.store();
-    let secret_ns = cluster_ns.clone();
-    let secrets = watcher(
-        Api::<PartialObjectMeta<Secret>>::all(client.clone()),
-        watcher::Config::default(),
-    )
-    .touched_objects();
     let config_map_store = ctl.store();
-    let config_maps = watcher(
-        Api::<PartialObjectMeta<ConfigMap>>::all(client),
-        watcher::Config::default(),
-    )
-    .touched_objects();
+    let secret_ns = cluster_ns.clone();
+    let secrets = metadata_watches::<Secret>(&client, &ctx.config.watch_namespaces);
+    let config_maps = metadata_watches::<ConfigMap>(&client, &ctx.config.watch_namespaces);
     ctl.watches_stream(secrets, move |meta: PartialObjectMeta<Secret>| {
         referencing(&secret_store, &secret_ns, true, &meta)
     })
     .watches_stream(config_maps, move |meta: PartialObjectMeta<ConfigMap>| {
         referencing(&config_map_store, &cluster_ns, false, &meta)
     })
+}
+
+/// Metadata-only watches of `O` in `namespaces` (all namespaces when empty), merged.
+fn metadata_watches<O>(
+    client: &kube::Client,
+    namespaces: &[String],
+) -> futures::stream::BoxStream<'static, Result<PartialObjectMeta<O>, watcher::Error>>
+where
+    O: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
+        + Clone
+        + DeserializeOwned
+        + Debug
+        + Send
+        + Sync
+        + 'static,
+{
+    let apis: Vec<Api<PartialObjectMeta<O>>> = if namespaces.is_empty() {
+        vec![Api::all(client.clone())]
+    } else {
+        namespaces
+            .iter()
+            .map(|ns| Api::namespaced(client.clone(), ns))
+            .collect()
+    };
+    futures::stream::select_all(apis.into_iter().map(|api| {
+        watcher(api, watcher::Config::default())
+            .touched_objects()
+            .boxed()
+    }))
+    .boxed()
 }
 
 fn referencing<K, O>(

@@ -46,6 +46,11 @@ pub struct Args {
     /// Path to a kubeconfig; in cluster, leave unset to use the ServiceAccount.
     #[arg(long, env = "KUBECONFIG")]
     pub kubeconfig: Option<PathBuf>,
+    /// Namespaces whose Secrets and ConfigMaps are watched (comma-separated); empty watches
+    /// all namespaces. Set it to the cluster resource namespace plus the namespaces of
+    /// PKIIssuers to keep Secret read access namespaced.
+    #[arg(long, env = "PKI_ISSUER_WATCH_NAMESPACES", value_delimiter = ',')]
+    pub watch_namespaces: Vec<String>,
     /// Requests reconciled in parallel.
     #[arg(long, env = "PKI_ISSUER_CONCURRENCY", default_value_t = 16)]
     pub concurrency: u16,

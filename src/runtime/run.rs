@@ -99,6 +99,12 @@ pub async fn run(
         config: Config {
             cluster_resource_namespace,
             max_retry_duration,
+            watch_namespaces: args
+                .watch_namespaces
+                .iter()
+                .filter(|n| !n.is_empty())
+                .cloned()
+                .collect(),
             concurrency: args.concurrency,
         },
     });

@@ -213,25 +213,18 @@ impl Schema {
     }
 
     /// Remove fields not described by the schema (honouring preserve-unknown-fields).
+    /// At the root (and in embedded resources) `apiVersion`, `kind` and `metadata` are kept as they are.
     pub fn prune(&self, v: &mut Value, root: bool) {
         match v {
             Value::Object(m) => {
-                if !self.properties.is_empty()
-                    || (!self.preserve_unknown && self.additional.is_none() && !self.additional_any)
-                {
-                    if !self.preserve_unknown && self.additional.is_none() && !self.additional_any {
-                        m.retain(|k, _| {
-                            self.properties.contains_key(k)
-                                || ((root || self.embedded)
-                                    && matches!(k.as_str(), "apiVersion" | "kind" | "metadata"))
-                        });
-                    }
+                let special = |k: &str| {
+                    (root || self.embedded) && matches!(k, "apiVersion" | "kind" | "metadata")
+                };
+                if !self.preserve_unknown && self.additional.is_none() && !self.additional_any {
+                    m.retain(|k, _| self.properties.contains_key(k) || special(k));
                 }
                 for (k, child) in m.iter_mut() {
-                    if (root || self.embedded)
-                        && matches!(k.as_str(), "apiVersion" | "kind" | "metadata")
-                        && !self.properties.contains_key(k)
-                    {
+                    if special(k) {
                         continue;
                     }
                     if let Some(s) = self.properties.get(k).or(self.additional.as_deref()) {
@@ -566,6 +559,9 @@ impl Schema {
             }
         }
         for (k, child) in m {
+            if path.is_empty() && k == "metadata" {
+                continue;
+            }
             let cp = if self.properties.contains_key(k) || path.is_empty() {
                 join(k)
             } else {

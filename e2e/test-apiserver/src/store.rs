@@ -199,6 +199,7 @@ impl Inner {
     /// Forget all history: any resourceVersion older than the current one becomes "too old".
     pub fn compact(&mut self) {
         self.history.clear();
+        self.rv += 1;
         self.oldest_rv = self.rv;
     }
     /// Events after `rv` for a type (caller checked `rv >= oldest_rv`).
@@ -310,7 +311,8 @@ mod tests {
         assert_eq!(g.iter(&key(), Some("ns")).count(), 1);
         assert_eq!(g.iter(&key(), Some("other")).count(), 0);
         g.compact();
-        assert_eq!(g.oldest_rv, 5);
+        assert_eq!(g.oldest_rv, 6);
+        assert_eq!(g.rv, 6);
         drop(g);
         assert_eq!(rx.try_recv().unwrap().type_, EventType::Added);
     }

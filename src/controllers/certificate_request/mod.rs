@@ -78,26 +78,23 @@ fn state_of<K: AnyIssuer>(
             )
         }
     };
-    if !issuer.is_ready() {
-        let why = issuer
-            .issuer_status()
-            .and_then(|s| condition::find(&s.conditions, "Ready"))
-            .filter(|c| c.observed_generation == issuer.meta().generation)
-            .and_then(|c| c.message.clone())
-            .unwrap_or_else(|| "it has not been checked yet".into());
-        return (IssuerState::NotReady(why), None);
-    }
+    // The cache is the source of truth: it holds an entry only for the exact object (UID) and
+    // generation that passed the check, and it is updated before the status write is observed
+    // through the watch.
     let uid = issuer.meta().uid.clone().unwrap_or_default();
-    match ctx
+    if let Some(cached) = ctx
         .cache
         .get(key, &uid, issuer.meta().generation.unwrap_or_default())
     {
-        Some(cached) => (IssuerState::Ready, Some(cached)),
-        None => (
-            IssuerState::NotReady("this controller has not checked it yet".into()),
-            None,
-        ),
+        return (IssuerState::Ready, Some(cached));
     }
+    let why = issuer
+        .issuer_status()
+        .and_then(|s| condition::find(&s.conditions, "Ready"))
+        .filter(|c| !c.is_true() && c.observed_generation == issuer.meta().generation)
+        .and_then(|c| c.message.clone())
+        .unwrap_or_else(|| "it has not been checked yet".into());
+    (IssuerState::NotReady(why), None)
 }
 
 /// The request controller's context.
