@@ -21,6 +21,7 @@ pub mod selectors;
 pub mod server;
 pub mod store;
 pub mod table;
+pub mod tls;
 pub mod util;
 pub mod watch;
 
@@ -44,6 +45,9 @@ pub enum StartError {
     /// Reading a CRD directory failed.
     #[error("loading CRDs from {0}: {1}")]
     Crds(PathBuf, std::io::Error),
+    /// TLS material could not be generated.
+    #[error(transparent)]
+    Tls(#[from] tls::TlsError),
     /// A preloaded CRD was rejected.
     #[error("CRD {0} rejected: {1}")]
     BadCrd(String, ApiError),
@@ -80,6 +84,7 @@ impl Default for Config {
 #[derive(Debug)]
 pub struct TestApiServer {
     app: Arc<server::App>,
+    tls: tls::TlsMaterial,
     addr: SocketAddr,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     task: tokio::task::JoinHandle<()>,
@@ -126,6 +131,8 @@ impl TestApiServer {
                 .map_err(|e| StartError::BadCrd(name, e))?;
             }
         }
+        let tls = tls::TlsMaterial::generate()?;
+        let listener = tls::DualListener::new(listener, &tls).map_err(|e| StartError::Bind(cfg.listen, e))?;
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let router = server::router(app.clone());
         let task = tokio::spawn(async move {
@@ -165,7 +172,7 @@ impl TestApiServer {
             .unwrap_or_default();
         format!(
             "apiVersion: v1\nkind: Config\nclusters:\n- name: test-apiserver\n  cluster:\n    server: {}\ncontexts:\n- name: test-apiserver\n  context:\n    cluster: test-apiserver\n    user: test-user{ns}\ncurrent-context: test-apiserver\nusers:\n- name: test-user\n  user:\n    token: {token}\npreferences: {{}}\n",
-            self.url()
+            self.https_url()
         )
     }
 
