@@ -299,7 +299,7 @@ async fn sign(
         "Sign",
         format!(
             "Certificate issued by {key}, {}",
-            super::certificate_request::issue::describe_validity(&prepared.template.validity)
+            issued.describe(&prepared.template.validity, loaded.signer.exact_validity())
         ),
     )
     .await;

@@ -86,6 +86,19 @@ struct CertResult {
     certificate: String,
 }
 
+/// What CFSSL's `info` says about the signer and profile.
+#[derive(Deserialize, Debug, Clone, PartialEq)]
+pub struct Info {
+    /// The signer certificate (PEM).
+    pub certificate: String,
+    /// The profile's usages.
+    #[serde(default)]
+    pub usages: Vec<String>,
+    /// The profile's expiry (Go duration, e.g. `24h0m0s`).
+    #[serde(default)]
+    pub expiry: Option<String>,
+}
+
 #[derive(Serialize)]
 struct InnerSignRequest<'a> {
     certificate_request: &'a str,
@@ -222,16 +235,14 @@ impl CfsslClient {
         }
     }
 
-    /// `info`: the signer certificate (PEM) for the configured profile and label.
-    pub async fn info(&self) -> Result<String, SignerError> {
+    /// `info`: the signer certificate and the profile's settings.
+    pub async fn info(&self) -> Result<Info, SignerError> {
         let body = serde_json::json!({
             "label": self.config.label.clone().unwrap_or_default(),
             "profile": self.config.profile.clone().unwrap_or_default(),
         });
-        let r: CertResult = self
-            .post("info", serde_json::to_vec(&body).expect("json"))
-            .await?;
-        Ok(r.certificate)
+        self.post("info", serde_json::to_vec(&body).expect("json"))
+            .await
     }
 
     /// `sign` or `authsign`: the leaf (PEM) for a CSR.
@@ -283,6 +294,10 @@ impl Signer for CfsslSigner {
 
     fn chain(&self) -> &SignerChain {
         &self.chain
+    }
+
+    fn exact_validity(&self) -> bool {
+        false
     }
 
     fn sign<'a>(&'a self, req: SignRequest<'a>) -> BoxFuture<'a, Result<Vec<u8>, SignerError>> {

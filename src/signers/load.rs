@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use futures::future::BoxFuture;
 
-use super::cfssl::{CfsslClient, CfsslConfig, CfsslSigner};
+use super::cfssl::{CfsslClient, CfsslConfig, CfsslSigner, Info};
 use super::secret::SecretSigner;
 use super::{Signer, SignerError};
 use crate::api::duration;
@@ -125,7 +125,7 @@ pub async fn load(
             (Arc::new(signer), info)
         }
         (None, Some(cfssl)) => {
-            let signer = load_cfssl(cfssl, src, observe).await?;
+            let signer = load_cfssl(cfssl, src, &policy, observe).await?;
             let info = pki::check_signer(signer.chain(), None, &anchors_der, now)?;
             (Arc::new(signer), info)
         }
@@ -155,6 +155,7 @@ pub const DEFAULT_REMOTE_TIMEOUT: Duration = Duration::from_secs(10);
 async fn load_cfssl(
     spec: &CfsslSignerSpec,
     src: &dyn ObjectSource,
+    policy: &Policy,
     observe: Option<Observer>,
 ) -> Result<CfsslSigner, LoadError> {
     let ns = src.namespace().to_string();
@@ -235,14 +236,19 @@ async fn load_cfssl(
         },
         observe,
     );
-    let signer_pem = client.info().await.map_err(|e| match e {
+    let info = client.info().await.map_err(|e| match e {
         SignerError::Unavailable(m) => LoadError::Unavailable(format!("CFSSL info: {m}")),
         other => LoadError::Invalid(format!(
             "CFSSL info for profile {:?}: {other}",
             spec.profile.clone().unwrap_or_default()
         )),
     })?;
-    let mut chain_pem = signer_pem;
+    check_profile_expiry(
+        &info,
+        spec.profile.as_deref().unwrap_or_default(),
+        policy.max_duration,
+    )?;
+    let mut chain_pem = info.certificate;
     if let Some(intermediates) = &spec.intermediates {
         chain_pem.push('\n');
         chain_pem.push_str(&read_pem(src, intermediates, "cfssl.intermediates").await?);
@@ -250,6 +256,24 @@ async fn load_cfssl(
     let chain = SignerChain::from_pem(&chain_pem)
         .map_err(|e| LoadError::Invalid(format!("CFSSL signer certificate: {e}")))?;
     Ok(CfsslSigner::new(client, chain))
+}
+
+/// CFSSL decides lifetimes by profile and silently falls back to its default profile for an
+/// unknown name, so a profile that issues longer than `maxDuration` (a typo'd profile name,
+/// typically) makes the issuer fail its check instead of every request failing later.
+pub fn check_profile_expiry(info: &Info, profile: &str, max: Duration) -> Result<(), LoadError> {
+    let Some(expiry) = info.expiry.as_deref().and_then(|e| duration::parse(e).ok()) else {
+        return Ok(());
+    };
+    if expiry > max {
+        return Err(LoadError::Invalid(format!(
+            "CFSSL profile {profile:?} issues certificates valid for {}, longer than policy.maxDuration {}; \
+             check the profile name (CFSSL uses its default profile for unknown names)",
+            duration::format(expiry),
+            duration::format(max)
+        )));
+    }
+    Ok(())
 }
 
 /// Read PEM text from a ConfigMap or Secret key.

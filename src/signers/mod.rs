@@ -46,6 +46,12 @@ pub trait Signer: Send + Sync {
     fn backend(&self) -> &'static str;
     /// The signer certificate and the intermediates above it (never the root).
     fn chain(&self) -> &SignerChain;
+    /// Whether the backend issues exactly the requested validity. Remote CAs whose profile
+    /// decides the lifetime (CFSSL) return `false`: their certificates are then only held to
+    /// the policy's limit (maxDuration and the chain's notAfter), not to the requested duration.
+    fn exact_validity(&self) -> bool {
+        true
+    }
     /// Sign and return the leaf certificate (DER). The caller checks the result.
     fn sign<'a>(&'a self, req: SignRequest<'a>) -> BoxFuture<'a, Result<Vec<u8>, SignerError>>;
 }

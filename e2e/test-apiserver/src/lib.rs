@@ -14,6 +14,7 @@ pub mod faults;
 pub mod managed;
 pub mod ops;
 pub mod patch;
+pub mod protobuf;
 pub mod rbac;
 pub mod resources;
 pub mod schema;
@@ -132,7 +133,8 @@ impl TestApiServer {
             }
         }
         let tls = tls::TlsMaterial::generate()?;
-        let listener = tls::DualListener::new(listener, &tls).map_err(|e| StartError::Bind(cfg.listen, e))?;
+        let listener =
+            tls::DualListener::new(listener, &tls).map_err(|e| StartError::Bind(cfg.listen, e))?;
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let router = server::router(app.clone());
         let task = tokio::spawn(async move {
@@ -144,6 +146,7 @@ impl TestApiServer {
         });
         Ok(TestApiServer {
             app,
+            tls,
             addr,
             shutdown: Some(tx),
             task,
@@ -165,13 +168,26 @@ impl TestApiServer {
         self.app.auth.admin_token().to_string()
     }
 
-    /// A kubeconfig for this server authenticating with `token`.
+    /// HTTPS URL of the same port, e.g. `https://127.0.0.1:34567` (the kubeconfig uses this one).
+    pub fn https_url(&self) -> String {
+        format!("https://{}", self.addr)
+    }
+
+    /// PEM of the CA that signed the serving certificate.
+    pub fn ca_pem(&self) -> &str {
+        &self.tls.ca_pem
+    }
+
+    /// A kubeconfig for this server authenticating with `token`. It points at the HTTPS URL with the
+    /// instance CA, because kubectl refuses to send tokens over plain HTTP.
     pub fn kubeconfig_yaml(&self, token: &str, namespace: Option<&str>) -> String {
+        use base64::Engine;
         let ns = namespace
             .map(|n| format!("\n    namespace: {n}"))
             .unwrap_or_default();
+        let ca = base64::engine::general_purpose::STANDARD.encode(&self.tls.ca_pem);
         format!(
-            "apiVersion: v1\nkind: Config\nclusters:\n- name: test-apiserver\n  cluster:\n    server: {}\ncontexts:\n- name: test-apiserver\n  context:\n    cluster: test-apiserver\n    user: test-user{ns}\ncurrent-context: test-apiserver\nusers:\n- name: test-user\n  user:\n    token: {token}\npreferences: {{}}\n",
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: test-apiserver\n  cluster:\n    server: {}\n    certificate-authority-data: {ca}\ncontexts:\n- name: test-apiserver\n  context:\n    cluster: test-apiserver\n    user: test-user{ns}\ncurrent-context: test-apiserver\nusers:\n- name: test-user\n  user:\n    token: {token}\npreferences: {{}}\n",
             self.https_url()
         )
     }

@@ -164,6 +164,55 @@ fn authenticate(app: &App, headers: &HeaderMap) -> Option<UserInfo> {
     }
 }
 
+/// Apply `Impersonate-User` / `Impersonate-Group` headers (requires `impersonate` on `users`).
+fn impersonate(app: &App, user: UserInfo, headers: &HeaderMap) -> ApiResult<UserInfo> {
+    let Some(target) = headers
+        .get("impersonate-user")
+        .and_then(|h| h.to_str().ok())
+    else {
+        return Ok(user);
+    };
+    let attrs = Attributes {
+        verb: "impersonate".into(),
+        resource_request: true,
+        resource: "users".into(),
+        name: target.into(),
+        ..Default::default()
+    };
+    if !user.is_master() && rbac::authorize(&app.store.lock(), &user, &attrs).is_err() {
+        return Err(ApiError::forbidden(
+            "",
+            "users",
+            target,
+            &attrs.forbidden_message(&user.name),
+        ));
+    }
+    let mut groups: Vec<String> = headers
+        .get_all("impersonate-group")
+        .iter()
+        .filter_map(|h| h.to_str().ok().map(str::to_string))
+        .collect();
+    let mut service_account = None;
+    if let Some(rest) = target.strip_prefix("system:serviceaccount:") {
+        if let Some((ns, name)) = rest.split_once(':') {
+            let sa = UserInfo::service_account(ns, name, "");
+            groups.extend(
+                sa.groups
+                    .iter()
+                    .filter(|g| g.as_str() != "system:authenticated")
+                    .cloned(),
+            );
+            service_account = sa.service_account;
+        }
+    }
+    groups.push("system:authenticated".into());
+    Ok(UserInfo {
+        name: target.into(),
+        groups,
+        service_account,
+    })
+}
+
 async fn handle(State(app): State<Arc<App>>, req: Request<Body>) -> Response {
     match handle_inner(&app, req).await {
         Ok(r) => r,
@@ -180,6 +229,9 @@ async fn read_body(body: Body) -> ApiResult<bytes::Bytes> {
 fn parse_json_body(b: &[u8]) -> ApiResult<Value> {
     if b.is_empty() {
         return Ok(json!({}));
+    }
+    if b.starts_with(b"k8s\0") {
+        return crate::protobuf::decode(b);
     }
     serde_json::from_slice(b)
         .or_else(|_| serde_yaml::from_slice(b))
@@ -210,6 +262,7 @@ async fn handle_inner(app: &Arc<App>, req: Request<Body>) -> ApiResult<Response>
         },
         None => return Err(ApiError::unauthorized()),
     };
+    let user = impersonate(app, user, &parts.headers)?;
     if let Some(rest) = path.strip_prefix("/testing/") {
         if !user.is_master() {
             return Err(ApiError::forbidden(
@@ -901,7 +954,7 @@ fn non_resource(
                     .status(200)
                     .header(
                         header::CONTENT_TYPE,
-                        "application/com.github.proto-openapi.spec.v2@v1.0+protobuf",
+                        "application/com.github.proto-openapi.spec.v2.v1.0+protobuf",
                     )
                     .body(Body::empty())
                     .expect("valid"));

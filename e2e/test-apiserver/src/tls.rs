@@ -24,11 +24,19 @@ pub enum TlsError {
 }
 
 /// Generated CA and server configuration.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct TlsMaterial {
     /// PEM of the CA that signed the serving certificate (for `certificate-authority-data`).
     pub ca_pem: String,
     acceptor: tokio_rustls::TlsAcceptor,
+}
+
+impl std::fmt::Debug for TlsMaterial {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TlsMaterial")
+            .field("ca_pem", &self.ca_pem)
+            .finish_non_exhaustive()
+    }
 }
 
 impl TlsMaterial {
@@ -38,12 +46,18 @@ impl TlsMaterial {
         let ca_key = KeyPair::generate()?;
         let mut ca_params = CertificateParams::new(Vec::<String>::new())?;
         ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        ca_params.distinguished_name.push(DnType::CommonName, "test-apiserver-ca");
+        ca_params
+            .distinguished_name
+            .push(DnType::CommonName, "test-apiserver-ca");
         let ca_cert = ca_params.self_signed(&ca_key)?;
         let leaf_key = KeyPair::generate()?;
         let mut leaf_params = CertificateParams::new(vec!["localhost".to_string()])?;
-        leaf_params.subject_alt_names.push(SanType::IpAddress(std::net::IpAddr::from([127, 0, 0, 1])));
-        leaf_params.distinguished_name.push(DnType::CommonName, "test-apiserver");
+        leaf_params
+            .subject_alt_names
+            .push(SanType::IpAddress(std::net::IpAddr::from([127, 0, 0, 1])));
+        leaf_params
+            .distinguished_name
+            .push(DnType::CommonName, "test-apiserver");
         let issuer = Issuer::new(ca_params, ca_key);
         let leaf = leaf_params.signed_by(&leaf_key, &issuer)?;
         let key = rustls::pki_types::PrivateKeyDer::Pkcs8(leaf_key.serialize_der().into());
@@ -53,7 +67,10 @@ impl TlsMaterial {
             .with_no_client_auth()
             .with_single_cert(vec![leaf.der().clone(), ca_cert.der().clone()], key)?;
         cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
-        Ok(TlsMaterial { ca_pem: ca_cert.pem(), acceptor: tokio_rustls::TlsAcceptor::from(Arc::new(cfg)) })
+        Ok(TlsMaterial {
+            ca_pem: ca_cert.pem(),
+            acceptor: tokio_rustls::TlsAcceptor::from(Arc::new(cfg)),
+        })
     }
 }
 
@@ -67,7 +84,11 @@ pub enum Conn {
 }
 
 impl AsyncRead for Conn {
-    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
         match self.get_mut() {
             Conn::Plain(s) => Pin::new(s).poll_read(cx, buf),
             Conn::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
@@ -76,7 +97,11 @@ impl AsyncRead for Conn {
 }
 
 impl AsyncWrite for Conn {
-    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
         match self.get_mut() {
             Conn::Plain(s) => Pin::new(s).poll_write(cx, buf),
             Conn::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),

@@ -82,7 +82,8 @@ pub fn prepare(
         sans: csr.sans.clone(),
         usages,
         is_ca: input.is_ca,
-        not_after_max: Some(validity.not_after),
+        // Set by `verify_issued`: it depends on the backend and on when the CA signed.
+        not_after_max: None,
     };
     Ok(Prepared {
         csr,
@@ -105,10 +106,25 @@ pub struct Issued {
     pub chain_pem: String,
     /// Trust anchors, PEM (what `status.ca` gets).
     pub ca_pem: String,
+    /// The leaf's notBefore.
+    pub not_before: time::OffsetDateTime,
     /// The leaf's notAfter.
     pub not_after: time::OffsetDateTime,
-    /// What limited the lifetime.
-    pub clamped_by: ClampReason,
+}
+
+impl Issued {
+    /// A description of the issued lifetime for Events and messages.
+    pub fn describe(&self, requested: &Validity, exact: bool) -> String {
+        if exact {
+            return describe_validity(requested);
+        }
+        let hours = (self.not_after - self.not_before).whole_minutes() as f64 / 60.0;
+        format!(
+            "valid until {} ({hours:.1}h as the CA's profile decided; requested until {})",
+            crate::controllers::issuer::rfc3339(self.not_after),
+            crate::controllers::issuer::rfc3339(requested.not_after)
+        )
+    }
 }
 
 /// Step 8: check what the backend returned; on success, the PEM to write.
@@ -120,20 +136,27 @@ pub fn verify_issued(
 ) -> Result<Issued, PkiError> {
     let chain = issuer.signer.chain();
     let intermediates = chain_ders(chain);
-    pki::check_issued(
-        leaf_der,
-        &intermediates,
-        &issuer.anchors_der,
-        &prepared.expect,
-        now,
-    )?;
+    let mut expect = prepared.expect.clone();
+    expect.not_after_max = Some(if issuer.signer.exact_validity() {
+        prepared.template.validity.not_after
+    } else {
+        policy_limit(issuer, now)
+    });
+    pki::check_issued(leaf_der, &intermediates, &issuer.anchors_der, &expect, now)?;
     let info = pki::cert_info(leaf_der)?;
     Ok(Issued {
         chain_pem: pki::chain_pem(leaf_der, &intermediates),
         ca_pem: issuer.anchors_pem.clone(),
+        not_before: info.not_before,
         not_after: info.not_after,
-        clamped_by: prepared.template.validity.clamped_by,
     })
+}
+
+/// The latest notAfter the policy allows for a certificate checked at `now`.
+pub fn policy_limit(issuer: &LoadedIssuer, now: time::OffsetDateTime) -> time::OffsetDateTime {
+    let max = time::Duration::try_from(issuer.policy.max_duration).unwrap_or(time::Duration::MAX);
+    now.saturating_add(max)
+        .min(issuer.signer.chain().earliest_not_after())
 }
 
 /// A short description of the lifetime for Events.

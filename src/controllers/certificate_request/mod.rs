@@ -336,7 +336,7 @@ async fn sign(
     };
     let message = format!(
         "Certificate issued by {key}, {}",
-        issue::describe_validity(&prepared.template.validity)
+        issued.describe(&prepared.template.validity, loaded.signer.exact_validity())
     );
     write_status(
         ctx,
