@@ -118,3 +118,12 @@ pub fn csr(sans: &[&str]) -> (String, String) {
     let csr = params.serialize_request(&key).expect("csr");
     (key.serialize_pem(), csr.pem().expect("csr pem"))
 }
+
+/// A leaf (not a CA) certificate issued by `parent`, with its key: (cert PEM, key PEM).
+pub fn leaf_cert(parent: &Ca, dns: &str) -> (String, String) {
+    let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).expect("leaf key");
+    let mut params = CertificateParams::new(vec![dns.to_string()]).expect("params");
+    params.is_ca = IsCa::ExplicitNoCa;
+    let cert = params.signed_by(&key, &parent.issuer()).expect("leaf");
+    (cert.pem(), key.serialize_pem())
+}

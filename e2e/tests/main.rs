@@ -1,6 +1,7 @@
 //! The end-to-end suite: the real `pki-issuer` process against the project's test API server
 //! (or any cluster named by `E2E_KUBECONFIG`), with the suite playing cert-manager's part.
 
+mod bad_input;
 mod cfssl;
 mod csr;
 mod fixtures;

@@ -131,6 +131,10 @@ pub struct PolicySpec {
     /// Allowed key usages (cert-manager spellings).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub usages: Option<Vec<String>>,
+    /// Whether wildcard DNS names (`*.example.com`) may be requested (default false). Without
+    /// it, a `*` in `dnsNames` matches any one label but never a wildcard certificate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allow_wildcard_names: Option<bool>,
     /// Whether CA certificates may be requested (default false).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub allow_ca: Option<bool>,

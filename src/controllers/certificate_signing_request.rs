@@ -21,6 +21,7 @@ use super::certificate_request::decide::IssuerState;
 use super::certificate_request::issue::{prepare, verify_issued, RequestInput};
 use super::certificate_request::{service_account, IssuerStores};
 use super::events::publish;
+use super::named_ref;
 use super::{Context, Error};
 use crate::api::duration;
 use crate::api::issuer::{IssuerKey, IssuerKind};
@@ -356,7 +357,7 @@ pub async fn run(
                 g.0.as_ref()
                     .is_ok_and(|c| issuer_key(&c.spec.signer_name).as_ref() == Some(&key))
             })
-            .map(|g| ObjectRef::from_obj(g.as_ref()))
+            .filter_map(|g| named_ref(g.as_ref()))
             .collect();
         futures::stream::iter(refs)
     });

@@ -20,6 +20,7 @@ use serde::Serialize;
 
 use super::cache::CachedIssuer;
 use super::events::publish;
+use super::named_ref;
 use super::sources::KubeSource;
 use super::{Context, Error};
 use crate::api::condition::{self, Condition};
@@ -350,7 +351,8 @@ where
             let issuer = g.0.as_ref().ok()?;
             (resource_namespace(issuer, cluster_ns) == ns
                 && references(issuer.issuer_spec(), is_secret, name))
-            .then(|| ObjectRef::from_obj(g.as_ref()))
+            .then(|| named_ref(g.as_ref()))
+            .flatten()
         })
         .collect()
 }

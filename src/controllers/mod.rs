@@ -26,3 +26,14 @@ pub enum Error {
     #[error("object is missing {0}")]
     MissingMeta(&'static str),
 }
+
+/// A reference to `obj`, or `None` for an object without a name (which a faulty API server
+/// could send; `ObjectRef::from_obj` would panic on it).
+pub fn named_ref<K>(obj: &K) -> Option<kube::runtime::reflector::ObjectRef<K>>
+where
+    K: kube::Resource,
+    K::DynamicType: Default,
+{
+    obj.meta().name.as_ref()?;
+    Some(kube::runtime::reflector::ObjectRef::from_obj(obj))
+}

@@ -5,6 +5,11 @@
 /// shown to users (in CertificateRequest conditions and events).
 #[derive(thiserror::Error, Debug, Clone, PartialEq)]
 pub enum PkiError {
+    /// A wildcard DNS name was requested but the policy does not allow wildcards.
+    #[error(
+        "wildcard DNS name {0:?} is not allowed: the issuer policy does not set allowWildcardNames"
+    )]
+    WildcardNotAllowed(String),
     /// A DNS SAN is not allowed by the issuer policy.
     #[error("DNS name {0:?} is not allowed by the issuer policy")]
     DnsNameNotAllowed(String),

@@ -9,8 +9,9 @@
 //! * DNS: `*` as a whole label matches exactly one label (`*.foo.svc` allows
 //!   `a.foo.svc`, not `a.b.foo.svc` nor `foo.svc`). Comparison is
 //!   case-insensitive and ignores one trailing dot. A wildcard *request* such
-//!   as `*.foo.svc` is only allowed by a pattern that has a literal `*` in that
-//!   position: a request label `*` matches only a pattern label `*`.
+//!   as `*.foo.svc` is refused unless the policy sets `allow_wildcard_names`;
+//!   then it is allowed by a pattern that has a literal `*` in that position
+//!   (a request label `*` matches only a pattern label `*`).
 //! * URI: `*` as a whole path segment matches exactly one non-empty segment
 //!   (no `/`, `?`, `#`, `%`, and not `.`/`..`). Other segments match exactly.
 //! * Email: `local@domain`; a local part `*` matches any local part, the
@@ -63,6 +64,9 @@ pub struct Policy {
     pub key_algorithms: Vec<KeyRule>,
     /// Refuse requests without any SAN.
     pub require_subject_alt_name: bool,
+    /// Allow wildcard DNS names (`*.example.com`) in requests. Off by default: a pattern's `*`
+    /// then means "any one label", never "a wildcard certificate".
+    pub allow_wildcard_names: bool,
 }
 
 impl Default for Policy {
@@ -76,6 +80,7 @@ impl Default for Policy {
             email_addresses: None,
             usages: None,
             allow_ca: false,
+            allow_wildcard_names: false,
             key_algorithms: vec![
                 KeyRule {
                     algorithm: KeyAlgorithm::Ecdsa,
@@ -166,6 +171,9 @@ pub fn check_policy(
         return Err(PkiError::NoSubjectAltName);
     }
     for dns in &req.sans.dns {
+        if !policy.allow_wildcard_names && dns.split('.').any(|l| l.contains('*')) {
+            return Err(PkiError::WildcardNotAllowed(dns.clone()));
+        }
         if !allowed(&policy.dns_names, |p| dns_matches(p, dns, ctx)) {
             return Err(PkiError::DnsNameNotAllowed(dns.clone()));
         }

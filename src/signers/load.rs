@@ -363,6 +363,9 @@ pub fn policy_from_spec(spec: Option<&PolicySpec>) -> Result<Policy, LoadError> 
     if let Some(allow) = spec.allow_ca {
         policy.allow_ca = allow;
     }
+    if let Some(allow) = spec.allow_wildcard_names {
+        policy.allow_wildcard_names = allow;
+    }
     if let Some(rules) = &spec.key_algorithms {
         policy.key_algorithms = rules
             .iter()

@@ -96,10 +96,8 @@ pub fn leaves(fs: &Value) -> Vec<Path> {
     let mut out = vec![];
     fn walk(fs: &Value, cur: &mut Path, out: &mut Vec<Path>) {
         let Some(m) = fs.as_object() else { return };
-        if m.is_empty() || m.contains_key(".") {
-            if !cur.is_empty() {
-                out.push(cur.clone());
-            }
+        if (m.is_empty() || m.contains_key(".")) && !cur.is_empty() {
+            out.push(cur.clone());
         }
         for (k, v) in m {
             if k == "." {
@@ -533,7 +531,7 @@ mod tests {
             "k:{\"type\":\"Ready\"}".into(),
             "f:status".into()
         ]));
-        assert_eq!(get(&obj, &l[0]).is_some(), true);
+        assert!(get(&obj, &l[0]).is_some());
     }
 
     #[test]

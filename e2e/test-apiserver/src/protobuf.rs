@@ -12,11 +12,9 @@ enum F {
     Str,
     Int,
     Bool,
-    Bytes,
     StrList,
     StrMap,
     BytesMap,
-    Time,
     Msg(&'static [(u64, &'static str, F)]),
     MsgList(&'static [(u64, &'static str, F)]),
 }
@@ -135,7 +133,6 @@ const ROLE: &[(u64, &str, F)] = &[
     (1, "metadata", F::Msg(META)),
     (2, "rules", F::MsgList(RULE)),
 ];
-const TIME: &[(u64, &str, F)] = &[(1, "seconds", F::Int), (2, "nanos", F::Int)];
 
 struct Reader<'a> {
     b: &'a [u8],
@@ -210,13 +207,6 @@ fn message(b: &[u8], schema: &[(u64, &str, F)]) -> Option<Value> {
             (F::Str, Err(s)) => {
                 out.insert(name, json!(String::from_utf8_lossy(s)));
             }
-            (F::Bytes, Err(s)) => {
-                use base64::Engine;
-                out.insert(
-                    name,
-                    json!(base64::engine::general_purpose::STANDARD.encode(s)),
-                );
-            }
             (F::Int, Ok(v)) => {
                 out.insert(name, json!(v as i64));
             }
@@ -241,13 +231,6 @@ fn message(b: &[u8], schema: &[(u64, &str, F)]) -> Option<Value> {
                     k,
                     json!(base64::engine::general_purpose::STANDARD.encode(v)),
                 );
-            }
-            (F::Time, Err(s)) => {
-                let t = message(s, TIME)?;
-                let secs = t.get("seconds").and_then(Value::as_i64).unwrap_or(0);
-                if let Ok(ts) = jiff::Timestamp::from_second(secs) {
-                    out.insert(name, json!(ts.strftime("%Y-%m-%dT%H:%M:%SZ").to_string()));
-                }
             }
             (F::Msg(sub), Err(s)) => {
                 out.insert(name, message(s, sub)?);
@@ -315,7 +298,6 @@ pub fn decode(body: &[u8]) -> ApiResult<Value> {
         .ok_or_else(|| ApiError::bad_request(format!("malformed protobuf for {kind}")))?;
     v["apiVersion"] = json!(api_version);
     v["kind"] = json!(kind);
-    let _ = (F::Bytes, F::Time);
     Ok(v)
 }
 

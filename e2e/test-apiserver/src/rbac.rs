@@ -95,7 +95,7 @@ pub fn rule_allows(rule: &Value, a: &Attributes) -> bool {
         return false;
     }
     let names = strs(rule, "resourceNames");
-    names.is_empty() || names.iter().any(|n| *n == a.name)
+    names.is_empty() || names.contains(&a.name)
 }
 
 fn subject_matches(s: &Value, user: &UserInfo, binding_ns: &str) -> bool {

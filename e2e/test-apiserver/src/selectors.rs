@@ -1,7 +1,5 @@
 //! Label and field selectors (`?labelSelector=`, `?fieldSelector=`).
 
-use std::collections::BTreeMap;
-
 use serde_json::Value;
 
 use crate::error::{ApiError, ApiResult};
@@ -207,14 +205,6 @@ impl FieldSelector {
             (actual == *v) == *eq
         })
     }
-}
-
-/// Parse a `key=value,...` map (used for tests and label helpers).
-pub fn parse_map(s: &str) -> BTreeMap<String, String> {
-    s.split(',')
-        .filter_map(|kv| kv.split_once('='))
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect()
 }
 
 #[cfg(test)]

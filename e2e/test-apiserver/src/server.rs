@@ -7,7 +7,7 @@ use std::time::Duration;
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::{header, HeaderMap, Method, Request, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use serde_json::{json, Value};
 
 use crate::auth::{bearer, Authenticator, SaToken, UserInfo};
@@ -1005,11 +1005,6 @@ async fn testing(app: &App, rest: &str, method: &Method, body: Body) -> ApiResul
         }
         _ => Err(ApiError::no_route()),
     }
-}
-
-/// Respond to anything with an error (helper for tests of the error format).
-pub fn error_to_response(e: &ApiError) -> Response {
-    error_response(e).into_response()
 }
 
 #[cfg(test)]

@@ -22,6 +22,7 @@ use self::issue::{prepare, verify_issued, RequestInput};
 use super::backoff::Retry;
 use super::cache::CachedIssuer;
 use super::events::publish;
+use super::named_ref;
 use super::{Context, Error};
 use crate::api::cert_manager::CertificateRequest;
 use crate::api::condition::{self, Condition};
@@ -461,7 +462,7 @@ pub async fn run(
                         )
                 })
             })
-            .map(|g| ObjectRef::from_obj(g.as_ref()))
+            .filter_map(|g| named_ref(g.as_ref()))
             .collect();
         futures::stream::iter(refs)
     });

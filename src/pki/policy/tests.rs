@@ -96,13 +96,22 @@ fn dns_star_is_exactly_one_label() {
 }
 
 #[test]
-fn wildcard_request_needs_literal_wildcard_pattern() {
-    let p = pol_dns(&["a.foo.svc", "{namespace}.foo.svc"]);
+fn wildcard_request_needs_allow_wildcard_names_and_literal_wildcard_pattern() {
+    let p = pol_dns(&["*.foo.svc"]);
+    assert_eq!(
+        check_policy(&p, &dns(&["*.foo.svc"]), &ctx()),
+        Err(PkiError::WildcardNotAllowed("*.foo.svc".into())),
+        "a pattern's * is one label, not permission for wildcard certificates"
+    );
+    assert_eq!(check_policy(&p, &dns(&["a.foo.svc"]), &ctx()), Ok(()));
+    let mut p = pol_dns(&["a.foo.svc", "{namespace}.foo.svc"]);
+    p.allow_wildcard_names = true;
     assert_eq!(
         check_policy(&p, &dns(&["*.foo.svc"]), &ctx()),
         Err(PkiError::DnsNameNotAllowed("*.foo.svc".into()))
     );
-    let p = pol_dns(&["*.foo.svc"]);
+    let mut p = pol_dns(&["*.foo.svc"]);
+    p.allow_wildcard_names = true;
     assert_eq!(check_policy(&p, &dns(&["*.foo.svc"]), &ctx()), Ok(()));
     assert!(check_policy(&p, &dns(&["*.*.svc"]), &ctx()).is_err());
 }
