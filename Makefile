@@ -3,7 +3,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: all build test test-deps lint fmt-check clippy generate check-generated demo bench e2e-kind clean
+.PHONY: all build test test-deps lint lint-packaging fmt-check clippy generate sync-crds check-generated demo bench e2e-kind clean
 
 all: build
 
@@ -11,7 +11,7 @@ build:
 	$(CARGO) build --workspace --all-targets
 
 ## test: everything CI runs: formatting, lints, generated files, unit, test API server and e2e tests.
-test: test-deps fmt-check clippy check-generated
+test: test-deps fmt-check clippy check-generated lint-packaging
 	$(CARGO) test --workspace --all-targets --locked
 
 ## test-deps: install the tools the tests call (Debian packages) when they are missing.
@@ -27,12 +27,29 @@ clippy:
 ## generate: regenerate crds/ from the Rust types.
 generate:
 	$(CARGO) run --quiet --bin crdgen -- crds/
+	bash hack/sync-chart-crds.sh
+
+## sync-crds: copy crds/ into helm/pki-issuer/crds and config/crd/bases.
+sync-crds:
+	bash hack/sync-chart-crds.sh
 
 ## check-generated: fail when crds/ is stale.
 check-generated:
 	$(CARGO) test --quiet --lib --locked crds_are_up_to_date
 
-lint: fmt-check clippy
+## lint-packaging: shellcheck, hadolint, yamllint, CRD copies in sync, helm lint + render (Helm v4 SDK), kustomize build.
+lint-packaging:
+	bash e2e/scripts/lint.sh
+
+lint: fmt-check clippy lint-packaging
+
+## demo: build, start the test API server and pki-issuer, issue certificates, prove mTLS.
+demo:
+	bash e2e/scripts/demo.sh
+
+## e2e-kind: e2e suite + kind-only checks on a kind cluster with real cert-manager (needs Docker, kind, helm; KEEP_CLUSTER=1 keeps it).
+e2e-kind:
+	bash e2e/kind/run.sh
 
 bench:
 	$(CARGO) bench --workspace
