@@ -237,7 +237,7 @@ macro_rules! issuer_kind {
             $($scope,)?
             printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
             printcolumn = r#"{"name":"Reason","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].reason"}"#,
-            printcolumn = r#"{"name":"Signer NotAfter","type":"date","jsonPath":".status.signer.notAfter"}"#,
+            printcolumn = r#"{"name":"Signer NotAfter","type":"string","jsonPath":".status.signer.notAfter"}"#,
             printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
         )]
         #[x_kube(validation = Rule::new(ONE_SIGNER_RULE).message(ONE_SIGNER_MESSAGE))]
