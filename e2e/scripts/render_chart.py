@@ -11,6 +11,7 @@ value set into OUTDIR:
     default.yaml              the chart's defaults
     all.yaml                  every optional feature on
     secrets-cluster-wide.yaml rbac.secretsClusterWide=true (what the kind e2e run installs)
+    e2e.yaml                  what the e2e suite applies to the test API server with RBAC on
 """
 
 from __future__ import annotations
@@ -36,6 +37,14 @@ VALUE_SETS: dict[str, dict[str, Any]] = {
         "approver": {"enabled": True},
     },
     "secrets-cluster-wide": {"rbac": {"secretsClusterWide": True}},
+    # What the e2e suite installs into the test API server: everything a plain cluster
+    # serves (no ServiceMonitor: the Prometheus operator's CRD is not installed there).
+    "e2e": {
+        "podDisruptionBudget": {"enabled": True},
+        "networkPolicy": {"enabled": True},
+        "rbac": {"issuerNamespaces": ["team-a"]},
+        "approver": {"enabled": True},
+    },
 }
 
 SEVERITY = {0: "UNKNOWN", 1: "INFO", 2: "WARNING", 3: "ERROR"}

@@ -59,6 +59,11 @@ impl Env {
     /// Start a server with cert-manager's and our CRDs, a namespace for the test, and (locally)
     /// one pki-issuer process.
     pub async fn start(test: &str) -> Env {
+        Env::start_opts(test, true).await
+    }
+
+    /// Like [`Env::start`], optionally without starting a controller.
+    pub async fn start_opts(test: &str, controller: bool) -> Env {
         let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
         let dir = tempfile::tempdir().expect("tempdir");
         let (server, kubeconfig) = if let Some(path) = std::env::var_os("E2E_KUBECONFIG") {
@@ -92,12 +97,28 @@ impl Env {
         env.create_namespace(&env.ns.clone()).await;
         if !external() {
             env.create_namespace(&env.cluster_ns.clone()).await;
-            env.start_controller(&[]).await;
+            if controller {
+                env.start_controller(&[]).await;
+            }
         }
         env
     }
 
-    async fn create_namespace(&self, name: &str) {
+    /// The same cluster and client, acting in namespace `ns` (owns no processes).
+    pub fn view(env: &Env, ns: &str) -> Env {
+        Env {
+            client: env.client.clone(),
+            kubeconfig: env.kubeconfig.clone(),
+            ns: ns.to_string(),
+            cluster_ns: env.cluster_ns.clone(),
+            server: None,
+            controllers: Vec::new(),
+            dir: tempfile::tempdir().expect("tempdir"),
+        }
+    }
+
+    /// Create a namespace (an existing one is fine).
+    pub async fn create_namespace(&self, name: &str) {
         let api: Api<Namespace> = Api::all(self.client.clone());
         let ns: Namespace = serde_json::from_value(json!({"metadata": {"name": name}})).unwrap();
         match api.create(&PostParams::default(), &ns).await {
@@ -115,36 +136,86 @@ impl Env {
 
     /// Start a pki-issuer process with a given kubeconfig.
     pub async fn start_controller_with(&mut self, kubeconfig: &Path, extra: &[&str]) {
+        let mut args: Vec<String> = vec![
+            format!("--cluster-resource-namespace={}", self.cluster_ns),
+            "--log-format=text".into(),
+            "--max-retry-duration=30s".into(),
+        ];
+        args.extend(extra.iter().map(|s| s.to_string()));
+        self.spawn_controller(kubeconfig, &args, &[]).await;
+    }
+
+    /// Start a pki-issuer process with exactly `args` (plus `--kubeconfig` and loopback admin
+    /// ports) and extra environment; returns its index for [`Env::kill_controller`].
+    pub async fn spawn_controller(
+        &mut self,
+        kubeconfig: &Path,
+        args: &[String],
+        envs: &[(&str, &str)],
+    ) -> usize {
         let n = self.controllers.len();
         let log =
             std::fs::File::create(self.dir.path().join(format!("pki-issuer-{n}.log"))).unwrap();
+        let args = args
+            .iter()
+            .filter(|a| !a.starts_with("--metrics-addr") && !a.starts_with("--probe-addr"));
         let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_pki-issuer"))
             .arg("--kubeconfig")
             .arg(kubeconfig)
-            .args(["--cluster-resource-namespace", &self.cluster_ns])
-            .args([
-                "--metrics-addr",
-                "127.0.0.1:0",
-                "--probe-addr",
-                "127.0.0.1:0",
-            ])
-            .args(["--log-format", "text", "--max-retry-duration", "30s"])
-            .args(extra)
+            .args(args)
+            .args(["--metrics-addr=127.0.0.1:0", "--probe-addr=127.0.0.1:0"])
             .env("RUST_LOG", "info,kube=warn")
+            .envs(envs.iter().copied())
             .stdout(Stdio::from(log.try_clone().unwrap()))
             .stderr(Stdio::from(log))
             .kill_on_drop(true)
             .spawn()
             .expect("start pki-issuer");
         self.controllers.push(child);
+        n
+    }
+
+    /// SIGKILL controller `n` (no chance to release its lease).
+    pub async fn kill_controller(&mut self, n: usize) {
+        let _ = self.controllers[n].kill().await;
+    }
+
+    /// Run kubectl against this environment with the admin kubeconfig; returns stdout.
+    /// (Async: the in-process API server shares this runtime.)
+    pub async fn kubectl(&self, args: &[&str], stdin: Option<&str>) -> Result<String, String> {
+        let mut child = tokio::process::Command::new("kubectl")
+            .env("KUBECONFIG", &self.kubeconfig)
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("kubectl (install the Debian package kubernetes-client)");
+        let mut input = child.stdin.take().unwrap();
+        if let Some(text) = stdin {
+            tokio::io::AsyncWriteExt::write_all(&mut input, text.as_bytes())
+                .await
+                .unwrap();
+        }
+        drop(input);
+        let out = child.wait_with_output().await.unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+        if out.status.success() {
+            Ok(stdout)
+        } else {
+            Err(format!(
+                "kubectl {args:?}: {stdout}{}",
+                String::from_utf8_lossy(&out.stderr)
+            ))
+        }
     }
 
     /// The controller logs so far (for failure messages).
     pub fn logs(&self) -> String {
         let mut out = String::new();
         for n in 0..self.controllers.len() {
-            let text = std::fs::read_to_string(self.dir.path().join(format!("pki-issuer-{n}.log")))
-                .unwrap_or_default();
+            let path = self.dir.path().join(format!("pki-issuer-{n}.log"));
+            let text = std::fs::read_to_string(path).unwrap_or_default();
             out.push_str(&format!("--- pki-issuer-{n} ---\n{text}\n"));
         }
         out

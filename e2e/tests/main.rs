@@ -3,6 +3,7 @@
 
 mod bad_input;
 mod cfssl;
+mod chart;
 mod csr;
 mod fixtures;
 mod harness;

@@ -101,6 +101,9 @@ pub fn decide(
     match issuer(&key) {
         IssuerState::Missing => CsrDecision::Pending(format!("{key} not found")),
         IssuerState::NotReady(why) => CsrDecision::Pending(format!("{key} is not ready: {why}")),
+        IssuerState::Unchecked => {
+            CsrDecision::Pending(format!("{key} has not been checked by this replica yet"))
+        }
         IssuerState::Ready => CsrDecision::Sign(key),
     }
 }
@@ -174,6 +177,7 @@ async fn fail(
     .await?;
     ctx.backoff.reset(&csr.uid().unwrap_or_default());
     ctx.metrics.fail(reason);
+    tracing::warn!(csr = %csr.name_any(), reason, %message, "CertificateSigningRequest failed");
     publish(
         &ctx.recorder,
         &csr.object_ref(&()),
@@ -285,6 +289,7 @@ async fn sign(
     ctx.metrics
         .signing_duration
         .observe(started.elapsed().as_secs_f64());
+    tracing::info!(csr = %csr.name_any(), issuer = %key, "certificate issued");
     ctx.metrics
         .issued
         .get_or_create(&IssuedLabels {

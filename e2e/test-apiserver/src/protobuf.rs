@@ -10,6 +10,8 @@ use crate::error::{ApiError, ApiResult};
 #[derive(Clone, Copy)]
 enum F {
     Str,
+    Bytes,
+    Time,
     Int,
     Bool,
     StrList,
@@ -134,6 +136,34 @@ const ROLE: &[(u64, &str, F)] = &[
     (2, "rules", F::MsgList(RULE)),
 ];
 
+const TIME: &[(u64, &str, F)] = &[(1, "seconds", F::Int), (2, "nanos", F::Int)];
+const CSR_CONDITION: &[(u64, &str, F)] = &[
+    (1, "type", F::Str),
+    (6, "status", F::Str),
+    (2, "reason", F::Str),
+    (3, "message", F::Str),
+    (4, "lastUpdateTime", F::Time),
+    (5, "lastTransitionTime", F::Time),
+];
+const CSR_SPEC: &[(u64, &str, F)] = &[
+    (1, "request", F::Bytes),
+    (2, "username", F::Str),
+    (3, "uid", F::Str),
+    (4, "groups", F::StrList),
+    (5, "usages", F::StrList),
+    (7, "signerName", F::Str),
+    (8, "expirationSeconds", F::Int),
+];
+const CSR_STATUS: &[(u64, &str, F)] = &[
+    (1, "conditions", F::MsgList(CSR_CONDITION)),
+    (2, "certificate", F::Bytes),
+];
+const CSR: &[(u64, &str, F)] = &[
+    (1, "metadata", F::Msg(META)),
+    (2, "spec", F::Msg(CSR_SPEC)),
+    (3, "status", F::Msg(CSR_STATUS)),
+];
+
 struct Reader<'a> {
     b: &'a [u8],
     p: usize,
@@ -206,6 +236,19 @@ fn message(b: &[u8], schema: &[(u64, &str, F)]) -> Option<Value> {
         match (kind, pl) {
             (F::Str, Err(s)) => {
                 out.insert(name, json!(String::from_utf8_lossy(s)));
+            }
+            (F::Bytes, Err(s)) => {
+                use base64::Engine;
+                out.insert(
+                    name,
+                    json!(base64::engine::general_purpose::STANDARD.encode(s)),
+                );
+            }
+            (F::Time, Err(s)) => {
+                let t = message(s, TIME)?;
+                let secs = t.get("seconds").and_then(Value::as_i64).unwrap_or(0);
+                let ts = jiff::Timestamp::from_second(secs).ok()?;
+                out.insert(name, json!(ts.to_string()));
             }
             (F::Int, Ok(v)) => {
                 out.insert(name, json!(v as i64));
@@ -292,6 +335,7 @@ pub fn decode(body: &[u8]) -> ApiResult<Value> {
         "Namespace" => NAMESPACE,
         "RoleBinding" | "ClusterRoleBinding" => BINDING,
         "Role" | "ClusterRole" => ROLE,
+        "CertificateSigningRequest" => CSR,
         other => return Err(unsupported(other)),
     };
     let mut v = message(raw, schema)

@@ -25,6 +25,9 @@ pub enum IssuerState {
     Missing,
     /// The issuer exists but cannot sign; the message says why.
     NotReady(String),
+    /// The issuer reports Ready for its generation, but this process has not checked it yet
+    /// (it just started or just became leader): wait for the check, write nothing.
+    Unchecked,
     /// Checked and ready.
     Ready,
 }
@@ -40,6 +43,8 @@ pub enum Decision {
     AwaitApproval,
     /// The issuer cannot sign yet: `Ready=False/Pending` with this message.
     Pending(String),
+    /// Our own check of a Ready issuer is still running: wait without writing.
+    AwaitIssuerCheck,
     /// Check, sign, verify, write.
     Sign,
 }
@@ -107,6 +112,7 @@ pub fn decide(cr: &CertificateRequest, issuer: impl FnOnce(&IssuerKey) -> Issuer
             Decision::Pending(format!("{key} not found: waiting for it to be created"))
         }
         IssuerState::NotReady(why) => Decision::Pending(format!("{key} is not ready: {why}")),
+        IssuerState::Unchecked => Decision::AwaitIssuerCheck,
         IssuerState::Ready => Decision::Sign,
     }
 }
@@ -229,5 +235,9 @@ mod tests {
         let d = decide(&c, |_| IssuerState::NotReady("signer expired".into()));
         assert!(matches!(d, Decision::Pending(m) if m.contains("signer expired")));
         assert_eq!(decide(&c, ready), Decision::Sign);
+        assert_eq!(
+            decide(&c, |_| IssuerState::Unchecked),
+            Decision::AwaitIssuerCheck
+        );
     }
 }

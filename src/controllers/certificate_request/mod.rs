@@ -89,6 +89,9 @@ fn state_of<K: AnyIssuer>(
     {
         return (IssuerState::Ready, Some(cached));
     }
+    if issuer.is_ready() {
+        return (IssuerState::Unchecked, None);
+    }
     let why = issuer
         .issuer_status()
         .and_then(|s| condition::find(&s.conditions, "Ready"))
@@ -391,6 +394,8 @@ async fn reconcile(guard: Arc<Guarded>, data: Arc<RequestContextData>) -> Result
     });
     match decision {
         Decision::Skip | Decision::AwaitApproval => Ok(Action::await_change()),
+        // The check's cache update re-queues the request; the delay is only a safety net.
+        Decision::AwaitIssuerCheck => Ok(Action::requeue(Duration::from_secs(10))),
         Decision::MarkDenied(message) => {
             write_status(
                 ctx,

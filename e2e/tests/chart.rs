@@ -1,0 +1,322 @@
+//! The Helm chart, proven on the test API server with RBAC on: its rendered manifests are
+//! applied with kubectl, pki-issuer runs with the chart's ServiceAccount token and the
+//! Deployment's own arguments, two replicas elect a leader, and removing one RBAC rule breaks
+//! issuance.
+
+use std::path::Path;
+use std::time::Duration;
+
+use k8s_openapi::api::coordination::v1::Lease;
+use kube::Api;
+use serde_json::json;
+
+use crate::fixtures;
+use crate::harness::{issuer_ref, Env};
+
+const RELEASE_NS: &str = "pki-issuer";
+const TEAM_NS: &str = "team-a";
+
+/// Render the chart with the real Helm engine (value set `e2e`) and return its manifests.
+fn render(env: &Env) -> String {
+    let out = env.dir.path().join("chart");
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let status = std::process::Command::new("bash")
+        .arg(root.join("e2e/scripts/render-chart.sh"))
+        .arg(&out)
+        .stdout(std::process::Stdio::null())
+        .status()
+        .expect("bash");
+    assert!(
+        status.success(),
+        "rendering the chart failed (see e2e/scripts/render-chart.sh)"
+    );
+    std::fs::read_to_string(out.join("e2e.yaml")).expect("rendered e2e.yaml")
+}
+
+fn docs(yaml: &str) -> Vec<serde_json::Value> {
+    serde_yaml::Deserializer::from_str(yaml)
+        .filter_map(|d| serde::Deserialize::deserialize(d).ok())
+        .filter(|v: &serde_json::Value| v.is_object())
+        .collect()
+}
+
+/// The container arguments of the chart's Deployment.
+fn deployment_args(manifests: &[serde_json::Value]) -> Vec<String> {
+    let dep = manifests
+        .iter()
+        .find(|d| d["kind"] == "Deployment")
+        .expect("a Deployment");
+    assert_eq!(dep["spec"]["replicas"], 2, "two replicas by default");
+    dep["spec"]["template"]["spec"]["containers"][0]["args"]
+        .as_array()
+        .expect("args")
+        .iter()
+        .map(|a| a.as_str().unwrap().to_string())
+        .collect()
+}
+
+/// Start the environment, apply the chart (optionally edited) and return a kubeconfig for
+/// the chart's ServiceAccount plus the Deployment's arguments.
+async fn install(
+    test: &str,
+    edit: impl FnOnce(&mut Vec<serde_json::Value>),
+) -> (Env, std::path::PathBuf, Vec<String>) {
+    let env = Env::start_opts(test, false).await;
+    let mut manifests = docs(&render(&env));
+    edit(&mut manifests);
+    env.create_namespace(RELEASE_NS).await;
+    env.create_namespace(TEAM_NS).await;
+    let text: String = manifests
+        .iter()
+        .map(|d| format!("---\n{}\n", serde_json::to_string(d).unwrap()))
+        .collect();
+    env.kubectl(&["apply", "-f", "-"], Some(&text))
+        .await
+        .expect("kubectl apply of the rendered chart");
+    let token = env
+        .kubectl(&["create", "token", "pki-issuer", "-n", RELEASE_NS], None)
+        .await
+        .expect("kubectl create token");
+    let server = env
+        .server
+        .as_ref()
+        .expect("chart tests run on the test API server");
+    let path = env.dir.path().join("sa.kubeconfig");
+    std::fs::write(
+        &path,
+        server.kubeconfig_yaml(token.trim(), Some(RELEASE_NS)),
+    )
+    .unwrap();
+    let args = deployment_args(&manifests);
+    (env, path, args)
+}
+
+async fn install_pki(env: &Env) -> fixtures::Ca {
+    let root = fixtures::root("Corp Root");
+    for ns in [RELEASE_NS, TEAM_NS] {
+        let int = fixtures::intermediate(&root, &format!("{ns} intermediate"));
+        env.put_tls_secret(ns, "int", &int.pem, &int.key_pem).await;
+        env.put_config_map(ns, "roots", "roots.pem", &root.pem)
+            .await;
+    }
+    root
+}
+
+fn spec() -> serde_json::Value {
+    json!({
+        "secret": {"name": "int"},
+        "trustAnchors": {"configMap": {"name": "roots", "key": "roots.pem"}},
+        "policy": {"dnsNames": ["*.{namespace}.svc", "*.example.com"]},
+    })
+}
+
+async fn team_request(env: &Env, name: &str, issuer: &str, kind: &str) {
+    let (_, csr) = fixtures::csr(&[&format!("{name}.{TEAM_NS}.svc")]);
+    let team = Env::view(env, TEAM_NS);
+    team.create_request(name, &csr, issuer_ref(issuer, kind), None, &[])
+        .await;
+    team.set_approval(name, true).await;
+}
+
+async fn team_wait(env: &Env, name: &str, reason: &str) {
+    let team = Env::view(env, TEAM_NS);
+    team.wait_request_reason(name, reason).await;
+}
+
+#[tokio::test]
+async fn chart_rbac_is_sufficient_and_leader_election_fails_over() {
+    let (mut env, sa, args) = install("chart", |_| {}).await;
+    assert!(args.iter().any(|a| a == "--leader-elect"));
+    assert!(
+        args.iter()
+            .any(|a| a == &format!("--watch-namespaces={RELEASE_NS},{TEAM_NS}")),
+        "{args:?}"
+    );
+    let root = install_pki(&env).await;
+    let pod = |n: &str| {
+        [
+            ("POD_NAME", n.to_string()),
+            ("POD_NAMESPACE", RELEASE_NS.to_string()),
+        ]
+    };
+    let p0 = pod("pki-issuer-0");
+    let p1 = pod("pki-issuer-1");
+    let a = env
+        .spawn_controller(
+            &sa,
+            &args,
+            &p0.iter().map(|(k, v)| (*k, v.as_str())).collect::<Vec<_>>(),
+        )
+        .await;
+    let b = env
+        .spawn_controller(
+            &sa,
+            &args,
+            &p1.iter().map(|(k, v)| (*k, v.as_str())).collect::<Vec<_>>(),
+        )
+        .await;
+
+    // Exactly one holds the lease.
+    let leases: Api<Lease> = Api::namespaced(env.client.clone(), RELEASE_NS);
+    let leader = wait_for_holder(&env, &leases, None).await;
+    assert!(
+        leader == "pki-issuer-0" || leader == "pki-issuer-1",
+        "{leader}"
+    );
+
+    env.create_cluster_issuer("chart-mesh", spec()).await;
+    env.wait_issuer_ready("chart-mesh", true, "True").await;
+    let team = Env::view(&env, TEAM_NS);
+    team.create_issuer("team-ca", spec()).await;
+    team.wait_issuer_ready("team-ca", false, "True").await;
+    team_request(&env, "via-cluster", "chart-mesh", "PKIClusterIssuer").await;
+    team_request(&env, "via-team", "team-ca", "PKIIssuer").await;
+    team_wait(&env, "via-cluster", "Issued").await;
+    team_wait(&env, "via-team", "Issued").await;
+
+    // A Kubernetes CSR needs `sign` on the signer: the chart grants it.
+    let (_, csr) = fixtures::csr(&["csr.example.com"]);
+    let csr_name = format!("{}-csr", env.ns);
+    env.kubectl(
+        &["apply", "-f", "-"],
+        Some(&json!({
+            "apiVersion": "certificates.k8s.io/v1", "kind": "CertificateSigningRequest",
+            "metadata": {"name": csr_name},
+            "spec": {"request": base64(csr.as_bytes()), "signerName": "pkiclusterissuers.pki-issuer.io/chart-mesh",
+                     "usages": ["digital signature", "key encipherment"]}
+        }).to_string()),
+    ).await
+    .unwrap();
+    env.kubectl(&["certificate", "approve", &csr_name], None)
+        .await
+        .expect("kubectl certificate approve");
+    let mut signed = false;
+    for _ in 0..100 {
+        let out = env
+            .kubectl(
+                &[
+                    "get",
+                    "csr",
+                    &csr_name,
+                    "-o",
+                    "jsonpath={.status.certificate}",
+                ],
+                None,
+            )
+            .await
+            .unwrap();
+        if !out.trim().is_empty() {
+            signed = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        signed,
+        "CSR not signed under the chart's RBAC\n{}",
+        env.logs()
+    );
+    let _ = root;
+
+    // kill -9 the leader: the other replica takes over within the lease duration.
+    let server = env.server.as_ref().unwrap();
+    server.faults().reset_counters();
+    let killed = if leader == "pki-issuer-0" { a } else { b };
+    env.kill_controller(killed).await;
+    for i in 0..5 {
+        team_request(
+            &env,
+            &format!("after-{i}"),
+            "chart-mesh",
+            "PKIClusterIssuer",
+        )
+        .await;
+    }
+    let started = std::time::Instant::now();
+    let new_leader = wait_for_holder(&env, &leases, Some(&leader)).await;
+    assert_ne!(new_leader, leader);
+    for i in 0..5 {
+        team_wait(&env, &format!("after-{i}"), "Issued").await;
+    }
+    eprintln!(
+        "failover: {new_leader} took over and issued 5 requests {:?} after the leader was killed",
+        started.elapsed()
+    );
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let writes = env.server.as_ref().unwrap().faults().request_count(
+        "patch",
+        "certificaterequests",
+        "status",
+    );
+    assert_eq!(
+        writes, 5,
+        "every request issued exactly once after the failover"
+    );
+}
+
+async fn wait_for_holder(env: &Env, leases: &Api<Lease>, not: Option<&str>) -> String {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(40);
+    loop {
+        if let Ok(l) = leases.get("pki-issuer-leader").await {
+            if let Some(h) = l.spec.and_then(|s| s.holder_identity) {
+                if !h.is_empty() && Some(h.as_str()) != not {
+                    return h;
+                }
+            }
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no (new) leader\n{}",
+            env.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+fn base64(b: &[u8]) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(b)
+}
+
+#[tokio::test]
+async fn a_missing_rbac_rule_breaks_issuance() {
+    // Remove the chart's permission to write CertificateRequest status.
+    let (mut env, sa, args) = install("chart-norbac", |docs| {
+        for d in docs.iter_mut().filter(|d| d["kind"] == "ClusterRole") {
+            if let Some(rules) = d["rules"].as_array_mut() {
+                rules.retain(|r| {
+                    !r["resources"]
+                        .as_array()
+                        .is_some_and(|rs| rs.iter().any(|x| x == "certificaterequests/status"))
+                });
+            }
+        }
+    })
+    .await;
+    install_pki(&env).await;
+    let args: Vec<String> = args.into_iter().filter(|a| a != "--leader-elect").collect();
+    env.spawn_controller(&sa, &args, &[("POD_NAMESPACE", RELEASE_NS)])
+        .await;
+    env.create_cluster_issuer("chart-mesh-norbac", spec()).await;
+    env.wait_issuer_ready("chart-mesh-norbac", true, "True")
+        .await;
+    team_request(&env, "blocked", "chart-mesh-norbac", "PKIClusterIssuer").await;
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let team = Env::view(&env, TEAM_NS);
+    let cr = team.request("blocked").await;
+    let ready = cr
+        .status
+        .unwrap_or_default()
+        .conditions
+        .into_iter()
+        .find(|c| c.type_ == "Ready");
+    assert!(
+        ready.is_none(),
+        "without the status permission nothing can be written: {ready:?}"
+    );
+    let logs = env.logs();
+    assert!(
+        logs.contains("forbidden") && logs.contains("certificaterequests/status"),
+        "the controller reports the 403:\n{logs}"
+    );
+}
