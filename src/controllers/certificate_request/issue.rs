@@ -51,14 +51,7 @@ pub fn prepare(
             .map(|u| Usage::parse(u))
             .collect::<Result<Vec<_>, _>>()?
     };
-    let requested = RequestedCert {
-        sans: csr.sans.clone(),
-        common_name: csr.common_name.clone(),
-        is_ca: input.is_ca,
-        usages: usages.clone(),
-        duration: input.duration,
-        key: csr.key,
-    };
+    let requested = RequestedCert::from_csr(&csr, input.is_ca, usages.clone(), input.duration);
     pki::check_policy(&issuer.policy, &requested, &input.context)?;
     let chain = issuer.signer.chain();
     let constraints = pki::chain_constraints(&chain_ders(chain))?;
@@ -69,14 +62,7 @@ pub fn prepare(
         issuer.policy.max_duration,
         chain.earliest_not_after(),
     )?;
-    let template = LeafTemplate {
-        sans: csr.sans.clone(),
-        common_name: csr.common_name.clone(),
-        is_ca: input.is_ca,
-        usages: usages.clone(),
-        validity,
-        extensions: issuer.extensions.clone(),
-    };
+    let template = LeafTemplate::new(&csr, &requested, validity, issuer.extensions.clone())?;
     let expect = Expectations {
         spki_der: csr.spki_der.clone(),
         sans: csr.sans.clone(),
