@@ -182,11 +182,14 @@ async fn foreign_and_unapproved_requests_are_never_written() {
             "{name} was written by pki-issuer: {managers:?}"
         );
         let st = cr.status.unwrap_or_default();
-        assert!(
-            st.conditions.iter().all(|c| c.type_ != "Ready"),
-            "{name} got a Ready condition"
-        );
-        assert!(st.certificate.is_none());
+        if !external() {
+            // In a real cluster cert-manager itself may set Ready on the foreign request.
+            assert!(
+                st.conditions.iter().all(|c| c.type_ != "Ready"),
+                "{name} got a Ready condition"
+            );
+            assert!(st.certificate.is_none());
+        }
     }
 }
 
