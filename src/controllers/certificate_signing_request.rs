@@ -11,24 +11,22 @@ use kube::api::{Patch, PatchParams};
 use kube::core::DeserializeGuard;
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::EventType;
-use kube::runtime::reflector::ObjectRef;
 use kube::runtime::watcher;
 use kube::{Api, Resource, ResourceExt};
 use serde_json::json;
 
 use super::backoff::Retry;
 use super::certificate_request::decide::IssuerState;
-use super::certificate_request::issue::{prepare, verify_issued, RequestInput};
+use super::certificate_request::issue::RequestInput;
 use super::certificate_request::{service_account, IssuerStores};
 use super::events::publish;
-use super::named_ref;
+use super::requests::{self, Outcome};
 use super::{Context, Error};
 use crate::api::duration;
 use crate::api::issuer::{IssuerKey, IssuerKind};
 use crate::api::FIELD_MANAGER;
 use crate::pki::RequestContext;
 use crate::runtime::metrics::IssuedLabels;
-use crate::signers::SignRequest;
 
 type Guarded = DeserializeGuard<CertificateSigningRequest>;
 
@@ -212,41 +210,17 @@ async fn sign(
         usages: csr.spec.usages.as_deref().unwrap_or(&[]),
         context: policy_context(csr, &key),
     };
-    let now = time::OffsetDateTime::now_utc();
-    let prepared = match prepare(&input, loaded, now) {
-        Ok(p) => p,
-        Err(e) => {
-            return fail(
-                ctx,
-                csr,
-                "PolicyViolation",
-                format!("refused before signing: {e}"),
-            )
-            .await
-        }
-    };
-    let backend = loaded.signer.backend();
-    let leaf = match loaded
-        .signer
-        .sign(SignRequest {
-            csr: &prepared.csr,
-            template: &prepared.template,
-        })
-        .await
-    {
-        Ok(l) => l,
-        Err(e) if e.is_retryable() => {
+    let (chain_pem, validity) = match requests::issue(&input, loaded).await {
+        Outcome::Issued {
+            chain_pem,
+            validity,
+            ..
+        } => (chain_pem, validity),
+        Outcome::Failed { reason, message } => return fail(ctx, csr, reason, message).await,
+        Outcome::Retry(what) => {
             let uid = csr.uid().unwrap_or_default();
             return match ctx.backoff.failed(&uid, Instant::now()) {
-                Retry::GiveUp => {
-                    fail(
-                        ctx,
-                        csr,
-                        "RetriesExhausted",
-                        format!("signing with the {backend} signer: {e}"),
-                    )
-                    .await
-                }
+                Retry::GiveUp => fail(ctx, csr, "RetriesExhausted", what).await,
                 Retry::After(d) => {
                     publish(
                         &ctx.recorder,
@@ -254,35 +228,19 @@ async fn sign(
                         EventType::Warning,
                         "RetryableError",
                         "Sign",
-                        format!("signing with the {backend} signer: {e}; will retry"),
+                        format!("{what}; will retry"),
                     )
                     .await;
                     Ok(Action::requeue(d))
                 }
             };
         }
-        Err(e) => {
-            return fail(
-                ctx,
-                csr,
-                "SigningFailed",
-                format!("the {backend} signer failed: {e}"),
-            )
-            .await
-        }
-    };
-    let issued = match verify_issued(&leaf, &prepared, loaded, time::OffsetDateTime::now_utc()) {
-        Ok(i) => i,
-        Err(e) => {
-            return fail(ctx, csr, "VerificationFailed",
-                format!("the certificate from the {backend} signer failed verification and was not written: {e}")).await
-        }
     };
     use base64::Engine;
     apply_status(
         ctx,
         &csr.name_any(),
-        json!({"certificate": base64::engine::general_purpose::STANDARD.encode(issued.chain_pem.as_bytes())}),
+        json!({"certificate": base64::engine::general_purpose::STANDARD.encode(chain_pem.as_bytes())}),
     )
     .await?;
     ctx.backoff.reset(&csr.uid().unwrap_or_default());
@@ -303,10 +261,7 @@ async fn sign(
         EventType::Normal,
         "Issued",
         "Sign",
-        format!(
-            "Certificate issued by {key}, {}",
-            issued.describe(&prepared.template.validity, loaded.signer.exact_validity())
-        ),
+        format!("Certificate issued by {key}, {validity}"),
     )
     .await;
     Ok(Action::await_change())
@@ -353,21 +308,11 @@ pub async fn run(
     let ctl = Controller::new(api, watcher::Config::default().any_semantic()).with_config(
         kube::runtime::controller::Config::default().concurrency(data.ctx.config.concurrency),
     );
-    let store = ctl.store();
-    let requeue = ready_issuers.flat_map(move |key| {
-        let refs: Vec<ObjectRef<Guarded>> = store
-            .state()
-            .iter()
-            .filter(|g| {
-                g.0.as_ref()
-                    .is_ok_and(|c| issuer_key(&c.spec.signer_name).as_ref() == Some(&key))
-            })
-            .filter_map(|g| named_ref(g.as_ref()))
-            .collect();
-        futures::stream::iter(refs)
-    });
-    ctl.reconcile_on(requeue)
-        .graceful_shutdown_on(shutdown)
+    let ctl =
+        requests::requeue_on_ready(ctl, ready_issuers, |c: &CertificateSigningRequest, key| {
+            issuer_key(&c.spec.signer_name).as_ref() == Some(key)
+        });
+    ctl.graceful_shutdown_on(shutdown)
         .run(reconcile, error_policy, data)
         .for_each(|_| async {})
         .await;

@@ -18,11 +18,11 @@ use kube::{Api, Resource, ResourceExt};
 use serde_json::json;
 
 use self::decide::{decide, reason, Decision, IssuerState};
-use self::issue::{prepare, verify_issued, RequestInput};
+use self::issue::RequestInput;
 use super::backoff::Retry;
 use super::cache::CachedIssuer;
 use super::events::publish;
-use super::named_ref;
+use super::requests::{self, Outcome};
 use super::{Context, Error};
 use crate::api::cert_manager::CertificateRequest;
 use crate::api::condition::{self, Condition};
@@ -31,7 +31,6 @@ use crate::api::issuer::{AnyIssuer, IssuerKey, IssuerKind, PKIClusterIssuer, PKI
 use crate::api::FIELD_MANAGER;
 use crate::pki::RequestContext;
 use crate::runtime::metrics::IssuedLabels;
-use crate::signers::SignRequest;
 
 type Guarded = DeserializeGuard<CertificateRequest>;
 
@@ -285,70 +284,28 @@ async fn sign(
     key: &IssuerKey,
 ) -> Result<Action, Error> {
     let started = Instant::now();
-    let now = time::OffsetDateTime::now_utc();
     let loaded = &issuer.loaded;
     let input = match input(cr) {
         Ok(i) => i,
         Err(msg) => return fail(ctx, cr, "InvalidRequest", msg).await,
     };
-    let prepared = match prepare(&input, loaded, now) {
-        Ok(p) => p,
-        Err(e) => {
-            return fail(
-                ctx,
-                cr,
-                "PolicyViolation",
-                format!("refused before signing: {e}"),
-            )
-            .await
-        }
+    let (chain_pem, ca_pem, validity) = match requests::issue(&input, loaded).await {
+        Outcome::Issued {
+            chain_pem,
+            ca_pem,
+            validity,
+        } => (chain_pem, ca_pem, validity),
+        Outcome::Failed { reason, message } => return fail(ctx, cr, reason, message).await,
+        Outcome::Retry(what) => return retry(ctx, cr, what).await,
     };
-    let backend = loaded.signer.backend();
-    let leaf = loaded
-        .signer
-        .sign(SignRequest {
-            csr: &prepared.csr,
-            template: &prepared.template,
-        })
-        .await;
-    let leaf = match leaf {
-        Ok(leaf) => leaf,
-        Err(e) if e.is_retryable() => {
-            return retry(ctx, cr, format!("signing with the {backend} signer: {e}")).await
-        }
-        Err(e) => {
-            return fail(
-                ctx,
-                cr,
-                "SigningFailed",
-                format!("the {backend} signer failed: {e}"),
-            )
-            .await
-        }
-    };
-    let issued = match verify_issued(&leaf, &prepared, loaded, time::OffsetDateTime::now_utc()) {
-        Ok(i) => i,
-        Err(e) => {
-            return fail(
-                ctx,
-                cr,
-                "VerificationFailed",
-                format!("the certificate from the {backend} signer failed verification and was not written: {e}"),
-            )
-            .await
-        }
-    };
-    let message = format!(
-        "Certificate issued by {key}, {}",
-        issued.describe(&prepared.template.validity, loaded.signer.exact_validity())
-    );
+    let message = format!("Certificate issued by {key}, {validity}");
     write_status(
         ctx,
         cr,
         StatusWrite {
             ready: Condition::new("Ready", true, reason::ISSUED, message.clone()),
-            certificate: Some(issued.chain_pem),
-            ca: Some(issued.ca_pem),
+            certificate: Some(chain_pem),
+            ca: Some(ca_pem),
             failure_time: false,
         },
     )
@@ -451,28 +408,16 @@ pub async fn run(
     let ctl = Controller::new(api, watcher::Config::default().any_semantic()).with_config(
         kube::runtime::controller::Config::default().concurrency(data.ctx.config.concurrency),
     );
-    let store = ctl.store();
-    let requeue = ready_issuers.flat_map(move |key| {
-        let refs: Vec<ObjectRef<Guarded>> = store
-            .state()
-            .iter()
-            .filter(|g| {
-                g.0.as_ref().is_ok_and(|cr| {
-                    decide::issuer_key(cr).as_ref() == Some(&key)
-                        && !decide::is_finished(
-                            cr.status
-                                .as_ref()
-                                .map(|s| s.conditions.as_slice())
-                                .unwrap_or(&[]),
-                        )
-                })
-            })
-            .filter_map(|g| named_ref(g.as_ref()))
-            .collect();
-        futures::stream::iter(refs)
+    let ctl = requests::requeue_on_ready(ctl, ready_issuers, |cr: &CertificateRequest, key| {
+        decide::issuer_key(cr).as_ref() == Some(key)
+            && !decide::is_finished(
+                cr.status
+                    .as_ref()
+                    .map(|s| s.conditions.as_slice())
+                    .unwrap_or(&[]),
+            )
     });
-    ctl.reconcile_on(requeue)
-        .graceful_shutdown_on(shutdown)
+    ctl.graceful_shutdown_on(shutdown)
         .run(reconcile, error_policy, data)
         .for_each(|res| async move {
             if let Err(e) = res {
