@@ -4,24 +4,13 @@
 use serde_json::json;
 
 use crate::fixtures;
-use crate::harness::{issuer_ref, Env};
+use crate::harness::{issuer_ref, ready_message, Env};
 
 fn testdata(name: &str) -> String {
     let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("src/pki/testdata")
         .join(name);
     std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
-}
-
-fn ready_message(cr: &pki_issuer::api::cert_manager::CertificateRequest) -> String {
-    cr.status
-        .as_ref()
-        .unwrap()
-        .conditions
-        .iter()
-        .find(|c| c.type_ == "Ready")
-        .and_then(|c| c.message.clone())
-        .unwrap_or_default()
 }
 
 #[tokio::test]

@@ -12,7 +12,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
 use crate::fixtures::{self, Ca};
-use crate::harness::{issuer_ref, Env};
+use crate::harness::{issuer_ref, ready_message, Env};
 
 const AUTH_KEY_HEX: &str = "0123456789abcdef0123456789abcdef";
 const USAGES: [&str; 4] = [
@@ -158,17 +158,6 @@ async fn request(env: &Env, name: &str, issuer: &str, sans: &[&str]) {
     env.set_approval(name, true).await;
 }
 
-fn message(cr: &pki_issuer::api::cert_manager::CertificateRequest) -> String {
-    cr.status
-        .as_ref()
-        .unwrap()
-        .conditions
-        .iter()
-        .find(|c| c.type_ == "Ready")
-        .and_then(|c| c.message.clone())
-        .unwrap_or_default()
-}
-
 #[tokio::test]
 async fn cfssl_sign_and_authsign_issue_verifiable_chains() {
     let env = Env::start("cfssl-ok").await;
@@ -198,9 +187,9 @@ async fn cfssl_sign_and_authsign_issue_verifiable_chains() {
         request(&env, &name, issuer, &[&dns, "127.0.0.1"]).await;
         let cr = env.wait_request_reason(&name, "Issued").await;
         assert!(
-            message(&cr).contains("as the CA's profile decided"),
+            ready_message(&cr).contains("as the CA's profile decided"),
             "{}",
-            message(&cr)
+            ready_message(&cr)
         );
         let st = cr.status.unwrap();
         let chain = String::from_utf8(st.certificate.unwrap()).unwrap();
@@ -243,7 +232,7 @@ async fn cfssl_wrong_auth_key_fails_with_the_cas_message() {
     )
     .await;
     let cr = env.wait_request_reason("denied-by-ca", "Failed").await;
-    let msg = message(&cr);
+    let msg = ready_message(&cr);
     assert!(
         msg.contains("the CA refused the request") && msg.contains("HTTP 400"),
         "{msg}"
@@ -271,7 +260,7 @@ async fn cfssl_down_then_back_is_pending_then_issued() {
     ca.stop().await;
     request(&env, "waits", "open", &[&format!("w.{}.svc", env.ns)]).await;
     let cr = env.wait_request_reason("waits", "Pending").await;
-    let msg = message(&cr);
+    let msg = ready_message(&cr);
     assert!(
         msg.contains("will retry") || msg.contains("not ready"),
         "{msg}"
@@ -381,7 +370,7 @@ async fn cfssl_dropping_the_spiffe_uri_fails_the_request() {
     )
     .await;
     let cr = env.wait_request_reason("spiffe", "Failed").await;
-    let msg = message(&cr);
+    let msg = ready_message(&cr);
     assert!(
         msg.contains(&format!("missing URI SAN \"{spiffe}\"")),
         "{msg}"

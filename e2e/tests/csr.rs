@@ -10,7 +10,7 @@ use kube::Api;
 use serde_json::json;
 
 use crate::fixtures;
-use crate::harness::Env;
+use crate::harness::{written_by_pki_issuer, Env};
 
 struct Csrs<'a> {
     env: &'a Env,
@@ -246,16 +246,9 @@ async fn csr_for_each_scope_gets_a_valid_chain_and_others_are_untouched() {
             failed_message(&csr).is_none(),
             "{n} must not be marked Failed"
         );
-        let managers: Vec<_> = csr
-            .metadata
-            .managed_fields
-            .unwrap_or_default()
-            .into_iter()
-            .filter_map(|m| m.manager)
-            .collect();
         assert!(
-            !managers.iter().any(|m| m == "pki-issuer"),
-            "{n} written by pki-issuer: {managers:?}"
+            !written_by_pki_issuer(&csr.metadata),
+            "{n} written by pki-issuer"
         );
     }
     csrs.cleanup(&[

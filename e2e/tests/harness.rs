@@ -487,3 +487,27 @@ pub fn issuer_ref(name: &str, kind: &str) -> IssuerRef {
         group: Some("pki-issuer.io".into()),
     }
 }
+
+/// The request's `Ready` condition (panics when there is none).
+pub fn ready_of(cr: &CertificateRequest) -> pki_issuer::api::Condition {
+    cr.status
+        .as_ref()
+        .and_then(|s| s.conditions.iter().find(|c| c.type_ == "Ready"))
+        .cloned()
+        .expect("Ready condition")
+}
+
+/// The message of the request's `Ready` condition.
+pub fn ready_message(cr: &CertificateRequest) -> String {
+    ready_of(cr).message.unwrap_or_default()
+}
+
+/// Whether the field manager `pki-issuer` ever wrote to this object.
+pub fn written_by_pki_issuer(
+    meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
+) -> bool {
+    meta.managed_fields
+        .iter()
+        .flatten()
+        .any(|m| m.manager.as_deref() == Some("pki-issuer"))
+}

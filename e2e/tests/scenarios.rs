@@ -8,7 +8,7 @@ use pki_issuer::api::cert_manager::{CertificateRequest, IssuerRef};
 use serde_json::json;
 
 use crate::fixtures::{self, Ca};
-use crate::harness::{external, issuer_ref, Env};
+use crate::harness::{external, issuer_ref, ready_of, written_by_pki_issuer, Env};
 
 /// Root + intermediate, the intermediate's Secret and the root ConfigMap in `ns`.
 async fn install_pki(env: &Env, ns: &str) -> (Ca, Ca) {
@@ -39,17 +39,6 @@ fn mesh_policy() -> serde_json::Value {
 
 fn pem_of(bytes: &Option<Vec<u8>>) -> String {
     String::from_utf8(bytes.clone().expect("field set")).expect("PEM text")
-}
-
-fn ready_of(cr: &CertificateRequest) -> pki_issuer::api::Condition {
-    cr.status
-        .as_ref()
-        .unwrap()
-        .conditions
-        .iter()
-        .find(|c| c.type_ == "Ready")
-        .cloned()
-        .expect("Ready condition")
 }
 
 /// Issue one certificate for `sans` and return the request after it reached `Issued`.
@@ -170,16 +159,9 @@ async fn foreign_and_unapproved_requests_are_never_written() {
     }
     for name in names {
         let cr = env.request(name).await;
-        let managers: Vec<String> = cr
-            .metadata
-            .managed_fields
-            .unwrap_or_default()
-            .into_iter()
-            .filter_map(|m| m.manager)
-            .collect();
         assert!(
-            !managers.iter().any(|m| m == "pki-issuer"),
-            "{name} was written by pki-issuer: {managers:?}"
+            !written_by_pki_issuer(&cr.metadata),
+            "{name} was written by pki-issuer"
         );
         let st = cr.status.unwrap_or_default();
         if !external() {
