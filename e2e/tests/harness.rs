@@ -511,3 +511,52 @@ pub fn written_by_pki_issuer(
         .flatten()
         .any(|m| m.manager.as_deref() == Some("pki-issuer"))
 }
+
+impl Env {
+    /// Send SIGTERM to controller `n` and wait for it to exit; returns its exit status.
+    pub async fn terminate_controller(&mut self, n: usize) -> std::process::ExitStatus {
+        let pid = self.controllers[n].id().expect("running controller");
+        let sent = tokio::process::Command::new("kill")
+            .args(["-TERM", &pid.to_string()])
+            .status()
+            .await
+            .expect("kill");
+        assert!(sent.success());
+        tokio::time::timeout(Duration::from_secs(20), self.controllers[n].wait())
+            .await
+            .expect("pki-issuer did not exit within 20s of SIGTERM")
+            .expect("wait")
+    }
+
+    /// The address controller `n` serves `field` (`metrics` or `probe`) on, from its startup
+    /// log line.
+    pub async fn admin_addr(&self, n: usize, field: &str) -> String {
+        let key = format!("{field}=");
+        for _ in 0..100 {
+            let path = self.dir.path().join(format!("pki-issuer-{n}.log"));
+            let text = std::fs::read_to_string(path).unwrap_or_default();
+            if let Some(line) = text.lines().find(|l| l.contains("pki-issuer starting")) {
+                let start = line.find(&key).expect("address in the startup line") + key.len();
+                return line[start..].split_whitespace().next().unwrap().to_string();
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("no startup line\n{}", self.logs());
+    }
+}
+
+/// GET `http://addr/path` over plain HTTP/1.0; returns (status line, body).
+pub async fn http_get(addr: &str, path: &str) -> (String, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    s.write_all(format!("GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").as_bytes())
+        .await
+        .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).await.unwrap();
+    let (head, body) = out.split_once("\r\n\r\n").unwrap_or((&out, ""));
+    (
+        head.lines().next().unwrap_or_default().to_string(),
+        body.to_string(),
+    )
+}

@@ -375,3 +375,107 @@ async fn many_concurrent_requests_are_issued_exactly_once() {
     certs.dedup();
     assert_eq!(certs.len(), N);
 }
+
+#[tokio::test]
+async fn metrics_probes_and_graceful_shutdown() {
+    if external() {
+        return;
+    }
+    let mut env = Env::start("ops").await;
+    install_pki(&env, &env.ns).await;
+    env.create_issuer("mesh", spec(mesh_policy())).await;
+    env.wait_issuer_ready("mesh", false, "True").await;
+    issue(
+        &env,
+        "one",
+        issuer_ref("mesh", "PKIIssuer"),
+        &[&format!("one.{}.svc", env.ns)],
+    )
+    .await;
+    let probe = env.admin_addr(0, "probe").await;
+    for path in ["/healthz", "/readyz"] {
+        let (status, body) = crate::harness::http_get(&probe, path).await;
+        assert!(
+            status.contains("200") && body == "ok",
+            "{path}: {status} {body}"
+        );
+    }
+    let addr = env.admin_addr(0, "metrics").await;
+    let (status, body) = crate::harness::http_get(&addr, "/metrics").await;
+    assert!(status.contains("200"), "{status}");
+    let issued = format!(
+        "pki_issuer_certificates_issued_total{{kind=\"CertificateRequest\",issuer=\"PKIIssuer {}/mesh\"}} 1",
+        env.ns
+    );
+    assert!(body.contains(&issued), "missing {issued} in\n{body}");
+    assert!(
+        body.contains("pki_issuer_signer_expiry_timestamp_seconds{"),
+        "{body}"
+    );
+    assert!(
+        body.contains("pki_issuer_signing_duration_seconds_count 1"),
+        "{body}"
+    );
+    let status = env.terminate_controller(0).await;
+    assert!(
+        status.success(),
+        "SIGTERM drains and exits 0: {status:?}\n{}",
+        env.logs()
+    );
+    assert!(env.logs().contains("stopped"), "{}", env.logs());
+}
+
+#[tokio::test]
+async fn signer_close_to_expiry_is_ready_with_a_warning_event() {
+    if external() {
+        return;
+    }
+    let env = Env::start("expiring").await;
+    let root = fixtures::root("Example Corp Root CA");
+    let now = time::OffsetDateTime::now_utc();
+    let soon = fixtures::intermediate_between(
+        &root,
+        "Expiring Intermediate",
+        now - time::Duration::days(300),
+        now + time::Duration::days(10),
+    );
+    env.put_tls_secret(&env.ns, "mesh-intermediate", &soon.pem, &soon.key_pem)
+        .await;
+    env.put_config_map(&env.ns, "corp-roots", "roots.pem", &root.pem)
+        .await;
+    env.create_issuer("mesh", spec(mesh_policy())).await;
+    env.wait_issuer_ready("mesh", false, "True").await;
+    let events: Api<k8s_openapi::api::events::v1::Event> =
+        Api::namespaced(env.client.clone(), &env.ns);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let list = events.list(&ListParams::default()).await.unwrap();
+        if let Some(e) = list
+            .items
+            .iter()
+            .find(|e| e.reason.as_deref() == Some("SignerExpiringSoon"))
+        {
+            assert_eq!(e.type_.as_deref(), Some("Warning"));
+            assert!(
+                e.note.as_deref().unwrap_or_default().contains("days left"),
+                "{e:?}"
+            );
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no SignerExpiringSoon Event\n{}",
+            env.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // Certificates are clamped to the signer's notAfter.
+    let cr = issue(
+        &env,
+        "clamped",
+        issuer_ref("mesh", "PKIIssuer"),
+        &[&format!("c.{}.svc", env.ns)],
+    )
+    .await;
+    assert!(ready_of(&cr).message.unwrap().contains("valid until"));
+}
