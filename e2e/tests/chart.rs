@@ -252,6 +252,20 @@ async fn chart_rbac_is_sufficient_and_leader_election_fails_over() {
         writes, 5,
         "every request issued exactly once after the failover"
     );
+
+    // SIGTERM: the new leader drains, releases the lease and exits 0.
+    let survivor = if killed == a { b } else { a };
+    let status = env.terminate_controller(survivor).await;
+    assert!(status.success(), "{status:?}\n{}", env.logs());
+    let lease = leases.get("pki-issuer-leader").await.unwrap();
+    let holder = lease
+        .spec
+        .and_then(|s| s.holder_identity)
+        .unwrap_or_default();
+    assert!(
+        holder.is_empty(),
+        "the lease is released on SIGTERM, still held by {holder:?}"
+    );
 }
 
 async fn wait_for_holder(env: &Env, leases: &Api<Lease>, not: Option<&str>) -> String {
