@@ -48,9 +48,7 @@ async fn main() {
     let mut issued_at: HashMap<String, Instant> = HashMap::new();
     let mut events = watcher(api.clone(), watcher::Config::default()).boxed();
     let started = Instant::now();
-    let mut created_at: HashMap<String, Instant> = HashMap::new();
     let creator = async {
-        let mut times = HashMap::new();
         futures::stream::iter(csrs.iter().enumerate())
             .for_each_concurrent(16, |(i, csr)| {
                 let env = &env;
@@ -68,10 +66,6 @@ async fn main() {
                 }
             })
             .await;
-        for i in 0..n {
-            times.insert(format!("r{i}"), Instant::now());
-        }
-        times
     };
     let watch = async {
         while issued_at.len() < n {
@@ -97,8 +91,7 @@ async fn main() {
             }
         }
     };
-    let (times, ()) = tokio::join!(creator, watch);
-    created_at.extend(times);
+    tokio::join!(creator, watch);
     let total = started.elapsed();
     let mut latencies: Vec<Duration> = issued_at
         .values()
