@@ -53,6 +53,22 @@ fn mismatch_msg(r: Result<(), PkiError>) -> String {
     }
 }
 
+/// The mismatch message of checking `leaf` issued by `int` under `root`.
+fn mismatch_for(
+    leaf: &[u8],
+    int: &testutil::TestCa,
+    root: &testutil::TestCa,
+    expect: &Expectations,
+) -> String {
+    mismatch_msg(check_issued(
+        leaf,
+        &[int.der()],
+        &[root.der()],
+        expect,
+        now(),
+    ))
+}
+
 #[test]
 fn baseline_raw_leaf_passes() {
     let (root, int) = testutil::chain(KeyKind::P256);
@@ -75,13 +91,7 @@ fn other_key_rejected() {
     let kp = testutil::key(KeyKind::P256);
     let other = testutil::other_rsa_key();
     let leaf = raw_leaf(&int, &other, good_params(&["a.b"]));
-    let m = mismatch_msg(check_issued(
-        &leaf,
-        &[int.der()],
-        &[root.der()],
-        &expect_for(&kp, &["a.b"]),
-        now(),
-    ));
+    let m = mismatch_for(&leaf, &int, &root, &expect_for(&kp, &["a.b"]));
     assert!(m.contains("different public key"), "{m}");
 }
 
@@ -90,13 +100,12 @@ fn dropped_uri_san_is_named() {
     let (root, int) = testutil::chain(KeyKind::P256);
     let kp = testutil::key(KeyKind::P256);
     let leaf = raw_leaf(&int, &kp, good_params(&["web.team-a.svc"]));
-    let m = mismatch_msg(check_issued(
+    let m = mismatch_for(
         &leaf,
-        &[int.der()],
-        &[root.der()],
+        &int,
+        &root,
         &expect_for(&kp, &["web.team-a.svc", SPIFFE]),
-        now(),
-    ));
+    );
     assert_eq!(
         m,
         format!("issued certificate is missing URI SAN \"{SPIFFE}\"")
@@ -112,13 +121,7 @@ fn extra_san_is_named() {
         &kp,
         good_params(&["a.example.com", "extra.example.com", "10.0.0.9"]),
     );
-    let m = mismatch_msg(check_issued(
-        &leaf,
-        &[int.der()],
-        &[root.der()],
-        &expect_for(&kp, &["a.example.com"]),
-        now(),
-    ));
+    let m = mismatch_for(&leaf, &int, &root, &expect_for(&kp, &["a.example.com"]));
     assert!(
         m.contains("has unexpected DNS SAN \"extra.example.com\""),
         "{m}"
@@ -137,13 +140,7 @@ fn wrong_usage_rejected() {
     ];
     p.key_usages = vec![rcgen::KeyUsagePurpose::DigitalSignature];
     let leaf = raw_leaf(&int, &kp, p);
-    let m = mismatch_msg(check_issued(
-        &leaf,
-        &[int.der()],
-        &[root.der()],
-        &expect_for(&kp, &["a.b"]),
-        now(),
-    ));
+    let m = mismatch_for(&leaf, &int, &root, &expect_for(&kp, &["a.b"]));
     assert!(m.contains("missing key usage \"key encipherment\""), "{m}");
     assert!(
         m.contains("missing extended key usage \"client auth\""),
@@ -162,13 +159,7 @@ fn is_ca_rejected() {
     let mut p = good_params(&["a.b"]);
     p.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Constrained(0));
     let leaf = raw_leaf(&int, &kp, p);
-    let m = mismatch_msg(check_issued(
-        &leaf,
-        &[int.der()],
-        &[root.der()],
-        &expect_for(&kp, &["a.b"]),
-        now(),
-    ));
+    let m = mismatch_for(&leaf, &int, &root, &expect_for(&kp, &["a.b"]));
     assert!(m.contains("isCA=true"), "{m}");
 }
 
@@ -185,13 +176,7 @@ fn expired_and_too_long_rejected() {
             now() - Duration::days(1),
         ),
     );
-    let m = mismatch_msg(check_issued(
-        &leaf,
-        &[int.der()],
-        &[root.der()],
-        &expect_for(&kp, &["a.b"]),
-        now(),
-    ));
+    let m = mismatch_for(&leaf, &int, &root, &expect_for(&kp, &["a.b"]));
     assert!(m.contains("expired at"), "{m}");
     let leaf = raw_leaf(&int, &kp, good_params(&["a.b"]));
     let mut e = expect_for(&kp, &["a.b"]);
