@@ -169,10 +169,18 @@ async fn chart_rbac_is_sufficient_and_leader_election_fails_over() {
     let team = Env::view(&env, TEAM_NS);
     team.create_issuer("team-ca", spec()).await;
     team.wait_issuer_ready("team-ca", false, "True").await;
+    let counters = env.server.as_ref().unwrap().faults();
+    counters.reset_counters();
     team_request(&env, "via-cluster", "chart-mesh", "PKIClusterIssuer").await;
     team_request(&env, "via-team", "team-ca", "PKIIssuer").await;
     team_wait(&env, "via-cluster", "Issued").await;
     team_wait(&env, "via-team", "Issued").await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        counters.request_count("patch", "certificaterequests", "status"),
+        2,
+        "only the leader writes: one status write per request with two replicas running"
+    );
 
     // A Kubernetes CSR needs `sign` on the signer: the chart grants it.
     let (_, csr) = fixtures::csr(&["csr.example.com"]);
@@ -332,5 +340,57 @@ async fn a_missing_rbac_rule_breaks_issuance() {
     assert!(
         logs.contains("forbidden") && logs.contains("certificaterequests/status"),
         "the controller reports the 403:\n{logs}"
+    );
+}
+
+#[tokio::test]
+async fn a_leader_that_loses_its_lease_stops_at_once() {
+    let (mut env, sa, args) = install("chart-steal", |_| {}).await;
+    let n = env
+        .spawn_controller(
+            &sa,
+            &args,
+            &[("POD_NAME", "pki-issuer-0"), ("POD_NAMESPACE", RELEASE_NS)],
+        )
+        .await;
+    let leases: Api<Lease> = Api::namespaced(env.client.clone(), RELEASE_NS);
+    assert_eq!(wait_for_holder(&env, &leases, None).await, "pki-issuer-0");
+    // Another party takes the lease (as after a network partition that outlived it).
+    let now = jiff::Timestamp::now()
+        .strftime("%Y-%m-%dT%H:%M:%S%.6fZ")
+        .to_string();
+    let patch = json!({"spec": {"holderIdentity": "thief", "leaseDurationSeconds": 3600,
+                                "acquireTime": now, "renewTime": now}});
+    leases
+        .patch(
+            "pki-issuer-leader",
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(&patch),
+        )
+        .await
+        .expect("steal the lease");
+    let status = tokio::time::timeout(Duration::from_secs(40), async {
+        loop {
+            if let Some(status) = env.try_wait_controller(n) {
+                return status;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+    .await
+    .unwrap_or_else(|_| {
+        panic!(
+            "the controller kept running without the lease\n{}",
+            env.logs()
+        )
+    });
+    assert!(
+        !status.success(),
+        "losing the lease is an error exit: {status:?}"
+    );
+    assert!(
+        env.logs().contains("lost the leader lease"),
+        "{}",
+        env.logs()
     );
 }

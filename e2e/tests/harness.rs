@@ -175,6 +175,11 @@ impl Env {
         n
     }
 
+    /// The exit status of controller `n` if it has exited.
+    pub fn try_wait_controller(&mut self, n: usize) -> Option<std::process::ExitStatus> {
+        self.controllers[n].try_wait().ok().flatten()
+    }
+
     /// SIGKILL controller `n` (no chance to release its lease).
     pub async fn kill_controller(&mut self, n: usize) {
         let _ = self.controllers[n].kill().await;
