@@ -164,7 +164,10 @@ impl Env {
             .arg(kubeconfig)
             .args(args)
             .args(["--metrics-addr=127.0.0.1:0", "--probe-addr=127.0.0.1:0"])
-            .env("RUST_LOG", "info,kube=warn")
+            .env(
+                "RUST_LOG",
+                std::env::var("E2E_RUST_LOG").unwrap_or_else(|_| "info,kube=warn".into()),
+            )
             .envs(envs.iter().copied())
             .stdout(Stdio::from(log.try_clone().unwrap()))
             .stderr(Stdio::from(log))

@@ -2,6 +2,7 @@
 //! reports `Ready` and the signer, and keeps the shared cache of checked issuers.
 
 use std::fmt::Debug;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -277,26 +278,65 @@ fn error_policy<K>(_obj: Arc<DeserializeGuard<K>>, err: &Error, _ctx: Arc<Contex
     Action::requeue(Duration::from_secs(5))
 }
 
-/// Build the controller for one issuer kind (its `store()` is what requests read).
-pub fn controller<K>(ctx: &Context) -> Controller<DeserializeGuard<K>>
+/// The issuers of one kind as the request controllers see them: the reflector store and
+/// whether its initial list has completed.
+pub struct IssuerView<K: Resource<DynamicType = ()> + 'static> {
+    /// All issuers of the kind.
+    pub store: Store<DeserializeGuard<K>>,
+    /// Set once the initial list is in `store`, so a lookup miss really means "missing".
+    /// (An own flag: waiting on the store's readiness from other tasks would steal the
+    /// controller's single wake-up.)
+    pub synced: Arc<AtomicBool>,
+}
+
+impl<K: Resource<DynamicType = ()> + 'static> Clone for IssuerView<K> {
+    fn clone(&self) -> Self {
+        IssuerView {
+            store: self.store.clone(),
+            synced: self.synced.clone(),
+        }
+    }
+}
+
+/// Build the controller for one issuer kind, and the view the request controllers read.
+pub fn controller<K>(ctx: &Context) -> (Controller<DeserializeGuard<K>>, IssuerView<K>)
 where
     K: AnyIssuer + Resource<DynamicType = ()> + DeserializeOwned + Serialize + Debug,
 {
     let client = ctx.client.clone();
     let api: Api<DeserializeGuard<K>> = Api::all(client.clone());
-    let ctl = Controller::new(api, watcher::Config::default().any_semantic());
+    let (reader, writer) = kube::runtime::reflector::store();
+    let synced = Arc::new(AtomicBool::new(false));
+    let flag = synced.clone();
+    let issuers = kube::runtime::reflector(
+        writer,
+        watcher(api, watcher::Config::default().any_semantic()),
+    )
+    .inspect(move |event| {
+        if matches!(event, Ok(watcher::Event::InitDone)) {
+            flag.store(true, Ordering::SeqCst);
+        }
+    })
+    .touched_objects();
+    let view = IssuerView {
+        store: reader.clone(),
+        synced,
+    };
+    let ctl = Controller::for_stream(issuers, reader);
     let cluster_ns = ctx.config.cluster_resource_namespace.clone();
     let secret_store = ctl.store();
     let config_map_store = ctl.store();
     let secret_ns = cluster_ns.clone();
     let secrets = metadata_watches::<Secret>(&client, &ctx.config.watch_namespaces);
     let config_maps = metadata_watches::<ConfigMap>(&client, &ctx.config.watch_namespaces);
-    ctl.watches_stream(secrets, move |meta: PartialObjectMeta<Secret>| {
-        referencing(&secret_store, &secret_ns, true, &meta)
-    })
-    .watches_stream(config_maps, move |meta: PartialObjectMeta<ConfigMap>| {
-        referencing(&config_map_store, &cluster_ns, false, &meta)
-    })
+    let ctl = ctl
+        .watches_stream(secrets, move |meta: PartialObjectMeta<Secret>| {
+            referencing(&secret_store, &secret_ns, true, &meta)
+        })
+        .watches_stream(config_maps, move |meta: PartialObjectMeta<ConfigMap>| {
+            referencing(&config_map_store, &cluster_ns, false, &meta)
+        });
+    (ctl, view)
 }
 
 /// Metadata-only watches of `O` in `namespaces` (all namespaces when empty), merged.

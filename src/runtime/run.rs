@@ -170,11 +170,11 @@ fn spawn_controllers(
     let cache = &ctx.cache;
     let ready_for_requests = cache.subscribe();
     let ready_for_csrs = cache.subscribe();
-    let namespaced = issuer::controller::<PKIIssuer>(ctx);
-    let cluster = issuer::controller::<PKIClusterIssuer>(ctx);
+    let (namespaced, namespaced_view) = issuer::controller::<PKIIssuer>(ctx);
+    let (cluster, cluster_view) = issuer::controller::<PKIClusterIssuer>(ctx);
     let stores = IssuerStores {
-        namespaced: namespaced.store(),
-        cluster: cluster.store(),
+        namespaced: namespaced_view,
+        cluster: cluster_view,
     };
     let data = Arc::new(RequestContextData {
         ctx: ctx.clone(),

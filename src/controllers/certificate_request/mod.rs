@@ -12,7 +12,7 @@ use kube::api::{Patch, PatchParams};
 use kube::core::DeserializeGuard;
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::EventType;
-use kube::runtime::reflector::{ObjectRef, Store};
+use kube::runtime::reflector::ObjectRef;
 use kube::runtime::watcher;
 use kube::{Api, Resource, ResourceExt};
 use serde_json::json;
@@ -22,6 +22,7 @@ use self::issue::RequestInput;
 use super::backoff::Retry;
 use super::cache::CachedIssuer;
 use super::events::publish;
+use super::issuer::IssuerView;
 use super::requests::{self, Outcome};
 use super::{Context, Error};
 use crate::api::cert_manager::CertificateRequest;
@@ -38,9 +39,9 @@ type Guarded = DeserializeGuard<CertificateRequest>;
 #[derive(Clone)]
 pub struct IssuerStores {
     /// `PKIIssuer`s.
-    pub namespaced: Store<DeserializeGuard<PKIIssuer>>,
+    pub namespaced: IssuerView<PKIIssuer>,
     /// `PKIClusterIssuer`s.
-    pub cluster: Store<DeserializeGuard<PKIClusterIssuer>>,
+    pub cluster: IssuerView<PKIClusterIssuer>,
 }
 
 impl IssuerStores {
@@ -54,19 +55,26 @@ impl IssuerStores {
             IssuerKind::Namespaced => {
                 let r =
                     ObjectRef::new(&key.name).within(key.namespace.as_deref().unwrap_or_default());
-                state_of(self.namespaced.get(&r), ctx, key)
+                state_of(&self.namespaced, &r, ctx, key)
             }
-            IssuerKind::Cluster => state_of(self.cluster.get(&ObjectRef::new(&key.name)), ctx, key),
+            IssuerKind::Cluster => state_of(&self.cluster, &ObjectRef::new(&key.name), ctx, key),
         }
     }
 }
 
-fn state_of<K: AnyIssuer>(
-    found: Option<Arc<DeserializeGuard<K>>>,
+fn state_of<K: AnyIssuer + Resource<DynamicType = ()>>(
+    view: &IssuerView<K>,
+    r: &ObjectRef<DeserializeGuard<K>>,
     ctx: &Context,
     key: &IssuerKey,
 ) -> (IssuerState, Option<Arc<CachedIssuer>>) {
-    let Some(guard) = found else {
+    if !view.synced.load(std::sync::atomic::Ordering::SeqCst) {
+        // The issuers are still being listed: "not found" would be a guess.
+        return (IssuerState::Unchecked, None);
+    }
+    let Some(guard) = view.store.get(r) else {
+        // A deleted issuer's checked signer (and its key) is dropped from memory too.
+        ctx.cache.remove(key);
         return (IssuerState::Missing, None);
     };
     let issuer = match &guard.0 {
@@ -351,8 +359,9 @@ async fn reconcile(guard: Arc<Guarded>, data: Arc<RequestContextData>) -> Result
     });
     match decision {
         Decision::Skip | Decision::AwaitApproval => Ok(Action::await_change()),
-        // The check's cache update re-queues the request; the delay is only a safety net.
-        Decision::AwaitIssuerCheck => Ok(Action::requeue(Duration::from_secs(10))),
+        // The check's cache update re-queues the request; the delay covers a still-syncing
+        // issuer list.
+        Decision::AwaitIssuerCheck => Ok(Action::requeue(Duration::from_secs(2))),
         Decision::MarkDenied(message) => {
             write_status(
                 ctx,
