@@ -146,17 +146,7 @@ pub fn to_def(crd: &Value) -> ApiResult<ResourceDef> {
     {
         subresources.push("scale".to_string());
     }
-    let strs = |ptr: &str| -> Vec<String> {
-        crd.pointer(ptr)
-            .and_then(Value::as_array)
-            .map(|a| {
-                a.iter()
-                    .filter_map(Value::as_str)
-                    .map(str::to_string)
-                    .collect()
-            })
-            .unwrap_or_default()
-    };
+    let strs = |ptr: &str| -> Vec<String> { crate::util::str_array(crd.pointer(ptr)) };
     let singular = match s(crd, "/spec/names/singular") {
         "" => kind.to_lowercase(),
         x => x.to_string(),

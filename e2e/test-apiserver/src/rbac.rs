@@ -51,15 +51,7 @@ impl Attributes {
 }
 
 fn strs(v: &Value, k: &str) -> Vec<String> {
-    v.get(k)
-        .and_then(Value::as_array)
-        .map(|a| {
-            a.iter()
-                .filter_map(Value::as_str)
-                .map(str::to_string)
-                .collect()
-        })
-        .unwrap_or_default()
+    crate::util::str_array(v.get(k))
 }
 
 /// Does one PolicyRule allow the request?

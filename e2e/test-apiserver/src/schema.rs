@@ -108,16 +108,7 @@ impl Schema {
         };
         let mut s = Schema {
             type_: v.get("type").and_then(Value::as_str).map(str::to_string),
-            required: v
-                .get("required")
-                .and_then(Value::as_array)
-                .map(|a| {
-                    a.iter()
-                        .filter_map(Value::as_str)
-                        .map(str::to_string)
-                        .collect()
-                })
-                .unwrap_or_default(),
+            required: crate::util::str_array(v.get("required")),
             enum_: v
                 .get("enum")
                 .and_then(Value::as_array)

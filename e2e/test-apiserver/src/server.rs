@@ -783,16 +783,7 @@ fn special_create(
         }
         ("authorization.k8s.io", "selfsubjectaccessreviews" | "subjectaccessreviews", _) => {
             let subject = if def.plural == "subjectaccessreviews" {
-                let groups = body
-                    .pointer("/spec/groups")
-                    .and_then(Value::as_array)
-                    .map(|a| {
-                        a.iter()
-                            .filter_map(Value::as_str)
-                            .map(str::to_string)
-                            .collect()
-                    })
-                    .unwrap_or_default();
+                let groups = crate::util::str_array(body.pointer("/spec/groups"));
                 UserInfo {
                     name: body
                         .pointer("/spec/user")

@@ -99,6 +99,18 @@ pub fn human_age(since: &str) -> String {
     }
 }
 
+/// The strings of a JSON array (non-strings skipped; missing or not an array: empty).
+pub fn str_array(v: Option<&serde_json::Value>) -> Vec<String> {
+    v.and_then(serde_json::Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(serde_json::Value::as_str)
+                .map(str::to_string)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
