@@ -116,18 +116,11 @@ impl CfsslCa {
 }
 
 /// Install the CA material and a cfssl-backed PKIIssuer named `name`.
-async fn cfssl_issuer(
-    env: &Env,
-    ca: &CfsslCa,
-    name: &str,
-    cfssl: serde_json::Value,
-    anchors_pem: &str,
-) {
+async fn cfssl_issuer(env: &Env, name: &str, cfssl: serde_json::Value, anchors_pem: &str) {
     env.put_config_map(&env.ns, &format!("{name}-roots"), "roots.pem", anchors_pem)
         .await;
     env.put_secret(&env.ns, "cfssl-auth", &[("key", AUTH_KEY_HEX)])
         .await;
-    let _ = ca;
     env.create_issuer(
         name,
         json!({
@@ -164,15 +157,12 @@ async fn cfssl_sign_and_authsign_issue_verifiable_chains() {
     let ca = CfsslCa::start(&env).await;
     cfssl_issuer(
         &env,
-        &ca,
         "open",
         json!({"url": ca.url(), "profile": "workload", "timeout": "5s"}),
         &ca.root.pem,
     )
     .await;
-    cfssl_issuer(
-        &env,
-        &ca,
+    cfssl_issuer(&env,
         "authed",
         json!({"url": ca.url(), "profile": "authed", "authKey": {"name": "cfssl-auth", "key": "key"}, "timeout": "5s"}),
         &ca.root.pem,
@@ -209,9 +199,7 @@ async fn cfssl_sign_and_authsign_issue_verifiable_chains() {
 async fn cfssl_wrong_auth_key_fails_with_the_cas_message() {
     let env = Env::start("cfssl-auth").await;
     let ca = CfsslCa::start(&env).await;
-    cfssl_issuer(
-        &env,
-        &ca,
+    cfssl_issuer(&env,
         "authed",
         json!({"url": ca.url(), "profile": "authed", "authKey": {"name": "cfssl-wrong", "key": "key"}}),
         &ca.root.pem,
@@ -250,7 +238,6 @@ async fn cfssl_down_then_back_is_pending_then_issued() {
     let mut ca = CfsslCa::start(&env).await;
     cfssl_issuer(
         &env,
-        &ca,
         "open",
         json!({"url": ca.url(), "profile": "workload", "timeout": "2s"}),
         &ca.root.pem,
@@ -321,7 +308,6 @@ async fn cfssl_slow_ca_is_retried_without_duplicate_writes() {
     let proxy = slow_proxy(ca.port, Duration::from_secs(3), delay_next.clone()).await;
     cfssl_issuer(
         &env,
-        &ca,
         "slow",
         json!({"url": format!("http://{proxy}"), "profile": "workload", "timeout": "1s"}),
         &ca.root.pem,
@@ -354,7 +340,6 @@ async fn cfssl_dropping_the_spiffe_uri_fails_the_request() {
     let ca = CfsslCa::start(&env).await;
     cfssl_issuer(
         &env,
-        &ca,
         "open",
         json!({"url": ca.url(), "profile": "workload"}),
         &ca.root.pem,
@@ -387,17 +372,15 @@ async fn cfssl_issuer_health_reports_clear_reasons() {
     let ca = CfsslCa::start(&env).await;
     cfssl_issuer(
         &env,
-        &ca,
         "typo",
         json!({"url": ca.url(), "profile": "wrokload"}),
         &ca.root.pem,
     )
     .await;
-    cfssl_issuer(&env, &ca, "down", json!({"url": format!("http://127.0.0.1:{}", free_port()), "profile": "workload", "timeout": "1s"}), &ca.root.pem).await;
+    cfssl_issuer(&env, "down", json!({"url": format!("http://127.0.0.1:{}", free_port()), "profile": "workload", "timeout": "1s"}), &ca.root.pem).await;
     let other = fixtures::root("Unrelated Root");
     cfssl_issuer(
         &env,
-        &ca,
         "foreign",
         json!({"url": ca.url(), "profile": "workload"}),
         &other.pem,

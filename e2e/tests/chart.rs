@@ -132,7 +132,7 @@ async fn chart_rbac_is_sufficient_and_leader_election_fails_over() {
             .any(|a| a == &format!("--watch-namespaces={RELEASE_NS},{TEAM_NS}")),
         "{args:?}"
     );
-    let root = install_pki(&env).await;
+    install_pki(&env).await;
     let pod = |n: &str| {
         [
             ("POD_NAME", n.to_string()),
@@ -224,7 +224,6 @@ async fn chart_rbac_is_sufficient_and_leader_election_fails_over() {
         "CSR not signed under the chart's RBAC\n{}",
         env.logs()
     );
-    let _ = root;
 
     // kill -9 the leader: the other replica takes over within the lease duration.
     let server = env.server.as_ref().unwrap();

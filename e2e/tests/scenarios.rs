@@ -379,6 +379,7 @@ async fn many_concurrent_requests_are_issued_exactly_once() {
 #[tokio::test]
 async fn metrics_probes_and_graceful_shutdown() {
     if external() {
+        eprintln!("metrics_probes_and_graceful_shutdown: needs a local pki-issuer process; covered locally");
         return;
     }
     let mut env = Env::start("ops").await;
@@ -428,6 +429,9 @@ async fn metrics_probes_and_graceful_shutdown() {
 #[tokio::test]
 async fn signer_close_to_expiry_is_ready_with_a_warning_event() {
     if external() {
+        eprintln!(
+            "signer_close_to_expiry: covered locally (Events are read from the test API server)"
+        );
         return;
     }
     let env = Env::start("expiring").await;

@@ -134,16 +134,7 @@ impl Schema {
                 .get("x-kubernetes-list-type")
                 .and_then(Value::as_str)
                 .map(str::to_string),
-            list_map_keys: v
-                .get("x-kubernetes-list-map-keys")
-                .and_then(Value::as_array)
-                .map(|a| {
-                    a.iter()
-                        .filter_map(Value::as_str)
-                        .map(str::to_string)
-                        .collect()
-                })
-                .unwrap_or_default(),
+            list_map_keys: crate::util::str_array(v.get("x-kubernetes-list-map-keys")),
             unique_items: flag(v, "uniqueItems"),
             all_of: list("allOf")?,
             any_of: list("anyOf")?,

@@ -797,12 +797,7 @@ fn special_create(
                 user.clone()
             };
             let attrs = if let Some(ra) = body.pointer("/spec/resourceAttributes") {
-                let s = |k: &str| {
-                    ra.get(k)
-                        .and_then(Value::as_str)
-                        .unwrap_or_default()
-                        .to_string()
-                };
+                let s = |k: &str| crate::util::str_field(ra, k);
                 // kubectl sends the plural resource; map short names and kinds like the RESTMapper would not be needed.
                 Attributes {
                     verb: s("verb"),
@@ -819,12 +814,7 @@ fn special_create(
                     .pointer("/spec/nonResourceAttributes")
                     .cloned()
                     .unwrap_or(json!({}));
-                let s = |k: &str| {
-                    nr.get(k)
-                        .and_then(Value::as_str)
-                        .unwrap_or_default()
-                        .to_string()
-                };
+                let s = |k: &str| crate::util::str_field(&nr, k);
                 Attributes {
                     verb: s("verb"),
                     resource_request: false,

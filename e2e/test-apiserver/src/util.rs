@@ -99,6 +99,14 @@ pub fn human_age(since: &str) -> String {
     }
 }
 
+/// The string field `k` of `v`, or an empty string.
+pub fn str_field(v: &serde_json::Value, k: &str) -> String {
+    v.get(k)
+        .and_then(serde_json::Value::as_str)
+        .unwrap_or_default()
+        .to_string()
+}
+
 /// The strings of a JSON array (non-strings skipped; missing or not an array: empty).
 pub fn str_array(v: Option<&serde_json::Value>) -> Vec<String> {
     v.and_then(serde_json::Value::as_array)

@@ -53,6 +53,16 @@ fn mismatch_msg(r: Result<(), PkiError>) -> String {
     }
 }
 
+/// Check `leaf` issued by `int` under `root`, now.
+fn check_with(
+    leaf: &[u8],
+    int: &TestCa,
+    root: &TestCa,
+    expect: &Expectations,
+) -> Result<(), PkiError> {
+    check_issued(leaf, &[int.der()], &[root.der()], expect, now())
+}
+
 /// The mismatch message of checking `leaf` issued by `int` under `root`.
 fn mismatch_for(
     leaf: &[u8],
@@ -75,14 +85,7 @@ fn baseline_raw_leaf_passes() {
     let kp = testutil::key(KeyKind::P256);
     let sans = ["web.team-a.svc", SPIFFE];
     let leaf = raw_leaf(&int, &kp, good_params(&sans));
-    check_issued(
-        &leaf,
-        &[int.der()],
-        &[root.der()],
-        &expect_for(&kp, &sans),
-        now(),
-    )
-    .unwrap();
+    check_with(&leaf, &int, &root, &expect_for(&kp, &sans)).unwrap();
 }
 
 #[test]
@@ -181,7 +184,7 @@ fn expired_and_too_long_rejected() {
     let leaf = raw_leaf(&int, &kp, good_params(&["a.b"]));
     let mut e = expect_for(&kp, &["a.b"]);
     e.not_after_max = Some(now() + Duration::hours(1));
-    let m = mismatch_msg(check_issued(&leaf, &[int.der()], &[root.der()], &e, now()));
+    let m = mismatch_msg(check_with(&leaf, &int, &root, &e));
     assert!(m.contains("later than the allowed"), "{m}");
 }
 
@@ -193,7 +196,7 @@ fn wrong_chain_rejected() {
     let leaf = raw_leaf(&other_int, &kp, good_params(&["a.b"]));
     let e = expect_for(&kp, &["a.b"]);
     assert!(matches!(
-        check_issued(&leaf, &[int.der()], &[root.der()], &e, now()),
+        check_with(&leaf, &int, &root, &e),
         Err(PkiError::ChainInvalid(_))
     ));
     assert!(matches!(
@@ -262,36 +265,16 @@ fn name_constraints_enforced_and_email_workaround() {
     let kp = testutil::key(KeyKind::P256);
     let leaf = raw_leaf(&int, &kp, good_params(&["evil.org"]));
     assert!(matches!(
-        check_issued(
-            &leaf,
-            &[int.der()],
-            &[root.der()],
-            &expect_for(&kp, &["evil.org"]),
-            now()
-        ),
+        check_with(&leaf, &int, &root, &expect_for(&kp, &["evil.org"])),
         Err(PkiError::NameConstraintViolation { .. })
     ));
     // webpki fails closed on email constraints; our own check allows a permitted address.
     let sans = ["a.example.com", "ops@example.com"];
     let leaf = raw_leaf(&int, &kp, good_params(&sans));
-    check_issued(
-        &leaf,
-        &[int.der()],
-        &[root.der()],
-        &expect_for(&kp, &sans),
-        now(),
-    )
-    .unwrap();
+    check_with(&leaf, &int, &root, &expect_for(&kp, &sans)).unwrap();
     let sans = ["a.example.com", "ops@evil.org"];
     let leaf = raw_leaf(&int, &kp, good_params(&sans));
-    assert!(check_issued(
-        &leaf,
-        &[int.der()],
-        &[root.der()],
-        &expect_for(&kp, &sans),
-        now()
-    )
-    .is_err());
+    assert!(check_with(&leaf, &int, &root, &expect_for(&kp, &sans)).is_err());
 }
 
 #[test]
