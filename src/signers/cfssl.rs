@@ -14,6 +14,8 @@ use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
+use hyper::StatusCode;
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 
@@ -132,6 +134,66 @@ pub fn hosts(csr: &ParsedCsr) -> Vec<String> {
         .collect()
 }
 
+/// Interprets one CFSSL API answer (HTTP `status` and `body` from `url`): the `result` of a
+/// successful envelope, else an error naming the HTTP status and the CA's own error messages.
+/// The body itself is never echoed: a server that is not a CFSSL CA could be any internal page.
+pub fn parse_response<T: DeserializeOwned>(
+    url: &str,
+    status: StatusCode,
+    body: &[u8],
+) -> Result<T, SignerError> {
+    let envelope: Option<Envelope<T>> = serde_json::from_slice(body).ok();
+    let message = || match &envelope {
+        Some(e) if !e.errors.is_empty() => e
+            .errors
+            .iter()
+            .map(|m| format!("{} (code {})", m.message, m.code))
+            .collect::<Vec<_>>()
+            .join("; "),
+        _ => format!("the answer is not a CFSSL API response ({} bytes)", body.len()),
+    };
+    if status.is_server_error() {
+        return Err(SignerError::Unavailable(format!(
+            "{url}: HTTP {status}: {}",
+            message()
+        )));
+    }
+    if !status.is_success() {
+        return Err(SignerError::Refused(format!(
+            "HTTP {status}: {}",
+            message()
+        )));
+    }
+    match envelope {
+        Some(Envelope {
+            success: true,
+            result: Some(r),
+            ..
+        }) => Ok(r),
+        _ => Err(SignerError::Refused(format!(
+            "unexpected answer from {url}: {}",
+            message()
+        ))),
+    }
+}
+
+/// Interprets a `sign` / `authsign` answer: the leaf certificate PEM.
+pub fn parse_sign_response(url: &str, status: StatusCode, body: &[u8]) -> Result<String, SignerError> {
+    parse_response::<CertResult>(url, status, body).map(|r| r.certificate)
+}
+
+/// Interprets an `info` answer.
+pub fn parse_info_response(url: &str, status: StatusCode, body: &[u8]) -> Result<Info, SignerError> {
+    parse_response(url, status, body)
+}
+
+/// The DER of the (first) PEM certificate CFSSL returned.
+pub fn leaf_der(leaf_pem: &str) -> Result<Vec<u8>, SignerError> {
+    let block = pem::parse(leaf_pem.as_bytes())
+        .map_err(|e| SignerError::Refused(format!("the CA returned no PEM certificate: {e}")))?;
+    Ok(block.into_contents())
+}
+
 impl CfsslClient {
     /// Build a client; `observe` receives each round trip's duration (for metrics).
     pub fn new(
@@ -198,41 +260,7 @@ impl CfsslClient {
         let (status, bytes) = result.map_err(|_| {
             SignerError::Unavailable(format!("{url}: no answer within {:?}", self.config.timeout))
         })??;
-        let envelope: Option<Envelope<T>> = serde_json::from_slice(&bytes).ok();
-        let message = || match &envelope {
-            Some(e) if !e.errors.is_empty() => e
-                .errors
-                .iter()
-                .map(|m| format!("{} (code {})", m.message, m.code))
-                .collect::<Vec<_>>()
-                .join("; "),
-            _ => String::from_utf8_lossy(&bytes[..bytes.len().min(300)])
-                .trim()
-                .to_string(),
-        };
-        if status.is_server_error() {
-            return Err(SignerError::Unavailable(format!(
-                "{url}: HTTP {status}: {}",
-                message()
-            )));
-        }
-        if !status.is_success() {
-            return Err(SignerError::Refused(format!(
-                "HTTP {status}: {}",
-                message()
-            )));
-        }
-        match envelope {
-            Some(Envelope {
-                success: true,
-                result: Some(r),
-                ..
-            }) => Ok(r),
-            _ => Err(SignerError::Refused(format!(
-                "unexpected answer from {url}: {}",
-                message()
-            ))),
-        }
+        parse_response(&url, status, &bytes)
     }
 
     /// `info`: the signer certificate and the profile's settings.
@@ -304,10 +332,7 @@ impl Signer for CfsslSigner {
         async move {
             let csr_pem = pem::encode(&pem::Pem::new("CERTIFICATE REQUEST", req.csr.der.clone()));
             let leaf_pem = self.client.sign(&csr_pem, hosts(req.csr)).await?;
-            let block = pem::parse(leaf_pem.as_bytes()).map_err(|e| {
-                SignerError::Refused(format!("the CA returned no PEM certificate: {e}"))
-            })?;
-            Ok(block.into_contents())
+            leaf_der(&leaf_pem)
         }
         .boxed()
     }
