@@ -208,12 +208,8 @@ async fn cfssl_wrong_auth_key_fails_with_the_cas_message() {
         &ca.root.pem,
     )
     .await;
-    env.put_secret(
-        &env.ns,
-        "cfssl-wrong",
-        &[("key", WRONG_AUTH_KEY_HEX)],
-    )
-    .await;
+    env.put_secret(&env.ns, "cfssl-wrong", &[("key", WRONG_AUTH_KEY_HEX)])
+        .await;
     env.wait_issuer_ready("authed", false, "True").await;
     request(
         &env,

@@ -41,7 +41,10 @@ pub fn register(label: &str, value: &str) {
 pub fn register_private_key(label: &str, key_pem: &str) {
     let b64 = base64::engine::general_purpose::STANDARD;
     for block in pem::parse_many(key_pem).expect("key PEM") {
-        register(&format!("{label} (DER base64)"), &b64.encode(block.contents()));
+        register(
+            &format!("{label} (DER base64)"),
+            &b64.encode(block.contents()),
+        );
     }
     for (i, line) in key_pem
         .lines()
@@ -117,7 +120,9 @@ pub fn on_env_drop(
         return;
     }
     let Some(server) = server else {
-        eprintln!("leak scan: {ns}: no in-process API server to read Events and status from; not dumped");
+        eprintln!(
+            "leak scan: {ns}: no in-process API server to read Events and status from; not dumped"
+        );
         return;
     };
     register("test API server admin token", &server.admin_token());
@@ -183,8 +188,7 @@ pub fn scan(run: &Path) -> Report {
     for entry in std::fs::read_dir(run).expect("run directory").flatten() {
         let reg = entry.path().join("secrets.json");
         if let Ok(text) = std::fs::read_to_string(&reg) {
-            let map: BTreeMap<String, String> =
-                serde_json::from_str(&text).expect("secrets.json");
+            let map: BTreeMap<String, String> = serde_json::from_str(&text).expect("secrets.json");
             secrets.extend(map);
             env_dirs.push(entry.path());
         }
@@ -284,7 +288,10 @@ mod tests {
         let key_pem = key.serialize_pem();
         super::register_private_key("control key", &key_pem);
         super::register("control auth key", "0f1e2d3c4b5a69788796a5b4c3d2e1f0");
-        let der_b64 = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, key.serialize_der());
+        let der_b64 = base64::Engine::encode(
+            &base64::engine::general_purpose::STANDARD,
+            key.serialize_der(),
+        );
         let body_line = key_pem.lines().nth(1).unwrap().to_string();
 
         let run = tempfile::tempdir().unwrap();
@@ -324,8 +331,12 @@ mod tests {
         ] {
             assert!(got.contains(&want), "{want:?} not reported: {got:?}");
         }
-        assert!(!got.iter().any(|(f, l)| f.ends_with("objects.jsonl") && *l == 2));
-        assert!(!got.iter().any(|(f, l)| f.ends_with(".log") && (*l == 1 || *l == 3)));
+        assert!(!got
+            .iter()
+            .any(|(f, l)| f.ends_with("objects.jsonl") && *l == 2));
+        assert!(!got
+            .iter()
+            .any(|(f, l)| f.ends_with(".log") && (*l == 1 || *l == 3)));
         let printed = format!("{:?}", report.findings);
         assert!(!printed.contains(&body_line) && !printed.contains(&der_b64));
         assert!(!printed.contains("0f1e2d3c4b5a69788796a5b4c3d2e1f0"));

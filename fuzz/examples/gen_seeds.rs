@@ -19,7 +19,11 @@ fn corpus(target: &str) -> PathBuf {
     std::fs::create_dir_all(&dir).unwrap();
     for e in std::fs::read_dir(&dir).unwrap() {
         let p = e.unwrap().path();
-        if p.file_name().unwrap().to_string_lossy().starts_with("seed-") {
+        if p.file_name()
+            .unwrap()
+            .to_string_lossy()
+            .starts_with("seed-")
+        {
             std::fs::remove_file(p).unwrap();
         }
     }
@@ -31,7 +35,10 @@ fn write(dir: &Path, name: &str, data: &[u8]) {
 }
 
 fn date(y: i32) -> OffsetDateTime {
-    OffsetDateTime::new_utc(Date::from_calendar_date(y, Month::January, 1).unwrap(), Time::MIDNIGHT)
+    OffsetDateTime::new_utc(
+        Date::from_calendar_date(y, Month::January, 1).unwrap(),
+        Time::MIDNIGHT,
+    )
 }
 
 fn san(s: &str) -> SanType {
@@ -75,21 +82,39 @@ fn csr_seeds() {
     let csr = csr_params(Some("app.team-a.svc"), &workload)
         .serialize_request(&p256)
         .unwrap();
-    write(&dir, "p256-pem", &with_mode(0, csr.pem().unwrap().as_bytes()));
+    write(
+        &dir,
+        "p256-pem",
+        &with_mode(0, csr.pem().unwrap().as_bytes()),
+    );
     write(&dir, "p256-der", &with_mode(0, csr.der()));
-    let new_label = pem::encode(&pem::Pem::new("NEW CERTIFICATE REQUEST", csr.der().to_vec()));
+    let new_label = pem::encode(&pem::Pem::new(
+        "NEW CERTIFICATE REQUEST",
+        csr.der().to_vec(),
+    ));
     write(&dir, "new-label-pem", &with_mode(0, new_label.as_bytes()));
     let p384 = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P384_SHA384).unwrap();
     let csr = csr_params(None, &["db.team-a.svc", "*.team-a.example.com"])
         .serialize_request(&p384)
         .unwrap();
-    write(&dir, "p384-wildcard-pem", &with_mode(0, csr.pem().unwrap().as_bytes()));
+    write(
+        &dir,
+        "p384-wildcard-pem",
+        &with_mode(0, csr.pem().unwrap().as_bytes()),
+    );
     let rsa = KeyPair::generate_rsa_for(&rcgen::PKCS_RSA_SHA256, rcgen::RsaKeySize::_2048).unwrap();
-    let csr = csr_params(None, &["rsa.team-a.svc"]).serialize_request(&rsa).unwrap();
+    let csr = csr_params(None, &["rsa.team-a.svc"])
+        .serialize_request(&rsa)
+        .unwrap();
     write(&dir, "rsa2048-der", &with_mode(0, csr.der()));
     for f in ["rsa1024", "p192", "secp256k1", "dsa"] {
-        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("../src/pki/testdata/{f}.csr"));
-        write(&dir, &format!("{f}-pem"), &with_mode(0, &std::fs::read(path).unwrap()));
+        let path =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("../src/pki/testdata/{f}.csr"));
+        write(
+            &dir,
+            &format!("{f}-pem"),
+            &with_mode(0, &std::fs::read(path).unwrap()),
+        );
     }
 
     // Request infos signed by the fuzz key (mode 1): the policy-relevant shapes.
@@ -99,22 +124,54 @@ fn csr_seeds() {
         write(&dir, name, &with_mode(1, &info_of(csr.der())));
     };
     let mut full = csr_params(Some("app.team-a.svc"), &workload);
-    full.key_usages = vec![KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::KeyEncipherment];
-    full.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth, ExtendedKeyUsagePurpose::ClientAuth];
+    full.key_usages = vec![
+        KeyUsagePurpose::DigitalSignature,
+        KeyUsagePurpose::KeyEncipherment,
+    ];
+    full.extended_key_usages = vec![
+        ExtendedKeyUsagePurpose::ServerAuth,
+        ExtendedKeyUsagePurpose::ClientAuth,
+    ];
     add("info-workload", full);
-    add("info-cn-only-wildcard", csr_params(Some("*.team-a.svc"), &[]));
-    add("info-wildcard-cn", csr_params(Some("*.team-a.svc"), &["a.team-a.svc"]));
-    add("info-ipv4-mapped", csr_params(None, &["::ffff:192.168.1.1", "::ffff:10.96.0.1"]));
-    add("info-kube-system", csr_params(None, &["api.kube-system.svc", "*.kube-system.svc"]));
-    add("info-other-namespace", csr_params(Some("db.team-b.svc"), &["spiffe://cluster.local/ns/team-b/sa/web"]));
-    add("info-trailing-dot-upper", csr_params(None, &["APP.team-a.svc."]));
+    add(
+        "info-cn-only-wildcard",
+        csr_params(Some("*.team-a.svc"), &[]),
+    );
+    add(
+        "info-wildcard-cn",
+        csr_params(Some("*.team-a.svc"), &["a.team-a.svc"]),
+    );
+    add(
+        "info-ipv4-mapped",
+        csr_params(None, &["::ffff:192.168.1.1", "::ffff:10.96.0.1"]),
+    );
+    add(
+        "info-kube-system",
+        csr_params(None, &["api.kube-system.svc", "*.kube-system.svc"]),
+    );
+    add(
+        "info-other-namespace",
+        csr_params(
+            Some("db.team-b.svc"),
+            &["spiffe://cluster.local/ns/team-b/sa/web"],
+        ),
+    );
+    add(
+        "info-trailing-dot-upper",
+        csr_params(None, &["APP.team-a.svc."]),
+    );
     let mut ca = csr_params(Some("sub-ca"), &["ca.team-a.svc"]);
     ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca.extended_key_usages = vec![ExtendedKeyUsagePurpose::OcspSigning, ExtendedKeyUsagePurpose::CodeSigning];
+    ca.extended_key_usages = vec![
+        ExtendedKeyUsagePurpose::OcspSigning,
+        ExtendedKeyUsagePurpose::CodeSigning,
+    ];
     ca.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
     add("info-ca-ocsp", ca);
     let mut subject = csr_params(Some("a.team-a.svc"), &["a.team-a.svc"]);
-    subject.distinguished_name.push(DnType::OrganizationName, "system:masters");
+    subject
+        .distinguished_name
+        .push(DnType::OrganizationName, "system:masters");
     subject.distinguished_name.push(DnType::CommonName, "admin");
     add("info-extra-subject", subject);
 }
@@ -128,7 +185,8 @@ struct Ca {
 fn ca(cn: &str, parent: Option<&Ca>, nb: i32, na: i32, nc: Option<NameConstraints>) -> Ca {
     let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
     let mut p = CertificateParams::default();
-    p.distinguished_name.push(DnType::OrganizationName, "Fuzz Corp");
+    p.distinguished_name
+        .push(DnType::OrganizationName, "Fuzz Corp");
     p.distinguished_name.push(DnType::CommonName, cn);
     p.is_ca = IsCa::Ca(if parent.is_some() {
         BasicConstraints::Constrained(0)
@@ -162,19 +220,46 @@ fn pem_seeds() -> (Ca, String) {
     let int = ca("Fuzz Intermediate", Some(&root), 2025, 2044, None);
     let key = int.key.serialize_pem();
     write(&dir, "healthy", &bundle(&int.pem, &key, &root.pem));
-    write(&dir, "chain-with-root", &bundle(&format!("{}{}", int.pem, root.pem), &key, &root.pem));
+    write(
+        &dir,
+        "chain-with-root",
+        &bundle(&format!("{}{}", int.pem, root.pem), &key, &root.pem),
+    );
     let crlf = format!("# signer\r\n{}", int.pem.replace('\n', "\r\n"));
-    write(&dir, "crlf-comment", &bundle(&crlf, &key, &format!("Fuzz Root\n{}", root.pem)));
+    write(
+        &dir,
+        "crlf-comment",
+        &bundle(&crlf, &key, &format!("Fuzz Root\n{}", root.pem)),
+    );
     let other = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
-    write(&dir, "key-mismatch", &bundle(&int.pem, &other.serialize_pem(), &root.pem));
+    write(
+        &dir,
+        "key-mismatch",
+        &bundle(&int.pem, &other.serialize_pem(), &root.pem),
+    );
     let expired = ca("Fuzz Expired", Some(&root), 2025, 2026, None);
-    write(&dir, "expired", &bundle(&expired.pem, &expired.key.serialize_pem(), &root.pem));
+    write(
+        &dir,
+        "expired",
+        &bundle(&expired.pem, &expired.key.serialize_pem(), &root.pem),
+    );
     let nc = NameConstraints {
-        permitted_subtrees: vec![GeneralSubtree::DnsName("svc".into()), GeneralSubtree::IpAddress(rcgen::CidrSubnet::V4([10, 0, 0, 0], [255, 0, 0, 0]))],
+        permitted_subtrees: vec![
+            GeneralSubtree::DnsName("svc".into()),
+            GeneralSubtree::IpAddress(rcgen::CidrSubnet::V4([10, 0, 0, 0], [255, 0, 0, 0])),
+        ],
         excluded_subtrees: vec![GeneralSubtree::DnsName("kube-system.svc".into())],
     };
     let constrained = ca("Fuzz Constrained", Some(&root), 2025, 2044, Some(nc));
-    write(&dir, "name-constraints", &bundle(&constrained.pem, &constrained.key.serialize_pem(), &root.pem));
+    write(
+        &dir,
+        "name-constraints",
+        &bundle(
+            &constrained.pem,
+            &constrained.key.serialize_pem(),
+            &root.pem,
+        ),
+    );
     let mut leaf = CertificateParams::new(vec!["leaf.team-a.svc".to_string()]).unwrap();
     leaf.is_ca = IsCa::ExplicitNoCa;
     leaf.not_before = date(2025);
@@ -183,14 +268,26 @@ fn pem_seeds() -> (Ca, String) {
     let leaf_cert = leaf
         .signed_by(&leaf_key, &Issuer::from_params(&int.params, &int.key))
         .unwrap();
-    write(&dir, "leaf-as-signer", &bundle(&leaf_cert.pem(), &leaf_key.serialize_pem(), &root.pem));
+    write(
+        &dir,
+        "leaf-as-signer",
+        &bundle(&leaf_cert.pem(), &leaf_key.serialize_pem(), &root.pem),
+    );
     let ed = KeyPair::generate_for(&rcgen::PKCS_ED25519).unwrap();
-    write(&dir, "ed25519-key-only", &bundle("", &ed.serialize_pem(), ""));
-    write(&dir, "wrong-blocks", &bundle(
-        "-----BEGIN CERTIFICATE REQUEST-----\nMAA=\n-----END CERTIFICATE REQUEST-----\n",
-        "-----BEGIN ENCRYPTED PRIVATE KEY-----\nMAA=\n-----END ENCRYPTED PRIVATE KEY-----\n",
-        "-----BEGIN CERTIFICATE-----\n!!!!\n-----END CERTIFICATE-----\n",
-    ));
+    write(
+        &dir,
+        "ed25519-key-only",
+        &bundle("", &ed.serialize_pem(), ""),
+    );
+    write(
+        &dir,
+        "wrong-blocks",
+        &bundle(
+            "-----BEGIN CERTIFICATE REQUEST-----\nMAA=\n-----END CERTIFICATE REQUEST-----\n",
+            "-----BEGIN ENCRYPTED PRIVATE KEY-----\nMAA=\n-----END ENCRYPTED PRIVATE KEY-----\n",
+            "-----BEGIN CERTIFICATE-----\n!!!!\n-----END CERTIFICATE-----\n",
+        ),
+    );
     (int, leaf_cert.pem())
 }
 
@@ -204,7 +301,11 @@ fn remote_seeds(int: &Ca, leaf_pem: &str) {
     let sign = serde_json::json!({"success": true, "result": {"certificate": leaf_pem}, "errors": [], "messages": []});
     write(&dir, "sign-ok", &answer(200, &sign.to_string()));
     let info = serde_json::json!({"success": true, "result": {"certificate": int.pem, "usages": ["signing", "key encipherment", "server auth"], "expiry": "8760h0m0s"}, "errors": [], "messages": []});
-    write(&dir, "info-ok-long-profile", &answer(200, &info.to_string()));
+    write(
+        &dir,
+        "info-ok-long-profile",
+        &answer(200, &info.to_string()),
+    );
     let info = serde_json::json!({"success": true, "result": {"certificate": int.pem, "usages": [], "expiry": "24h"}, "errors": [], "messages": []});
     write(&dir, "info-ok-24h", &answer(200, &info.to_string()));
     let info = serde_json::json!({"success": true, "result": {"certificate": int.pem, "expiry": "1.5h30m0.25s"}});
@@ -216,16 +317,40 @@ fn remote_seeds(int: &Ca, leaf_pem: &str) {
     let page = "<html><head><title>Internal dashboard</title></head><body>db password: hunter2-internal</body></html>";
     write(&dir, "html-page-200", &answer(200, page));
     write(&dir, "html-page-404", &answer(404, page));
-    write(&dir, "gateway-502", &answer(502, "upstream connect error or disconnect/reset before headers"));
-    write(&dir, "success-false-200", &answer(200, r#"{"success":false,"result":{"certificate":"x"},"errors":[]}"#));
-    write(&dir, "not-pem-200", &answer(200, r#"{"success":true,"result":{"certificate":"not a certificate"}}"#));
+    write(
+        &dir,
+        "gateway-502",
+        &answer(
+            502,
+            "upstream connect error or disconnect/reset before headers",
+        ),
+    );
+    write(
+        &dir,
+        "success-false-200",
+        &answer(
+            200,
+            r#"{"success":false,"result":{"certificate":"x"},"errors":[]}"#,
+        ),
+    );
+    write(
+        &dir,
+        "not-pem-200",
+        &answer(
+            200,
+            r#"{"success":true,"result":{"certificate":"not a certificate"}}"#,
+        ),
+    );
 }
 
 fn nc_seeds() {
     let dir = corpus("name_constraints");
     // Structured input: any bytes decode; these give a spread of shapes to start from.
     let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
-    for (i, len) in [16usize, 32, 48, 64, 96, 128, 192, 256].into_iter().enumerate() {
+    for (i, len) in [16usize, 32, 48, 64, 96, 128, 192, 256]
+        .into_iter()
+        .enumerate()
+    {
         let bytes: Vec<u8> = (0..len)
             .map(|_| {
                 x ^= x << 13;

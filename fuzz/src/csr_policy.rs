@@ -75,9 +75,8 @@ pub fn sign_info(info: &[u8]) -> Vec<u8> {
 /// The `CertificationRequestInfo` of a DER CSR (its first element), for seeds.
 pub fn info_of(csr_der: &[u8]) -> Vec<u8> {
     use x509_parser::prelude::FromDer;
-    let (_, csr) =
-        x509_parser::certification_request::X509CertificationRequest::from_der(csr_der)
-            .expect("csr");
+    let (_, csr) = x509_parser::certification_request::X509CertificationRequest::from_der(csr_der)
+        .expect("csr");
     csr.certification_request_info.raw.to_vec()
 }
 
@@ -102,9 +101,17 @@ fn check_csr(input: &[u8]) {
         }
     };
     // Round trips: the DER we kept, and the same DER as PEM, parse to the same request.
-    assert_eq!(parse_csr(&csr.der).as_ref(), Ok(&csr), "DER re-parse differs");
+    assert_eq!(
+        parse_csr(&csr.der).as_ref(),
+        Ok(&csr),
+        "DER re-parse differs"
+    );
     let pem = pem::encode(&pem::Pem::new("CERTIFICATE REQUEST", csr.der.clone()));
-    assert_eq!(parse_csr(pem.as_bytes()).as_ref(), Ok(&csr), "PEM re-parse differs");
+    assert_eq!(
+        parse_csr(pem.as_bytes()).as_ref(),
+        Ok(&csr),
+        "PEM re-parse differs"
+    );
     assert_eq!(key_info_from_spki(&csr.spki_der), Ok(csr.key));
 
     for (policy, ctx) in policies() {
@@ -205,7 +212,8 @@ fn v4_mapped(ip: &IpAddr) -> Option<std::net::Ipv4Addr> {
     match ip {
         IpAddr::V6(v6) => {
             let s = v6.segments();
-            let compat = s[..6].iter().all(|x| *x == 0) && !v6.is_loopback() && !v6.is_unspecified();
+            let compat =
+                s[..6].iter().all(|x| *x == 0) && !v6.is_loopback() && !v6.is_unspecified();
             let mapped = s[..5].iter().all(|x| *x == 0) && s[5] == 0xffff;
             (mapped || compat).then(|| {
                 let o = v6.octets();
@@ -233,7 +241,10 @@ fn check_against(policy: &Policy, ctx: &RequestContext, csr: &ParsedCsr) {
         csr.key
     );
     if policy.require_subject_alt_name {
-        assert!(!csr.sans.is_empty(), "no SAN allowed under requireSubjectAltName");
+        assert!(
+            !csr.sans.is_empty(),
+            "no SAN allowed under requireSubjectAltName"
+        );
     }
     if !policy.allow_wildcard_names {
         for d in &csr.sans.dns {
@@ -257,10 +268,9 @@ fn check_against(policy: &Policy, ctx: &RequestContext, csr: &ParsedCsr) {
         for ip in &csr.sans.ips {
             assert!(ranges.iter().any(|r| r.contains(ip)), "IP {ip} allowed");
             if let Some(v4) = v4_mapped(ip) {
-                pending(
-                    ranges.iter().any(|r| r.contains(&IpAddr::V4(v4))),
-                    || format!("IPv4-mapped {ip} allowed while {v4} is outside ipRanges (class 5)"),
-                );
+                pending(ranges.iter().any(|r| r.contains(&IpAddr::V4(v4))), || {
+                    format!("IPv4-mapped {ip} allowed while {v4} is outside ipRanges (class 5)")
+                });
             }
         }
     }
@@ -268,7 +278,10 @@ fn check_against(policy: &Policy, ctx: &RequestContext, csr: &ParsedCsr) {
     if strict {
         // A placeholder without a value matches nothing.
         assert!(
-            ctx.namespace.is_some() || (csr.sans.dns.is_empty() && csr.sans.uris.is_empty() && csr.sans.emails.is_empty()),
+            ctx.namespace.is_some()
+                || (csr.sans.dns.is_empty()
+                    && csr.sans.uris.is_empty()
+                    && csr.sans.emails.is_empty()),
             "placeholder pattern matched without a namespace: {:?}",
             csr.sans
         );
@@ -370,7 +383,10 @@ fn check_constraints(csr: &ParsedCsr) {
             dns_in(d, "svc") || dns_in(d, "example.com"),
             "DNS {d:?} outside the permitted subtrees accepted"
         );
-        assert!(!dns_in(d, "kube-system.svc"), "DNS {d:?} in the excluded subtree accepted");
+        assert!(
+            !dns_in(d, "kube-system.svc"),
+            "DNS {d:?} in the excluded subtree accepted"
+        );
     }
     let excluded = net("10.96.0.0/12");
     for ip in &s.ips {

@@ -12,8 +12,18 @@ use pki_issuer::pki::{check_name_constraints, NameConstraints, SubjectAltNames};
 use crate::{norm_dns, pending};
 
 const LABELS: [&str; 12] = [
-    "example", "com", "svc", "team-a", "kube-system", "a", "*", "", "EXAMPLE", "xn--bcher-kva",
-    "local", "b",
+    "example",
+    "com",
+    "svc",
+    "team-a",
+    "kube-system",
+    "a",
+    "*",
+    "",
+    "EXAMPLE",
+    "xn--bcher-kva",
+    "local",
+    "b",
 ];
 
 #[derive(Arbitrary, Debug, Clone)]
@@ -265,7 +275,10 @@ pub fn run(data: &[u8]) {
                 dns: vec![b.clone()],
                 ..Default::default()
             };
-            assert!(ok(&[one], &name), "DNS {b:?} refused by its own permitted subtree");
+            assert!(
+                ok(&[one], &name),
+                "DNS {b:?} refused by its own permitted subtree"
+            );
         }
         for net in &nc.permitted.ip {
             let one = NameConstraints {
@@ -280,7 +293,11 @@ pub fn run(data: &[u8]) {
                 ips: vec![net.network()],
                 ..Default::default()
             };
-            assert!(ok(&[one], &name), "{} refused by its own subtree {net}", net.network());
+            assert!(
+                ok(&[one], &name),
+                "{} refused by its own subtree {net}",
+                net.network()
+            );
         }
     }
 }

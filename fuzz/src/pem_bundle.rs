@@ -6,8 +6,8 @@
 //! as UTF-8, lossily, as the loader requires text).
 
 use pki_issuer::pki::{
-    cert_info, certs_to_pem, chain_constraints, check_signer, key_info_from_spki,
-    parse_pem_certs, SignerChain, SignerKey,
+    cert_info, certs_to_pem, chain_constraints, check_signer, key_info_from_spki, parse_pem_certs,
+    SignerChain, SignerKey,
 };
 use time::OffsetDateTime;
 use x509_parser::prelude::{FromDer, X509Certificate};
@@ -44,7 +44,11 @@ pub fn run(data: &[u8]) {
 fn check_bundle(crt: &str) -> Option<SignerChain> {
     let parsed = parse_pem_certs(crt);
     let chain = SignerChain::from_pem(crt);
-    assert_eq!(parsed.is_ok(), chain.is_ok(), "parse_pem_certs and SignerChain disagree");
+    assert_eq!(
+        parsed.is_ok(),
+        chain.is_ok(),
+        "parse_pem_certs and SignerChain disagree"
+    );
     let ders = parsed.ok()?;
     let chain = chain.unwrap();
     assert!(!ders.is_empty());

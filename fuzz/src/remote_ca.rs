@@ -40,7 +40,10 @@ pub fn run(data: &[u8]) {
     if let Ok(info) = info {
         let v = value.as_ref().expect("accepted body is JSON");
         assert_eq!(v["success"], Value::Bool(true), "accepted without success");
-        assert_eq!(v["result"]["certificate"].as_str(), Some(info.certificate.as_str()));
+        assert_eq!(
+            v["result"]["certificate"].as_str(),
+            Some(info.certificate.as_str())
+        );
         let max = std::time::Duration::from_secs(90 * 24 * 3600);
         let verdict = check_profile_expiry(&info, "workload", max);
         if let Some(expiry) = info.expiry.as_deref() {

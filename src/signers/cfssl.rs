@@ -12,9 +12,9 @@ use futures::FutureExt;
 use hmac::{Hmac, Mac};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
+use hyper::StatusCode;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
-use hyper::StatusCode;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
@@ -150,7 +150,10 @@ pub fn parse_response<T: DeserializeOwned>(
             .map(|m| format!("{} (code {})", m.message, m.code))
             .collect::<Vec<_>>()
             .join("; "),
-        _ => format!("the answer is not a CFSSL API response ({} bytes)", body.len()),
+        _ => format!(
+            "the answer is not a CFSSL API response ({} bytes)",
+            body.len()
+        ),
     };
     if status.is_server_error() {
         return Err(SignerError::Unavailable(format!(
@@ -178,12 +181,20 @@ pub fn parse_response<T: DeserializeOwned>(
 }
 
 /// Interprets a `sign` / `authsign` answer: the leaf certificate PEM.
-pub fn parse_sign_response(url: &str, status: StatusCode, body: &[u8]) -> Result<String, SignerError> {
+pub fn parse_sign_response(
+    url: &str,
+    status: StatusCode,
+    body: &[u8],
+) -> Result<String, SignerError> {
     parse_response::<CertResult>(url, status, body).map(|r| r.certificate)
 }
 
 /// Interprets an `info` answer.
-pub fn parse_info_response(url: &str, status: StatusCode, body: &[u8]) -> Result<Info, SignerError> {
+pub fn parse_info_response(
+    url: &str,
+    status: StatusCode,
+    body: &[u8],
+) -> Result<Info, SignerError> {
     parse_response(url, status, body)
 }
 
@@ -355,6 +366,61 @@ mod tests {
         let want = b64.encode(mac.finalize().into_bytes());
         assert_eq!(body["token"], want);
         assert_ne!(authsign_body(b"other", br#"{"a":1}"#)["token"], want);
+    }
+
+    const URL: &str = "http://ca.test/api/v1/cfssl/sign";
+
+    #[test]
+    fn answers_are_classified_by_status_and_envelope() {
+        let ok = br#"{"success":true,"result":{"certificate":"PEM"},"errors":[],"messages":[]}"#;
+        assert_eq!(
+            parse_sign_response(URL, StatusCode::OK, ok),
+            Ok("PEM".to_string())
+        );
+        let refused = br#"{"success":false,"result":null,"errors":[{"code":2400,"message":"invalid token"}]}"#;
+        assert_eq!(
+            parse_sign_response(URL, StatusCode::BAD_REQUEST, refused),
+            Err(SignerError::Refused(
+                "HTTP 400 Bad Request: invalid token (code 2400)".into()
+            ))
+        );
+        let failed = br#"{"success":false,"errors":[{"code":5000,"message":"failed to sign"}]}"#;
+        assert!(matches!(
+            parse_sign_response(URL, StatusCode::INTERNAL_SERVER_ERROR, failed),
+            Err(SignerError::Unavailable(m)) if m.contains("failed to sign (code 5000)")
+        ));
+        let not_success = br#"{"success":false,"result":{"certificate":"PEM"}}"#;
+        assert!(matches!(
+            parse_sign_response(URL, StatusCode::OK, not_success),
+            Err(SignerError::Refused(m)) if m.contains("unexpected answer")
+        ));
+    }
+
+    /// A URL that is not a CFSSL CA (an internal page): its body never reaches a message.
+    #[test]
+    fn a_foreign_body_is_never_echoed() {
+        let page = b"<html><body>internal dashboard: db password hunter2</body></html>";
+        for status in [
+            StatusCode::OK,
+            StatusCode::NOT_FOUND,
+            StatusCode::BAD_GATEWAY,
+        ] {
+            let err = parse_sign_response(URL, status, page)
+                .unwrap_err()
+                .to_string();
+            assert!(
+                !err.contains("hunter2") && !err.contains("dashboard"),
+                "{err}"
+            );
+            assert!(err.contains(&format!("{} bytes", page.len())), "{err}");
+        }
+    }
+
+    #[test]
+    fn leaf_der_takes_the_pem_certificate() {
+        let pem = pem::encode(&pem::Pem::new("CERTIFICATE", vec![0x30, 0x00]));
+        assert_eq!(leaf_der(&pem), Ok(vec![0x30, 0x00]));
+        assert!(matches!(leaf_der("not pem"), Err(SignerError::Refused(_))));
     }
 
     #[test]
