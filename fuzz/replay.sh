@@ -23,7 +23,7 @@ for dir in fuzz/corpus/*/; do
   if "$bin" "${files[@]}" >"$log" 2>&1; then
     echo "fuzz replay: $t: ${#files[@]} inputs ok"
   else
-    grep -E 'panicked|Running: ' "$log" | grep -B1 panicked | head -n 20 >&2 || tail -n 30 "$log" >&2
+    grep -E -B1 -A1 'panicked' "$log" | head -n 20 >&2 || tail -n 30 "$log" >&2
     echo "fuzz replay: $t: FAILED" >&2
     failed=1
   fi
