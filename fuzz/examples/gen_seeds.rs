@@ -121,7 +121,10 @@ fn csr_seeds() {
     let key = fuzz_key();
     let add = |name: &str, p: CertificateParams| {
         let csr = p.serialize_request(key).unwrap();
-        write(&dir, name, &with_mode(1, &info_of(csr.der())));
+        let info = info_of(csr.der());
+        // Mode 1: spec.usages are the CSR's own; mode 5: spec.usages are the mTLS set.
+        write(&dir, name, &with_mode(1, &info));
+        write(&dir, &format!("{name}-mtls-usages"), &with_mode(5, &info));
     };
     let mut full = csr_params(Some("app.team-a.svc"), &workload);
     full.key_usages = vec![

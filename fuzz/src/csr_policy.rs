@@ -1,15 +1,17 @@
 //! Target `csr_policy`: `parse_csr`, then `check_policy` under fixed policies with placeholders
 //! and `check_name_constraints` under fixed constraints.
 //!
-//! Input: one mode byte, then the data. Even mode: the data is a CSR (PEM or DER) as a tenant
-//! would submit it. Odd mode: the data is a `CertificationRequestInfo` that the target signs
+//! Input: one mode byte, then the data. Bit 0 clear: the data is a CSR (PEM or DER) as a tenant
+//! would submit it. Bit 0 set: the data is a `CertificationRequestInfo` that the target signs
 //! with the fixed Ed25519 key [`FUZZ_KEY_SEED`] — mutations of a signed CSR otherwise break its
-//! signature, and the policy code behind the signature check would never run.
+//! signature, and the policy code behind the signature check would never run. Bits 1-2 pick
+//! the request's `spec.usages` (see [`spec_usages`]).
 
 use std::net::IpAddr;
 use std::sync::OnceLock;
 
 use ipnet::IpNet;
+use pki_issuer::pki::extensions::CSR_EXTENSIONS;
 use pki_issuer::pki::name_constraints::GeneralSubtrees;
 use pki_issuer::pki::{
     check_name_constraints, check_policy, key_info_from_spki, parse_csr, KeyAlgorithm, KeyRule,
@@ -86,13 +88,27 @@ pub fn run(data: &[u8]) {
         return;
     };
     if mode & 1 == 1 {
-        check_csr(&sign_info(rest));
+        check_csr(&sign_info(rest), mode >> 1);
     } else {
-        check_csr(rest);
+        check_csr(rest, mode >> 1);
     }
 }
 
-fn check_csr(input: &[u8]) {
+/// `spec.usages` of the request: the CSR's own, none (cert-manager's default), mTLS, or risky.
+fn spec_usages(csr: &ParsedCsr, choice: u8) -> Vec<Usage> {
+    match choice & 3 {
+        0 => csr.requested_usages.clone(),
+        1 => vec![],
+        2 => DEFAULT_ALLOWED.to_vec(),
+        _ => vec![
+            Usage::DigitalSignature,
+            Usage::ServerAuth,
+            Usage::OcspSigning,
+        ],
+    }
+}
+
+fn check_csr(input: &[u8], usage_choice: u8) {
     let csr = match parse_csr(input) {
         Ok(csr) => csr,
         Err(e) => {
@@ -113,11 +129,51 @@ fn check_csr(input: &[u8]) {
         "PEM re-parse differs"
     );
     assert_eq!(key_info_from_spki(&csr.spki_der), Ok(csr.key));
+    check_csr_shape(&csr);
 
+    let usages = spec_usages(&csr, usage_choice);
     for (policy, ctx) in policies() {
-        check_against(policy, ctx, &csr);
+        check_against(policy, ctx, &csr, &usages);
     }
     check_constraints(&csr);
+}
+
+/// An accepted CSR's subject is empty or one CN, and it requests only allowed extensions (read
+/// with x509-parser directly).
+fn check_csr_shape(csr: &ParsedCsr) {
+    use x509_parser::certification_request::X509CertificationRequest;
+    use x509_parser::cri_attributes::ParsedCriAttribute;
+    use x509_parser::prelude::FromDer;
+    let (_, req) = X509CertificationRequest::from_der(&csr.der).expect("accepted CSR parses");
+    let info = &req.certification_request_info;
+    let attrs: Vec<_> = info.subject.iter_attributes().collect();
+    assert!(
+        attrs.len() <= 1,
+        "subject with {} attributes accepted",
+        attrs.len()
+    );
+    match attrs.first() {
+        Some(a) => {
+            assert_eq!(
+                a.attr_type(),
+                &x509_parser::oid_registry::OID_X509_COMMON_NAME,
+                "subject attribute other than CN accepted"
+            );
+            assert_eq!(a.as_str().ok(), csr.common_name.as_deref());
+        }
+        None => assert_eq!(csr.common_name, None),
+    }
+    for attr in info.iter_attributes() {
+        if let ParsedCriAttribute::ExtensionRequest(er) = attr.parsed_attribute() {
+            for ext in &er.extensions {
+                let oid = ext.oid.to_id_string();
+                assert!(
+                    CSR_EXTENSIONS.contains(&oid.as_str()),
+                    "CSR extension {oid} accepted"
+                );
+            }
+        }
+    }
 }
 
 const NS: &str = "team-a";
@@ -191,15 +247,26 @@ fn policies() -> &'static [(Policy, RequestContext)] {
 fn label_ok(l: &str) -> bool {
     !l.is_empty()
         && l.len() <= 63
-        && l.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
         && !l.starts_with('-')
         && !l.ends_with('-')
 }
 
+/// DNS SAN syntax every request obeys whatever the policy (ASCII labels, a wildcard only as
+/// the whole leftmost label), written independently of `pki::names`.
+fn dns_syntax_ok(name: &str) -> bool {
+    name.is_ascii()
+        && name.len() <= 253
+        && name != "*"
+        && name
+            .split('.')
+            .enumerate()
+            .all(|(i, l)| (i == 0 && l == "*") || label_ok(l))
+}
+
 /// What the strict policy's DNS patterns allow, written independently of the policy code.
 fn strict_dns_ok(name: &str) -> bool {
-    let n = norm_dns(name);
+    let n = name.to_ascii_lowercase();
     let labels: Vec<&str> = n.split('.').collect();
     n == format!("{NS}.svc")
         || (labels.len() == 3 && labels[1..] == [NS, "svc"] && label_ok(labels[0]))
@@ -207,6 +274,13 @@ fn strict_dns_ok(name: &str) -> bool {
             && labels[1..] == [NS, "svc", "cluster", "local"]
             && label_ok(labels[0]))
 }
+
+const DEFAULT_ALLOWED: [Usage; 4] = [
+    Usage::DigitalSignature,
+    Usage::KeyEncipherment,
+    Usage::ServerAuth,
+    Usage::ClientAuth,
+];
 
 fn v4_mapped(ip: &IpAddr) -> Option<std::net::Ipv4Addr> {
     match ip {
@@ -224,12 +298,12 @@ fn v4_mapped(ip: &IpAddr) -> Option<std::net::Ipv4Addr> {
     }
 }
 
-fn check_against(policy: &Policy, ctx: &RequestContext, csr: &ParsedCsr) {
+fn check_against(policy: &Policy, ctx: &RequestContext, csr: &ParsedCsr, usages: &[Usage]) {
     let is_ca = csr.requested_is_ca.unwrap_or(false);
-    let req = RequestedCert::from_csr(csr, is_ca, csr.requested_usages.clone(), None);
-    let verdict = check_policy(policy, &req, ctx);
-    let Ok(()) = verdict else { return };
-
+    let req = RequestedCert::from_csr(csr, is_ca, usages.to_vec(), None);
+    let Ok(()) = check_policy(policy, &req, ctx) else {
+        return;
+    };
     // Allowed ⇒ every rule of the policy holds, checked without the policy code.
     assert!(!is_ca || policy.allow_ca, "CA allowed without allowCA");
     assert!(
@@ -246,34 +320,49 @@ fn check_against(policy: &Policy, ctx: &RequestContext, csr: &ParsedCsr) {
             "no SAN allowed under requireSubjectAltName"
         );
     }
-    if !policy.allow_wildcard_names {
-        for d in &csr.sans.dns {
-            assert!(!d.contains('*'), "wildcard DNS SAN {d:?} allowed");
-        }
+    // Names obey the syntax rules whatever the policy says.
+    for d in &csr.sans.dns {
+        assert!(
+            dns_syntax_ok(d),
+            "DNS SAN {d:?} with invalid syntax allowed"
+        );
+        assert!(
+            policy.allow_wildcard_names || !d.contains('*'),
+            "wildcard DNS SAN {d:?} allowed"
+        );
     }
-    if let Some(allowed) = &policy.usages {
-        let eff = if req.usages.is_empty() {
-            vec![Usage::DigitalSignature, Usage::KeyEncipherment]
-        } else {
-            req.usages.clone()
-        };
-        for u in eff {
-            assert!(
-                allowed.iter().any(|a| a.canonical() == u.canonical()),
-                "usage {u:?} allowed but not listed"
-            );
-        }
-    }
-    if let Some(ranges) = &policy.ip_ranges {
-        for ip in &csr.sans.ips {
+    for ip in &csr.sans.ips {
+        assert!(v4_mapped(ip).is_none(), "IPv4-embedding {ip} allowed");
+        if let Some(ranges) = &policy.ip_ranges {
             assert!(ranges.iter().any(|r| r.contains(ip)), "IP {ip} allowed");
-            if let Some(v4) = v4_mapped(ip) {
-                pending(ranges.iter().any(|r| r.contains(&IpAddr::V4(v4))), || {
-                    format!("IPv4-mapped {ip} allowed while {v4} is outside ipRanges (class 5)")
-                });
-            }
         }
     }
+    // The CN is one of the SANs (so it obeys every SAN rule).
+    if let Some(cn) = &csr.common_name {
+        let s = &csr.sans;
+        let is_san = s.dns.iter().any(|d| d.eq_ignore_ascii_case(cn))
+            || s.uris.iter().any(|u| u == cn)
+            || s.emails.iter().any(|e| e == cn)
+            || s.ips.iter().any(|i| i.to_string() == *cn);
+        assert!(is_san, "CN {cn:?} that is not a SAN allowed");
+    }
+    // Usages: listed (or the safe default list), cert/CRL sign only on CAs, and a leaf without
+    // an EKU extension ("any purpose") only when `any` is allowed.
+    let allowed: &[Usage] = policy.usages.as_deref().unwrap_or(&DEFAULT_ALLOWED);
+    let listed = |u: Usage| allowed.iter().any(|a| a.canonical() == u.canonical());
+    for u in req.usages.iter().chain(&csr.requested_usages) {
+        if matches!(u.canonical(), Usage::CertSign | Usage::CrlSign) {
+            assert!(is_ca, "usage {u:?} allowed on a leaf");
+        } else {
+            assert!(listed(*u), "usage {u:?} allowed but not listed");
+        }
+    }
+    assert!(
+        req.usages.iter().any(|u| u.eku_oid().is_some()) || listed(Usage::Any),
+        "a leaf without extended key usage allowed ({:?})",
+        req.usages
+    );
+
     let strict = policy.dns_names.as_ref().is_some_and(|d| d.len() == 3);
     if strict {
         // A placeholder without a value matches nothing.
@@ -299,55 +388,15 @@ fn check_against(policy: &Policy, ctx: &RequestContext, csr: &ParsedCsr) {
                 "email {e:?} allowed by the strict policy"
             );
         }
-        if let Some(cn) = &csr.common_name {
-            let s = &csr.sans;
-            let is_san = s.dns.iter().any(|d| norm_dns(d) == norm_dns(cn))
-                || s.uris.iter().any(|u| u == cn)
-                || s.emails.iter().any(|e| e == cn)
-                || s.ips.iter().any(|i| i.to_string() == *cn);
-            // A wildcard CN is class 3's pending check below; otherwise the CN obeys the SAN rules.
-            assert!(
-                is_san || strict_dns_ok(&cn.replace('*', "x")),
-                "CN {cn:?} allowed"
-            );
-        }
     }
     if policy.dns_names.as_ref().is_some_and(|d| d.len() == 1) {
         for d in &csr.sans.dns {
-            let n = norm_dns(d);
+            let n = d.to_ascii_lowercase();
             let labels: Vec<&str> = n.split('.').collect();
             assert!(
                 labels.len() == 4 && labels[1..] == [NS, "example", "com"],
                 "DNS {d:?} allowed by the wildcard policy"
             );
-        }
-    }
-    if let Some(cn) = &csr.common_name {
-        pending(policy.allow_wildcard_names || !cn.contains('*'), || {
-            format!("wildcard CN {cn:?} allowed without allowWildcardNames (class 3)")
-        });
-    }
-    if policy.dns_names.is_none() {
-        for d in &csr.sans.dns {
-            let n = norm_dns(d);
-            let syntax = !n.is_empty()
-                && n.split('.')
-                    .enumerate()
-                    .all(|(i, l)| (i == 0 && l == "*") || label_ok(l));
-            pending(syntax, || {
-                format!("DNS SAN {d:?} with invalid syntax allowed (class 6)")
-            });
-        }
-    }
-    if policy.usages.is_none() {
-        for u in &req.usages {
-            let risky = matches!(
-                u.canonical(),
-                Usage::OcspSigning | Usage::Any | Usage::CodeSigning | Usage::Timestamping
-            ) || (!is_ca && matches!(u.canonical(), Usage::CertSign | Usage::CrlSign));
-            pending(!risky, || {
-                format!("usage {u:?} allowed without policy.usages (class 2)")
-            });
         }
     }
 }
