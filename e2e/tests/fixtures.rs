@@ -390,6 +390,7 @@ pub struct CsrBuilder {
     rdns: Vec<Vec<(String, String)>>,
     sans: Option<Vec<Vec<u8>>>,
     extensions: Vec<(String, bool, Vec<u8>)>,
+    extra_attributes: Vec<Vec<u8>>,
 }
 
 impl CsrBuilder {
@@ -441,6 +442,16 @@ impl CsrBuilder {
         self
     }
 
+    /// Append a second extensionRequest attribute holding a SAN extension with `sans`.
+    pub fn second_extension_request(mut self, sans: &[Vec<u8>]) -> Self {
+        self.extra_attributes.push(extension_request(&[ext_der(
+            oids::SAN,
+            false,
+            &der::seq(sans),
+        )]));
+        self
+    }
+
     /// Request keyUsage bits (see [`ku`]).
     pub fn key_usage(self, bits: u8) -> Self {
         self.ext(oids::KEY_USAGE, true, der::bits(&[bits]))
@@ -482,15 +493,12 @@ impl CsrBuilder {
         for (o, critical, value) in &self.extensions {
             exts.push(ext_der(o, *critical, value));
         }
-        let attributes = if exts.is_empty() {
-            der::tlv(0xa0, &[])
-        } else {
-            let ext_request = der::seq(&[
-                der::oid(&[1, 2, 840, 113549, 1, 9, 14]),
-                der::set(&[der::seq(&exts)]),
-            ]);
-            der::tlv(0xa0, &ext_request)
-        };
+        let mut attrs = Vec::new();
+        if !exts.is_empty() {
+            attrs.push(extension_request(&exts));
+        }
+        attrs.extend(self.extra_attributes.iter().cloned());
+        let attributes = der::tlv(0xa0, &attrs.concat());
         let info = der::seq(&[
             der::tlv(0x02, &[0]),
             name_der(&self.rdns),
@@ -510,6 +518,13 @@ impl CsrBuilder {
             pem::EncodeConfig::new().set_line_ending(pem::LineEnding::LF),
         )
     }
+}
+
+fn extension_request(exts: &[Vec<u8>]) -> Vec<u8> {
+    der::seq(&[
+        der::oid(&[1, 2, 840, 113549, 1, 9, 14]),
+        der::set(&[der::seq(exts)]),
+    ])
 }
 
 fn ext_der(oid: &str, critical: bool, value: &[u8]) -> Vec<u8> {

@@ -243,7 +243,13 @@ fn eku_set(leaf: &X509Certificate<'_>) -> Result<Vec<&'static str>, String> {
 }
 
 /// Build the whole table. `cluster_*` are the PKIClusterIssuer names.
-fn table(ns: &str, cluster_ok: &str, cluster_outside: &str, cluster_slash: &str) -> Table {
+fn table(ns: &str) -> Table {
+    let ClusterNames {
+        ok: cluster_ok,
+        outside: cluster_outside,
+        slash: cluster_slash,
+        roots_outside,
+    } = ClusterNames::of(ns);
     let mut t = Table {
         ns: ns.into(),
         class: "",
@@ -428,6 +434,18 @@ fn table(ns: &str, cluster_ok: &str, cluster_outside: &str, cluster_slash: &str)
                 .then_some(())
                 .ok_or(format!("EKU {ekus:?}, want exactly server auth"))
         });
+    t.add("use-signing-alias", "serverauth", csr(&[open_name]))
+        .usages(&["signing", "key encipherment", "server auth"])
+        .issued("Certificate issued");
+    for (name, usage) in [
+        ("use-ipsec-user", "ipsec user"),
+        ("use-netscape-sgc", "netscape sgc"),
+        ("use-key-agreement", "key agreement"),
+    ] {
+        t.add(name, "open", csr(&[open_name]))
+            .usages(&["digital signature", "server auth", usage])
+            .fails(usage);
+    }
     t.add(
         "use-csr-ku-cert-sign",
         "open",
@@ -850,6 +868,55 @@ fn table(ns: &str, cluster_ok: &str, cluster_outside: &str, cluster_slash: &str)
     )
     .issued("Certificate issued");
 
+    // ---- email SANs and malformed SAN encodings -------------------------------------------
+    t.class("email-and-encoding");
+    t.add(
+        "email-space",
+        "open",
+        CsrBuilder::new()
+            .san(gn::email("evil space@example.net"))
+            .build(),
+    )
+    .fails("evil space@example.net");
+    t.add(
+        "email-wildcard-domain",
+        "open",
+        CsrBuilder::new().san(gn::email("x@*.example.net")).build(),
+    )
+    .fails("x@*.example.net");
+    t.add(
+        "email-protection-not-listed",
+        "open",
+        csr(&["ok@example.net"]),
+    )
+    .usages(&["digital signature", "email protection"])
+    .fails("email protection");
+    t.add("email-ok-client-auth", "open", csr(&["ok@example.net"]))
+        .usages(&["digital signature", "client auth"])
+        .issued("Certificate issued");
+    t.add(
+        "enc-ip-five-bytes",
+        "open",
+        CsrBuilder::sans(&["u.example.net"])
+            .san(fixtures::der::tlv(0x87, &[10, 0, 0, 1, 0]))
+            .build(),
+    )
+    .fails("length 5");
+    t.add(
+        "enc-empty-dns",
+        "open",
+        CsrBuilder::new().san(gn::dns(b"")).build(),
+    )
+    .fails("empty");
+    t.add(
+        "enc-two-extension-requests",
+        "mesh",
+        CsrBuilder::sans(&[&web])
+            .second_extension_request(&[gn::dns(b"web.kube-system.svc")])
+            .build(),
+    )
+    .fails("extensionRequest");
+
     // ---- SAN types ----------------------------------------------------------------------
     t.class("san-types");
     t.add(
@@ -967,16 +1034,21 @@ fn table(ns: &str, cluster_ok: &str, cluster_outside: &str, cluster_slash: &str)
     .pending("{namespace}-{serviceAccount}");
 
     // ---- PKIClusterIssuer Secrets come only from the cluster resource namespace ---------
-    t.class("cluster-issuer");
-    t.add("cl-secret-outside", cluster_outside, csr(&[&web]))
+    t.class("secret-scope");
+    t.add("cl-secret-outside", &cluster_outside, csr(&[&web]))
         .cluster()
         .pending("hostile-outside");
-    t.add("cl-secret-slash", cluster_slash, csr(&[&web]))
+    t.add("cl-secret-slash", &cluster_slash, csr(&[&web]))
         .cluster()
         .pending(format!("{ns}/int0"));
-    t.add("cl-secret-inside", cluster_ok, csr(&[&web]))
+    t.add("cl-secret-inside", &cluster_ok, csr(&[&web]))
         .cluster()
         .issued("Certificate issued");
+    t.add("cl-roots-outside", &roots_outside, csr(&[&web]))
+        .cluster()
+        .pending("hostile-roots-outside");
+    t.add("ns-secret-slash", "ns-secret-slash", csr(&[&web]))
+        .pending(format!("{ns}-pki/int0"));
 
     // ---- Approval and spec changes -------------------------------------------------------
     t.class("approval-and-spec");
@@ -1018,6 +1090,9 @@ fn table(ns: &str, cluster_ok: &str, cluster_outside: &str, cluster_slash: &str)
     t.add("user-extra-colon", "sa", csr(&[&spiffe_web]))
         .user(&format!("{own_sa}:admin"))
         .fails(spiffe_web.clone());
+    let no_user = t.add("user-absent", "sa", csr(&[&spiffe_web]));
+    no_user.username = None;
+    no_user.fails(spiffe_web.clone());
     t.add("user-other-sa-same-ns", "sa", csr(&[&sp("db")]))
         .user(&own_sa)
         .fails(sp("db"));
@@ -1107,7 +1182,36 @@ fn check_sub_ca_constraints(leaf: &X509Certificate<'_>, ns: &str) -> Result<(), 
 }
 
 /// Issuer-level cases: placeholder patterns and PKIClusterIssuer Secrets.
-fn issuer_cases(ns: &str, cluster_ok: &str, outside: &str, slash: &str) -> Vec<IssuerCase> {
+/// The PKIClusterIssuers of the table (cluster-scoped, so prefixed with the namespace).
+struct ClusterNames {
+    ok: String,
+    outside: String,
+    slash: String,
+    roots_outside: String,
+}
+
+impl ClusterNames {
+    fn of(ns: &str) -> Self {
+        ClusterNames {
+            ok: format!("{ns}-ok"),
+            outside: format!("{ns}-outside"),
+            slash: format!("{ns}-slash"),
+            roots_outside: format!("{ns}-roots-outside"),
+        }
+    }
+
+    fn all(&self) -> [&String; 4] {
+        [&self.ok, &self.outside, &self.slash, &self.roots_outside]
+    }
+}
+
+fn issuer_cases(ns: &str) -> Vec<IssuerCase> {
+    let ClusterNames {
+        ok: cluster_ok,
+        outside,
+        slash,
+        roots_outside,
+    } = ClusterNames::of(ns);
     let ph = |name: &str, field: &str, pattern: &str| IssuerCase {
         class: "placeholders",
         name: name.into(),
@@ -1153,8 +1257,8 @@ fn issuer_cases(ns: &str, cluster_ok: &str, outside: &str, slash: &str) -> Vec<I
             needle: String::new(),
         },
         IssuerCase {
-            class: "cluster-issuer",
-            name: outside.into(),
+            class: "secret-scope",
+            name: outside,
             cluster: true,
             spec: spec("hostile-outside", json!({})),
             status: "False",
@@ -1162,8 +1266,8 @@ fn issuer_cases(ns: &str, cluster_ok: &str, outside: &str, slash: &str) -> Vec<I
             needle: "hostile-outside".into(),
         },
         IssuerCase {
-            class: "cluster-issuer",
-            name: slash.into(),
+            class: "secret-scope",
+            name: slash,
             cluster: true,
             spec: spec(&format!("{ns}/int0"), json!({})),
             status: "False",
@@ -1172,8 +1276,29 @@ fn issuer_cases(ns: &str, cluster_ok: &str, outside: &str, slash: &str) -> Vec<I
             needle: format!("{ns}/int0"),
         },
         IssuerCase {
-            class: "cluster-issuer",
-            name: cluster_ok.into(),
+            class: "secret-scope",
+            name: roots_outside,
+            cluster: true,
+            spec: json!({
+                "secret": {"name": "int0"},
+                "trustAnchors": {"configMap": {"name": "hostile-roots-outside", "key": "roots.pem"}},
+            }),
+            status: "False",
+            reasons: &["Pending"],
+            needle: "hostile-roots-outside".into(),
+        },
+        IssuerCase {
+            class: "secret-scope",
+            name: "ns-secret-slash".into(),
+            cluster: false,
+            spec: spec(&format!("{ns}-pki/int0"), json!({})),
+            status: "False",
+            reasons: &["Pending", "Failed"],
+            needle: format!("{ns}-pki/int0"),
+        },
+        IssuerCase {
+            class: "secret-scope",
+            name: cluster_ok,
             cluster: true,
             spec: spec("int0", json!({"dnsNames": ["*.{namespace}.svc"]})),
             status: "True",
@@ -1566,6 +1691,8 @@ async fn install(env: &Env) {
         .await;
     env.put_config_map(&env.cluster_ns, "roots", "roots.pem", &root.pem)
         .await;
+    env.put_config_map(&env.ns, "hostile-roots-outside", "roots.pem", &root.pem)
+        .await;
 
     let mesh = json!({
         "maxDuration": "24h",
@@ -1671,12 +1798,9 @@ async fn hostile_input_table() {
     let started = std::time::Instant::now();
     let env = Env::start("hostile").await;
     let ns = env.ns.clone();
-    let cluster_ok = format!("{ns}-ok");
-    let outside = format!("{ns}-outside");
-    let slash = format!("{ns}-slash");
     install(&env).await;
 
-    let issuer_table = issuer_cases(&ns, &cluster_ok, &outside, &slash);
+    let issuer_table = issuer_cases(&ns);
     for ic in &issuer_table {
         if ic.cluster {
             env.create_cluster_issuer(&ic.name, ic.spec.clone()).await;
@@ -1684,7 +1808,7 @@ async fn hostile_input_table() {
             env.create_issuer(&ic.name, ic.spec.clone()).await;
         }
     }
-    let table = table(&ns, &cluster_ok, &outside, &slash);
+    let table = table(&ns);
     assert!(table.cases.len() >= 60, "{} cases", table.cases.len());
     let (issuer_results, mut outcome) = tokio::join!(
         futures::future::join_all(issuer_table.iter().map(|ic| wait_issuer(&env, ic))),
@@ -1792,7 +1916,7 @@ async fn hostile_input_table() {
             Err(why) => failures.push(format!("issuer {} [{}]: {why}", ic.name, ic.class)),
         }
     }
-    for name in [&cluster_ok, &outside, &slash] {
+    for name in ClusterNames::of(&ns).all() {
         env.delete_cluster_issuer(name).await;
     }
     let total: usize = per_class.values().map(|v| v.0).sum();
