@@ -24,6 +24,7 @@ use x509_parser::prelude::{FromDer, X509Certificate};
 
 use crate::fixtures::{self, general_name as gn, ku, oids, CsrBuilder};
 use crate::harness::{external, issuer_ref, Env};
+use rcgen::KeyPair;
 
 /// What the request's `Ready` condition must end with.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -90,6 +91,7 @@ const CA_USAGES: &[&str] = &[
     "client auth",
 ];
 const REFUSED_PREFIX: &str = "refused before signing: ";
+const SUB_CA_CASE: &str = "ca-issued-with-name-constraints";
 
 impl Case {
     fn fails(&mut self, needle: impl Into<String>) -> &mut Self {
@@ -150,6 +152,8 @@ struct Table {
     ns: String,
     class: &'static str,
     cases: Vec<Case>,
+    /// The key of the sub-CA request, to prove its name constraints by signing with it.
+    sub_ca_key: KeyPair,
 }
 
 impl Table {
@@ -254,6 +258,7 @@ fn table(ns: &str) -> Table {
         ns: ns.into(),
         class: "",
         cases: Vec::new(),
+        sub_ca_key: KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).expect("sub-CA key"),
     };
     let web = format!("web.{ns}.svc");
     let own_sa = format!("system:serviceaccount:{ns}:web");
@@ -556,7 +561,7 @@ fn table(ns: &str) -> Table {
         CsrBuilder::sans(&[&ca_san]).cn(&ca_san).build(),
     )
     .ca()
-    .fails("allowCA");
+    .fails("CA certificates");
     t.add(
         "ca-path-len-zero-signer",
         "ca-pl0",
@@ -595,14 +600,13 @@ fn table(ns: &str) -> Table {
     .usages(CA_USAGES)
     .fails("cert sign");
     let nc_ns = ns.to_string();
-    t.add(
-        "ca-issued-with-name-constraints",
-        "ca",
-        CsrBuilder::sans(&[&ca_san]).cn(&ca_san).build(),
-    )
-    .ca()
-    .issued("Certificate issued")
-    .check(move |leaf| check_sub_ca_constraints(leaf, &nc_ns));
+    let sub_ca_csr = CsrBuilder::sans(&[&ca_san])
+        .cn(&ca_san)
+        .build_with(&t.sub_ca_key);
+    t.add(SUB_CA_CASE, "ca", sub_ca_csr)
+        .ca()
+        .issued("Certificate issued")
+        .check(move |leaf| check_sub_ca_constraints(leaf, &nc_ns));
 
     // ---- 5. IP SANs ---------------------------------------------------------------------
     t.class("ip");
@@ -714,7 +718,7 @@ fn table(ns: &str) -> Table {
             b"a.*.example.net".to_vec(),
             "a.*.example.net".into(),
         ),
-        ("dns-bare-wildcard", "wild", b"*".to_vec(), "\"*\"".into()),
+        ("dns-bare-wildcard", "wild", b"*".to_vec(), "\"*".into()),
         (
             "dns-trailing-dot",
             "open",
@@ -1660,7 +1664,7 @@ async fn wait_issuer(env: &Env, ic: &IssuerCase) -> Result<(), String> {
     }
 }
 
-async fn install(env: &Env) {
+async fn install(env: &Env) -> String {
     let root = fixtures::root("Hostile Suite Root");
     let int0 = fixtures::intermediate(&root, "Hostile PathLen0 Intermediate");
     let int1 = fixtures::intermediate_with(&root, "Hostile PathLen1 Intermediate", Some(1), vec![]);
@@ -1785,6 +1789,61 @@ async fn install(env: &Env) {
     for (name, _) in &issuers {
         env.wait_issuer_ready(name, false, "True").await;
     }
+    root.pem
+}
+
+/// Sign leaves with the issued sub-CA and let `openssl verify -x509_strict` judge them
+/// against the root: its name constraints must admit only the policy's names.
+fn prove_sub_ca_constraints(
+    env: &Env,
+    root_pem: &str,
+    cr: &CertificateRequest,
+    key: &KeyPair,
+    ns: &str,
+) -> Result<(), String> {
+    let chain = cr
+        .status
+        .as_ref()
+        .and_then(|s| s.certificate.clone())
+        .ok_or("no certificate")?;
+    let chain = String::from_utf8(chain).map_err(|e| e.to_string())?;
+    let blocks = pem::parse_many(&chain).map_err(|e| e.to_string())?;
+    let sub_ca = pem::encode(&blocks[0]);
+    let issuer = rcgen::Issuer::from_ca_cert_pem(&sub_ca, key).map_err(|e| e.to_string())?;
+    let own = format!("x.{ns}.svc");
+    for (sans, admitted) in [
+        (vec![own.as_str()], true),
+        (vec![own.as_str(), "10.1.1.1"], true),
+        (vec!["web.kube-system.svc"], false),
+        (vec!["x.example.com"], false),
+        (vec![own.as_str(), "192.168.1.1"], false),
+    ] {
+        let leaf_key =
+            KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).map_err(|e| e.to_string())?;
+        let mut params =
+            rcgen::CertificateParams::new(sans.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+                .map_err(|e| e.to_string())?;
+        params.is_ca = rcgen::IsCa::ExplicitNoCa;
+        params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ServerAuth];
+        params.use_authority_key_identifier_extension = true;
+        let leaf = params
+            .signed_by(&leaf_key, &issuer)
+            .map_err(|e| e.to_string())?;
+        let (ok, out) =
+            env.openssl_verify(root_pem, &format!("{}{chain}", leaf.pem()), "sslserver");
+        if !ok && !out.contains("subtree violation") {
+            return Err(format!(
+                "a leaf for {sans:?} signed by the issued sub-CA fails openssl verify for another reason than its name constraints: {out}"
+            ));
+        }
+        if ok != admitted {
+            return Err(format!(
+                "a leaf for {sans:?} signed by the issued sub-CA {} openssl verify: {out}",
+                if ok { "passes" } else { "fails" }
+            ));
+        }
+    }
+    Ok(())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1798,7 +1857,7 @@ async fn hostile_input_table() {
     let started = std::time::Instant::now();
     let env = Env::start("hostile").await;
     let ns = env.ns.clone();
-    install(&env).await;
+    let root_pem = install(&env).await;
 
     let issuer_table = issuer_cases(&ns);
     for ic in &issuer_table {
@@ -1863,6 +1922,13 @@ async fn hostile_input_table() {
                     ready(&now)
                 )),
             );
+        }
+    }
+
+    if outcome.get(SUB_CA_CASE).is_some_and(|r| r.is_ok()) {
+        let cr = env.request(SUB_CA_CASE).await;
+        if let Err(e) = prove_sub_ca_constraints(&env, &root_pem, &cr, &table.sub_ca_key, &ns) {
+            outcome.insert(SUB_CA_CASE.into(), Err(e));
         }
     }
 
