@@ -233,6 +233,26 @@ pub mod der {
         tlv(0x01, &[if b { 0xff } else { 0 }])
     }
 
+    /// Split one TLV off the front of `input`: (tag, content, rest).
+    pub fn read(input: &[u8]) -> Result<(u8, &[u8], &[u8]), String> {
+        let (&tag, rest) = input.split_first().ok_or("empty input")?;
+        let (&first, rest) = rest.split_first().ok_or("no length")?;
+        let (len, rest) = if first < 0x80 {
+            (first as usize, rest)
+        } else {
+            let n = (first & 0x7f) as usize;
+            if n == 0 || n > 4 || rest.len() < n {
+                return Err("bad length".into());
+            }
+            let len = rest[..n].iter().fold(0usize, |a, b| (a << 8) | *b as usize);
+            (len, &rest[n..])
+        };
+        if rest.len() < len {
+            return Err("truncated".into());
+        }
+        Ok((tag, &rest[..len], &rest[len..]))
+    }
+
     /// BIT STRING holding `bytes` with DER's minimal unused-bit count.
     pub fn bits(bytes: &[u8]) -> Vec<u8> {
         let unused = bytes

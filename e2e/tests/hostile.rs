@@ -391,6 +391,43 @@ fn table(ns: &str) -> Table {
             .build(),
     )
     .issued("Certificate issued");
+    t.add(
+        "subj-cn-ip-non-canonical",
+        "mesh",
+        CsrBuilder::sans(&["10.1.2.3"]).cn("10.01.2.3").build(),
+    )
+    .fails("10.01.2.3");
+    t.add(
+        "subj-cn-ipv6-non-canonical",
+        "mesh",
+        CsrBuilder::sans(&["2001:db8::1"])
+            .cn("2001:DB8:0::1")
+            .build(),
+    )
+    .fails("2001:DB8:0::1");
+    t.add(
+        "subj-cn-trailing-dot",
+        "mesh",
+        CsrBuilder::sans(&[&web]).cn(&format!("{web}.")).build(),
+    )
+    .fails(format!("{web}."));
+    t.add(
+        "subj-empty-rdn",
+        "mesh",
+        CsrBuilder::sans(&[&web]).multi_rdn(&[]).build(),
+    )
+    .fails("empty");
+    // x509-parser stops reading a Name at an empty RDN; Go (CFSSL) reads on and would copy
+    // O=system:masters into the leaf.
+    t.add(
+        "subj-empty-rdn-hides-o",
+        "mesh",
+        CsrBuilder::sans(&[&web])
+            .multi_rdn(&[])
+            .attr(oids::O, "system:masters")
+            .build(),
+    )
+    .fails("system:masters");
     t.add("subj-empty", "mesh", csr(&[&web]))
         .issued("Certificate issued");
 
@@ -623,6 +660,7 @@ fn table(ns: &str) -> Table {
         ("ip-inside-range", "mesh", "10.1.2.3", true),
         ("ip-v6-inside", "mesh", "2001:db8::1", true),
         ("ip-v6-loopback", "mesh", "::1", true),
+        ("ip-v6-unspecified", "mesh", "::", false),
         ("ip-nc-excluded-v4", "constrained", "192.168.1.1", false),
         (
             "ip-nc-excluded-v4-mapped",
@@ -732,6 +770,18 @@ fn table(ns: &str) -> Table {
             "_sip._tcp.example.net".into(),
         ),
         (
+            "dns-suffix-attack",
+            "mesh",
+            format!("web.{ns}.svc.evil.example").into_bytes(),
+            format!("web.{ns}.svc.evil.example"),
+        ),
+        (
+            "dns-star-matches-two-labels",
+            "mesh",
+            format!("a.b.{ns}.svc").into_bytes(),
+            format!("a.b.{ns}.svc"),
+        ),
+        (
             "dns-upper-other-namespace",
             "mesh",
             b"WEB.KUBE-SYSTEM.SVC".to_vec(),
@@ -833,6 +883,13 @@ fn table(ns: &str) -> Table {
             format!("spiffe://cluster.local/ns/{ns}//sa/web"),
         ),
         ("uri-dot-segment", "mesh", sp(".")),
+        ("uri-trailing-slash", "mesh", sp("web/")),
+        (
+            "uri-upper-scheme",
+            "mesh",
+            format!("SPIFFE://cluster.local/ns/{ns}/sa/web"),
+        ),
+        ("uri-non-ascii", "mesh", sp("w\u{e9}b")),
         (
             "uri-open-dot-dot",
             "open",
@@ -1048,6 +1105,13 @@ fn table(ns: &str) -> Table {
     t.add("cl-secret-inside", &cluster_ok, csr(&[&web]))
         .cluster()
         .issued("Certificate issued");
+    t.add(
+        "cl-other-namespace-name",
+        &cluster_ok,
+        csr(&["web.kube-system.svc"]),
+    )
+    .cluster()
+    .fails("web.kube-system.svc");
     t.add("cl-roots-outside", &roots_outside, csr(&[&web]))
         .cluster()
         .pending("hostile-roots-outside");
@@ -1131,6 +1195,12 @@ fn table(ns: &str) -> Table {
         .fails(format!("*.{ns}.svc"));
     t.add("bad-is-ca", "mesh", csr(&[&web])).ca().fails("CA");
     t.add("bad-too-big", "mesh", big).fails("too large");
+    t.add(
+        "bad-two-pem-blocks",
+        "mesh",
+        format!("{}{}", csr(&[&web]), csr(&["web.kube-system.svc"])),
+    )
+    .fails("more than one");
     t.add("bad-duration", "mesh", csr(&[&web]))
         .duration("a century")
         .fails("duration");
@@ -1441,6 +1511,13 @@ fn leaf_checks(c: &Case, cr: &CertificateRequest) -> Result<(), String> {
     if got != want {
         return Err(format!("leaf subject {got:?}, CSR subject {want:?}"));
     }
+    // Count the leaf's RDNs from the raw DER too: x509-parser stops at an empty RDN.
+    let raw_rdns = raw_rdn_count(leaf.subject().as_raw())?;
+    if raw_rdns != got.len() {
+        return Err(format!(
+            "leaf subject holds {raw_rdns} RDNs in DER but x509-parser reads {got:?}"
+        ));
+    }
     if leaf.public_key().raw != info.subject_pki.raw {
         return Err("leaf key differs from the CSR's".into());
     }
@@ -1537,6 +1614,51 @@ fn leaf_checks(c: &Case, cr: &CertificateRequest) -> Result<(), String> {
     Ok(())
 }
 
+/// Subject (as DER hex) and SANs of the issued leaf, for failure messages.
+fn describe_leaf(cr: &CertificateRequest) -> String {
+    let Some(chain) = cr.status.as_ref().and_then(|s| s.certificate.clone()) else {
+        return "none".into();
+    };
+    let Some(block) = pem::parse_many(&chain)
+        .ok()
+        .and_then(|b| b.into_iter().next())
+    else {
+        return "unparseable".into();
+    };
+    match X509Certificate::from_der(block.contents()) {
+        Ok((_, leaf)) => format!(
+            "subject {:?} (DER {}), SANs {:?}",
+            leaf.subject().to_string(),
+            hex::encode(leaf.subject().as_raw()),
+            leaf.subject_alternative_name().ok().flatten().map(|s| s
+                .value
+                .general_names
+                .iter()
+                .map(|g| g.to_string())
+                .collect::<Vec<_>>())
+        ),
+        Err(e) => format!("unparseable: {e}"),
+    }
+}
+
+/// The number of RDN SETs in a DER Name, every one of them required to be non-empty.
+fn raw_rdn_count(name: &[u8]) -> Result<usize, String> {
+    let (tag, mut content, rest) = fixtures::der::read(name)?;
+    if tag != 0x30 || !rest.is_empty() {
+        return Err(format!("leaf subject is not one SEQUENCE (tag {tag:#x})"));
+    }
+    let mut n = 0;
+    while !content.is_empty() {
+        let (tag, set, rest) = fixtures::der::read(content)?;
+        if tag != 0x31 || set.is_empty() {
+            return Err(format!("leaf subject RDN {n} is not a non-empty SET"));
+        }
+        n += 1;
+        content = rest;
+    }
+    Ok(n)
+}
+
 /// Judge one request against its case; `Ok(None)` means "not there yet".
 fn judge(c: &Case, cr: &CertificateRequest, final_pass: bool) -> Result<Option<()>, String> {
     let Some((reason, message)) = ready(cr) else {
@@ -1550,7 +1672,14 @@ fn judge(c: &Case, cr: &CertificateRequest, final_pass: bool) -> Result<Option<(
     if reason != want {
         let terminal = matches!(reason.as_str(), "Issued" | "Failed" | "Denied");
         if terminal || final_pass {
-            return Err(format!("Ready reason {reason}, want {want}: {message}"));
+            let leaf = if reason == "Issued" {
+                format!("; issued leaf: {}", describe_leaf(cr))
+            } else {
+                String::new()
+            };
+            return Err(format!(
+                "Ready reason {reason}, want {want}: {message}{leaf}"
+            ));
         }
         return Ok(None);
     }
