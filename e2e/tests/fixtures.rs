@@ -411,6 +411,7 @@ pub struct CsrBuilder {
     sans: Option<Vec<Vec<u8>>>,
     extensions: Vec<(String, bool, Vec<u8>)>,
     extra_attributes: Vec<Vec<u8>>,
+    extra_extension_sets: Vec<Vec<u8>>,
 }
 
 impl CsrBuilder {
@@ -472,6 +473,14 @@ impl CsrBuilder {
         self
     }
 
+    /// Put a second Extensions value (a SAN extension with `sans`) into the SET of the one
+    /// extensionRequest attribute (PKCS#9 allows a SET; Go reads every value).
+    pub fn second_extension_set(mut self, sans: &[Vec<u8>]) -> Self {
+        self.extra_extension_sets
+            .push(der::seq(&[ext_der(oids::SAN, false, &der::seq(sans))]));
+        self
+    }
+
     /// Request keyUsage bits (see [`ku`]).
     pub fn key_usage(self, bits: u8) -> Self {
         self.ext(oids::KEY_USAGE, true, der::bits(&[bits]))
@@ -514,8 +523,13 @@ impl CsrBuilder {
             exts.push(ext_der(o, *critical, value));
         }
         let mut attrs = Vec::new();
-        if !exts.is_empty() {
-            attrs.push(extension_request(&exts));
+        if !exts.is_empty() || !self.extra_extension_sets.is_empty() {
+            let mut values = vec![der::seq(&exts)];
+            values.extend(self.extra_extension_sets.iter().cloned());
+            attrs.push(der::seq(&[
+                der::oid(&[1, 2, 840, 113549, 1, 9, 14]),
+                der::set(&values),
+            ]));
         }
         attrs.extend(self.extra_attributes.iter().cloned());
         let attributes = der::tlv(0xa0, &attrs.concat());

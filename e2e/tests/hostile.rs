@@ -977,6 +977,14 @@ fn table(ns: &str) -> Table {
             .build(),
     )
     .fails("extensionRequest");
+    t.add(
+        "enc-ext-request-two-values",
+        "mesh",
+        CsrBuilder::sans(&[&web])
+            .second_extension_set(&[gn::dns(b"web.kube-system.svc")])
+            .build(),
+    )
+    .fails("extensionRequest");
 
     // ---- SAN types ----------------------------------------------------------------------
     t.class("san-types");
