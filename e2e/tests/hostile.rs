@@ -630,6 +630,23 @@ fn table(ns: &str) -> Table {
     .ca()
     .fails("dnsNames");
     t.add(
+        "ca-csr-requests-name-constraints",
+        "ca",
+        CsrBuilder::sans(&[&ca_san])
+            .cn(&ca_san)
+            .ext(
+                oids::NAME_CONSTRAINTS,
+                true,
+                fixtures::der::seq(&[fixtures::der::tlv(
+                    0xa0,
+                    &fixtures::der::seq(&[gn::dns(b"svc")]),
+                )]),
+            )
+            .build(),
+    )
+    .ca()
+    .fails("2.5.29.30");
+    t.add(
         "ca-cert-sign-without-is-ca",
         "ca",
         CsrBuilder::sans(&[&ca_san]).cn(&ca_san).build(),
@@ -804,6 +821,20 @@ fn table(ns: &str) -> Table {
             "constrained",
             b"*.secret.corp.example".to_vec(),
             "*.secret.corp.example".into(),
+        ),
+        (
+            "dns-nc-excluded-upper-case",
+            "constrained",
+            b"X.SECRET.CORP.EXAMPLE".to_vec(),
+            "X.SECRET.CORP.EXAMPLE".into(),
+        ),
+        (
+            // Matches secret.corp.example, which the chain excludes; Go's suffix test would
+            // accept the wildcard itself.
+            "dns-nc-wildcard-covers-excluded",
+            "constrained",
+            b"*.corp.example".to_vec(),
+            "*.corp.example".into(),
         ),
         (
             "dns-nc-partial-wildcard",
@@ -2128,6 +2159,23 @@ async fn hostile_input_table() {
         .iter()
         .map(|(k, (n, p))| format!("{k} {p}/{n}"))
         .collect();
+    let mut names: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+    for c in &table.cases {
+        names.entry(c.class).or_default().push(c.name.clone());
+    }
+    for ic in &issuer_table {
+        names
+            .entry(ic.class)
+            .or_default()
+            .push(format!("issuer:{}", ic.name.replace(&ns, "<ns>")));
+    }
+    for (class, list) in &names {
+        eprintln!(
+            "hostile class {class} ({}): {}",
+            list.len(),
+            list.join(", ")
+        );
+    }
     for f in &failures {
         eprintln!("hostile FAIL {f}");
     }
