@@ -7,4 +7,5 @@ mod chart;
 mod csr;
 mod fixtures;
 mod harness;
+mod hostile;
 mod scenarios;
