@@ -201,7 +201,10 @@ async fn sign(
     let loaded = &cached.loaded;
     let duration = match requested_duration(csr) {
         Ok(d) => d,
-        Err(e) => return fail(ctx, csr, "InvalidRequest", e).await,
+        Err(e) => {
+            let msg = format!("refused before signing: {e}");
+            return fail(ctx, csr, "PolicyViolation", msg).await;
+        }
     };
     let input = RequestInput {
         csr: &csr.spec.request.0,
