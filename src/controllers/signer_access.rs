@@ -119,16 +119,20 @@ pub fn reviews(csr: &CertificateSigningRequest, key: &IssuerKey) -> Needed {
 /// Whether the answers (in the order of `r.reviews`) grant the reference. Pure.
 ///
 /// Only `allowed: true` grants; a missing status, `denied`, or an evaluation error refuse.
+/// The authorizer's reasons and evaluation errors (e.g. a binding to a missing Role) are
+/// appended to the message.
 pub fn verdict(r: &Reviews, answers: &[Option<SubjectAccessReviewStatus>]) -> Access {
     if answers.iter().flatten().any(|s| s.allowed) {
         return Access::Allowed;
     }
-    let errors: Vec<&str> = answers
+    let mut errors: Vec<&str> = answers
         .iter()
         .flatten()
-        .filter_map(|s| s.evaluation_error.as_deref())
+        .flat_map(|s| [s.reason.as_deref(), s.evaluation_error.as_deref()])
+        .flatten()
         .filter(|e| !e.is_empty())
         .collect();
+    errors.dedup();
     let mut message = format!(
         "refused before signing: requester {} may not reference PKIIssuer {}/{}: it needs \
          verb {VERB:?} on resource {RESOURCE:?} in API group {GROUP:?} in namespace {:?} for \
@@ -317,12 +321,23 @@ mod tests {
                  name \"apps\" (or \"*\"), granted by a Role and RoleBinding in \"team-b\""
             );
         }
-        let Access::Denied(msg) = verdict(&r, &[status(false, Some("role \"x\" not found"))])
-        else {
+        let mut rbac = status(false, None);
+        rbac.as_mut().unwrap().reason =
+            Some("RBAC: [role.rbac.authorization.k8s.io \"x\" not found]".into());
+        let Access::Denied(msg) = verdict(&r, &[rbac.clone(), rbac]) else {
             panic!()
         };
         assert!(
-            msg.ends_with("the authorizer reported: role \"x\" not found"),
+            msg.ends_with(
+                "; the authorizer reported: RBAC: [role.rbac.authorization.k8s.io \"x\" not found]"
+            ),
+            "{msg}"
+        );
+        let Access::Denied(msg) = verdict(&r, &[status(false, Some("webhook down"))]) else {
+            panic!()
+        };
+        assert!(
+            msg.ends_with("the authorizer reported: webhook down"),
             "{msg}"
         );
         let mut denied = status(true, None);

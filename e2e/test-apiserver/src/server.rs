@@ -861,15 +861,19 @@ fn special_create(
                     ..Default::default()
                 }
             };
-            let allowed =
-                !app.authorization || rbac::authorize(&app.store.lock(), &subject, &attrs).is_ok();
+            let decision = if app.authorization {
+                rbac::authorize(&app.store.lock(), &subject, &attrs)
+            } else {
+                Ok(())
+            };
             let mut out = body.clone();
             out["apiVersion"] = json!("authorization.k8s.io/v1");
             out["kind"] = json!(def.kind);
             out["metadata"] = json!({"creationTimestamp": null});
-            out["status"] = json!({"allowed": allowed});
-            if !allowed {
-                out["status"]["reason"] = json!("");
+            out["status"] = json!({"allowed": decision.is_ok()});
+            if let Err(reason) = decision {
+                // RBAC's NoOpinion reason: empty, or the bindings whose roles are missing.
+                out["status"]["reason"] = json!(reason);
             }
             Ok(json_response(201, &out))
         }

@@ -1099,6 +1099,30 @@ async fn subject_access_reviews_evaluate_rbac_for_the_given_user() {
     }
     assert!(!allowed(review(Some("alice"), &[], "default", "apps")).await);
     assert!(allowed(review(Some("root"), &["system:masters"], "x", "y")).await);
+    // A binding whose role is missing: denied, the reason names the role.
+    rbac_object(
+        &client,
+        "RoleBinding",
+        Some("team-b"),
+        json!({"metadata": {"name": "dangling"},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "gone"},
+        "subjects": [{"kind": "User", "name": "carol"}]}),
+    )
+    .await;
+    let out = sars
+        .create(
+            &PostParams::default(),
+            &review(Some("carol"), &[], "team-b", "apps"),
+        )
+        .await
+        .unwrap()
+        .status
+        .unwrap();
+    assert!(!out.allowed);
+    assert_eq!(
+        out.reason.as_deref(),
+        Some("RBAC: [role.rbac.authorization.k8s.io \"gone\" not found]")
+    );
 
     // Non-resource attributes.
     let nr = |user: &str| -> SubjectAccessReview {
