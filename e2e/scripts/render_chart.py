@@ -35,7 +35,7 @@ VALUE_SETS: dict[str, dict[str, Any]] = {
         "networkPolicy": {"enabled": True},
         "rbac": {"issuerNamespaces": ["team-a"]},
         "approver": {"enabled": True},
-        "signerReference": {
+        "tenantSignerReference": {
             "enabled": True,
             "namespaces": {
                 "team-a": {
@@ -58,7 +58,7 @@ VALUE_SETS: dict[str, dict[str, Any]] = {
         "rbac": {"issuerNamespaces": ["team-a"]},
         "approver": {"enabled": True},
         # chart.rs creates a CSR for team-a's PKIIssuer team-ca as this ServiceAccount.
-        "signerReference": {
+        "tenantSignerReference": {
             "enabled": True,
             "namespaces": {
                 "team-a": {

@@ -206,7 +206,7 @@ async fn chart_rbac_is_sufficient_and_leader_election_fails_over() {
     );
 
     // A CSR naming team-a's PKIIssuer: the controller asks a SubjectAccessReview (the chart
-    // grants `create`), and the chart's signerReference example lets team-a/csr-client, and
+    // grants `create`), and the chart's tenantSignerReference example lets team-a/csr-client, and
     // nobody else, reference team-ca.
     env.kubectl(
         &[
