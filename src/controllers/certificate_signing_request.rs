@@ -1,5 +1,7 @@
 //! The Kubernetes CertificateSigningRequest controller (DESIGN.md section 4): signs
-//! `certificates.k8s.io/v1` requests whose signerName names one of our issuers.
+//! `certificates.k8s.io/v1` requests whose signerName names one of our issuers. A request
+//! naming a namespaced issuer is signed only if its requester may reference that issuer
+//! (see [`super::signer_access`]).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
