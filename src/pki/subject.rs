@@ -4,6 +4,7 @@
 //! `O` as groups), so every other attribute is refused in requests and in issued
 //! certificates alike.
 
+use x509_parser::der_parser::oid::Oid;
 use x509_parser::objects::{oid2abbrev, oid_registry};
 use x509_parser::oid_registry::OID_X509_COMMON_NAME;
 use x509_parser::x509::{AttributeTypeAndValue, X509Name};
@@ -44,6 +45,35 @@ fn raw_shape(name_tlv: &[u8]) -> Option<(usize, usize)> {
     Some((rdns.len(), attrs))
 }
 
+/// Every attribute of a DER Name, described for messages (`O="system:masters"`), read
+/// without the parser so that nothing after a malformed RDN is hidden.
+fn raw_attributes(name_tlv: &[u8]) -> Vec<String> {
+    let Ok((name, _)) = der::read_tlv(name_tlv) else {
+        return vec![];
+    };
+    let rdns = der::children(name.content).unwrap_or_default();
+    let mut out = Vec::new();
+    for rdn in rdns {
+        for atv in der::children(rdn.content).unwrap_or_default() {
+            let parts = der::children(atv.content).unwrap_or_default();
+            let (Some(oid), Some(value)) = (parts.first(), parts.get(1)) else {
+                continue;
+            };
+            let oid = Oid::new(std::borrow::Cow::Borrowed(oid.content));
+            let name = oid2abbrev(&oid, oid_registry())
+                .map(str::to_string)
+                .unwrap_or_else(|_| oid.to_id_string());
+            let text = match value.tag {
+                0x0c | 0x13 | 0x16 | 0x12 => std::str::from_utf8(value.content)
+                    .map_or_else(|_| "<not UTF-8>".to_string(), |s| format!("{s:?}")),
+                _ => format!("<{} bytes>", value.content.len()),
+            };
+            out.push(format!("{name}={text}"));
+        }
+    }
+    out
+}
+
 /// The common name of a subject that is empty or exactly one RDN holding one CN attribute;
 /// anything else is [`PkiError::SubjectNotAllowed`] naming the offending attribute.
 /// `name_tlv` is the Name's complete DER (the parsed `name` must account for all of it);
@@ -55,8 +85,14 @@ pub fn single_common_name(
 ) -> Result<Option<String>, PkiError> {
     let parsed = (name.iter_rdn().count(), name.iter_attributes().count());
     if raw_shape(name_tlv) != Some(parsed) {
+        let attrs = raw_attributes(name_tlv);
+        let listed = if attrs.is_empty() {
+            String::new()
+        } else {
+            format!(" holding {}", attrs.join(", "))
+        };
         return Err(PkiError::SubjectNotAllowed(format!(
-            "{what} has a malformed subject (an empty or unreadable relative distinguished name); only an empty subject or a single CN is allowed"
+            "{what} has a malformed subject{listed} (an empty or unreadable relative distinguished name); only an empty subject or a single CN is allowed"
         )));
     }
     let rdns: Vec<_> = name.iter_rdn().collect();
