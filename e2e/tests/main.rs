@@ -7,4 +7,6 @@ mod chart;
 mod csr;
 mod fixtures;
 mod harness;
+mod openbao;
 mod scenarios;
+mod vault;
