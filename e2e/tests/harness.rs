@@ -33,6 +33,14 @@ pub struct Env {
     pub dir: tempfile::TempDir,
 }
 
+/// The usages requests get when a test names none: what an mTLS workload Certificate lists.
+pub const MTLS_USAGES: &[&str] = &[
+    "digital signature",
+    "key encipherment",
+    "server auth",
+    "client auth",
+];
+
 /// Whether the suite runs against an external cluster (kind) instead of the test API server.
 pub fn external() -> bool {
     std::env::var_os("E2E_KUBECONFIG").is_some()
@@ -351,7 +359,9 @@ impl Env {
         }
     }
 
-    /// Create a CertificateRequest the way cert-manager does.
+    /// Create a CertificateRequest the way cert-manager does. No `usages` means the usages of a
+    /// typical mesh Certificate, [`MTLS_USAGES`] (pki-issuer refuses a request without any
+    /// extended usage by default).
     pub async fn create_request(
         &self,
         name: &str,
@@ -367,8 +377,16 @@ impl Env {
                 request: csr_pem.as_bytes().to_vec(),
                 issuer_ref: issuer,
                 duration: duration.map(Into::into),
-                usages: (!usages.is_empty())
-                    .then(|| usages.iter().map(|u| u.to_string()).collect()),
+                usages: Some(
+                    if usages.is_empty() {
+                        MTLS_USAGES
+                    } else {
+                        usages
+                    }
+                    .iter()
+                    .map(|u| u.to_string())
+                    .collect(),
+                ),
                 username: Some(format!("system:serviceaccount:{}:workload", self.ns)),
                 ..Default::default()
             },
