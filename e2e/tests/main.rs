@@ -8,6 +8,7 @@ mod csr;
 mod fake_ca;
 mod fixtures;
 mod harness;
+mod hostile;
 mod hostile_ca;
 mod openbao;
 mod scenarios;
