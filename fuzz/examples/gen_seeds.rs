@@ -317,7 +317,7 @@ fn remote_seeds(int: &Ca, leaf_pem: &str) {
     write(&dir, "authsign-bad-token-400", &answer(400, refused));
     let failed = r#"{"success":false,"result":null,"errors":[{"code":5000,"message":"failed to sign"}],"messages":[]}"#;
     write(&dir, "server-error-500", &answer(500, failed));
-    let page = "<html><head><title>Internal dashboard</title></head><body>db password: hunter2-internal</body></html>";
+    let page = "<html><head><title>Internal dashboard</title></head><body>internal-page-canary-7f3a db password: hunter2</body></html>";
     write(&dir, "html-page-200", &answer(200, page));
     write(&dir, "html-page-404", &answer(404, page));
     write(
@@ -325,7 +325,7 @@ fn remote_seeds(int: &Ca, leaf_pem: &str) {
         "gateway-502",
         &answer(
             502,
-            "upstream connect error or disconnect/reset before headers",
+            "upstream connect error internal-page-canary-7f3a reset before headers",
         ),
     );
     write(
@@ -342,6 +342,48 @@ fn remote_seeds(int: &Ca, leaf_pem: &str) {
         &answer(
             200,
             r#"{"success":true,"result":{"certificate":"not a certificate"}}"#,
+        ),
+    );
+    // Vault / OpenBao answers.
+    let vsign = serde_json::json!({"request_id": "1", "lease_id": "", "renewable": false, "lease_duration": 0,
+        "data": {"certificate": leaf_pem, "issuing_ca": int.pem, "ca_chain": [int.pem], "serial_number": "01:02", "expiration": 1893456000},
+        "wrap_info": null, "warnings": null, "auth": null});
+    write(&dir, "vault-sign-ok", &answer(200, &vsign.to_string()));
+    let vchain = serde_json::json!({"data": {"ca_chain": format!("{}{}", int.pem, int.pem), "certificate": int.pem}});
+    write(&dir, "vault-ca-chain-ok", &answer(200, &vchain.to_string()));
+    let login = serde_json::json!({"auth": {"client_token": "s.fuzztoken0123456789abcdef", "accessor": "a", "policies": ["pki"], "lease_duration": 2764800, "renewable": true}});
+    write(&dir, "vault-login-ok", &answer(200, &login.to_string()));
+    let role = serde_json::json!({"data": {"key_type": "ec", "allowed_uri_sans": ["spiffe://cluster.local/*"], "max_ttl": 86400, "use_csr_sans": true}});
+    write(&dir, "vault-role-ok", &answer(200, &role.to_string()));
+    write(
+        &dir,
+        "vault-role-ttl-string",
+        &answer(200, r#"{"data":{"key_type":"any","max_ttl":"72h"}}"#),
+    );
+    write(
+        &dir,
+        "vault-health-sealed-503",
+        &answer(503, r#"{"initialized":true,"sealed":true,"standby":false}"#),
+    );
+    write(
+        &dir,
+        "vault-denied-403",
+        &answer(403, r#"{"errors":["permission denied"]}"#),
+    );
+    write(
+        &dir,
+        "vault-errors-400",
+        &answer(
+            400,
+            r#"{"errors":["common name a.b not allowed by this role","1 error occurred:\n\t* invalid request\n\n"]}"#,
+        ),
+    );
+    write(
+        &dir,
+        "vault-rate-limited-429",
+        &answer(
+            429,
+            r#"{"errors":["request path \"pki/sign/workload\": rate limit quota exceeded"]}"#,
         ),
     );
 }

@@ -3,29 +3,18 @@
 //! The CA is never trusted: every certificate it returns goes through the same after-signing
 //! checks as a locally signed one (a CFSSL that silently drops a URI SAN is caught there).
 
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use base64::Engine;
 use futures::future::BoxFuture;
 use futures::FutureExt;
 use hmac::{Hmac, Mac};
-use http_body_util::{BodyExt, Full};
-use hyper::body::Bytes;
-use hyper::StatusCode;
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
-use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 
+use super::remote::{self, Observer};
 use super::{SignRequest, Signer, SignerError};
 use crate::pki::{ParsedCsr, SignerChain};
-
-type HttpClient = Client<
-    hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector>,
-    Full<Bytes>,
->;
 
 /// How many times one sign call tries a retryable failure before giving up for this reconcile.
 pub const RETRY_BUDGET: u32 = 2;
@@ -62,8 +51,8 @@ impl std::fmt::Debug for CfsslConfig {
 /// A CFSSL client.
 pub struct CfsslClient {
     config: CfsslConfig,
-    http: HttpClient,
-    observe: Option<Arc<dyn Fn(Duration) + Send + Sync>>,
+    http: reqwest::Client,
+    observe: Option<Observer>,
 }
 
 #[derive(Deserialize)]
@@ -134,38 +123,38 @@ pub fn hosts(csr: &ParsedCsr) -> Vec<String> {
         .collect()
 }
 
-/// Interprets one CFSSL API answer (HTTP `status` and `body` from `url`): the `result` of a
-/// successful envelope, else an error naming the HTTP status and the CA's own error messages.
-/// The body itself is never echoed: a server that is not a CFSSL CA could be any internal page.
-pub fn parse_response<T: DeserializeOwned>(
-    url: &str,
-    status: StatusCode,
+/// Parse any CFSSL API answer with HTTP `status`. Only CFSSL's own `errors[].message` texts
+/// (cleaned, truncated) and the status reach the error; a body that is not a CFSSL envelope
+/// is never quoted. 5xx and 429 are retryable.
+fn parse_envelope<T: for<'de> Deserialize<'de>>(
+    status: u16,
     body: &[u8],
 ) -> Result<T, SignerError> {
     let envelope: Option<Envelope<T>> = serde_json::from_slice(body).ok();
-    let message = || match &envelope {
-        Some(e) if !e.errors.is_empty() => e
-            .errors
-            .iter()
-            .map(|m| format!("{} (code {})", m.message, m.code))
-            .collect::<Vec<_>>()
-            .join("; "),
-        _ => format!(
-            "the answer is not a CFSSL API response ({} bytes)",
-            body.len()
+    let messages = envelope
+        .as_ref()
+        .map(|e| {
+            remote::join_messages(e.errors.iter().map(|m| m.message.as_str()))
+                + &e.errors
+                    .first()
+                    .filter(|m| m.code != 0)
+                    .map(|m| format!(" (code {})", m.code))
+                    .unwrap_or_default()
+        })
+        .filter(|m| !m.trim().is_empty());
+    let detail = || match (&envelope, &messages) {
+        (_, Some(m)) => format!("{}: {m}", remote::status_text(status)),
+        (Some(_), None) => format!("{} without an error message", remote::status_text(status)),
+        (None, None) => format!(
+            "{} with an answer that is not a CFSSL API response",
+            remote::status_text(status)
         ),
     };
-    if status.is_server_error() {
-        return Err(SignerError::Unavailable(format!(
-            "{url}: HTTP {status}: {}",
-            message()
-        )));
+    if remote::is_retryable_status(status) {
+        return Err(SignerError::Unavailable(detail()));
     }
-    if !status.is_success() {
-        return Err(SignerError::Refused(format!(
-            "HTTP {status}: {}",
-            message()
-        )));
+    if !(200..300).contains(&status) {
+        return Err(SignerError::Refused(detail()));
     }
     match envelope {
         Some(Envelope {
@@ -173,105 +162,58 @@ pub fn parse_response<T: DeserializeOwned>(
             result: Some(r),
             ..
         }) => Ok(r),
-        _ => Err(SignerError::Refused(format!(
-            "unexpected answer from {url}: {}",
-            message()
+        _ => Err(SignerError::Refused(detail())),
+    }
+}
+
+/// Parse the answer of CFSSL `sign` / `authsign`: the leaf certificate (DER). The answer must
+/// be a successful CFSSL envelope whose `result.certificate` is exactly one PEM certificate.
+pub fn parse_sign_response(status: u16, body: &[u8]) -> Result<Vec<u8>, SignerError> {
+    let result: CertResult = parse_envelope(status, body)?;
+    let blocks = pem::parse_many(result.certificate.as_bytes())
+        .map_err(|_| SignerError::Refused("the CA's certificate is not valid PEM".into()))?;
+    match blocks.as_slice() {
+        [one] if one.tag() == "CERTIFICATE" => Ok(one.contents().to_vec()),
+        [] => Err(SignerError::Refused(
+            "the CA returned no certificate".into(),
+        )),
+        [_] => Err(SignerError::Refused(
+            "the CA returned a PEM block that is not a CERTIFICATE".into(),
+        )),
+        more => Err(SignerError::Refused(format!(
+            "the CA returned {} PEM blocks where one certificate was expected",
+            more.len()
         ))),
     }
 }
 
-/// Interprets a `sign` / `authsign` answer: the leaf certificate PEM.
-pub fn parse_sign_response(
-    url: &str,
-    status: StatusCode,
-    body: &[u8],
-) -> Result<String, SignerError> {
-    parse_response::<CertResult>(url, status, body).map(|r| r.certificate)
-}
-
-/// Interprets an `info` answer.
-pub fn parse_info_response(
-    url: &str,
-    status: StatusCode,
-    body: &[u8],
-) -> Result<Info, SignerError> {
-    parse_response(url, status, body)
-}
-
-/// The DER of the (first) PEM certificate CFSSL returned.
-pub fn leaf_der(leaf_pem: &str) -> Result<Vec<u8>, SignerError> {
-    let block = pem::parse(leaf_pem.as_bytes())
-        .map_err(|e| SignerError::Refused(format!("the CA returned no PEM certificate: {e}")))?;
-    Ok(block.into_contents())
+/// Parse the answer of CFSSL `info`.
+pub fn parse_info_response(status: u16, body: &[u8]) -> Result<Info, SignerError> {
+    parse_envelope(status, body)
 }
 
 impl CfsslClient {
     /// Build a client; `observe` receives each round trip's duration (for metrics).
-    pub fn new(
-        config: CfsslConfig,
-        observe: Option<Arc<dyn Fn(Duration) + Send + Sync>>,
-    ) -> CfsslClient {
-        let builder = hyper_rustls::HttpsConnectorBuilder::new();
-        let connector = match &config.tls {
-            Some(tls) => builder
-                .with_tls_config(tls.clone())
-                .https_or_http()
-                .enable_http1()
-                .build(),
-            None => builder
-                .with_tls_config(
-                    rustls::ClientConfig::builder()
-                        .with_root_certificates(rustls::RootCertStore::empty())
-                        .with_no_client_auth(),
-                )
-                .https_or_http()
-                .enable_http1()
-                .build(),
-        };
-        CfsslClient {
+    pub fn new(config: CfsslConfig, observe: Option<Observer>) -> Result<CfsslClient, String> {
+        let http = remote::client(config.tls.clone(), config.timeout)?;
+        Ok(CfsslClient {
             config,
-            http: Client::builder(TokioExecutor::new()).build(connector),
+            http,
             observe,
-        }
+        })
     }
 
-    async fn post<T: for<'de> Deserialize<'de>>(
-        &self,
-        endpoint: &str,
-        body: Vec<u8>,
-    ) -> Result<T, SignerError> {
+    async fn post(&self, endpoint: &str, body: Vec<u8>) -> Result<remote::Answer, SignerError> {
         let url = format!(
             "{}/api/v1/cfssl/{endpoint}",
             self.config.url.trim_end_matches('/')
         );
-        let req = hyper::Request::post(&url)
+        let req = self
+            .http
+            .post(&url)
             .header("content-type", "application/json")
-            .body(Full::new(Bytes::from(body)))
-            .map_err(|e| SignerError::Refused(format!("invalid CFSSL URL {url}: {e}")))?;
-        let started = Instant::now();
-        let call = async {
-            let resp = self
-                .http
-                .request(req)
-                .await
-                .map_err(|e| SignerError::Unavailable(format!("{url}: {e}")))?;
-            let status = resp.status();
-            let bytes = resp
-                .into_body()
-                .collect()
-                .await
-                .map_err(|e| SignerError::Unavailable(format!("{url}: reading the response: {e}")))?
-                .to_bytes();
-            Ok::<_, SignerError>((status, bytes))
-        };
-        let result = tokio::time::timeout(self.config.timeout, call).await;
-        if let Some(observe) = &self.observe {
-            observe(started.elapsed());
-        }
-        let (status, bytes) = result.map_err(|_| {
-            SignerError::Unavailable(format!("{url}: no answer within {:?}", self.config.timeout))
-        })??;
-        parse_response(&url, status, &bytes)
+            .body(body);
+        remote::send(req, &url, self.config.timeout, self.observe.as_ref()).await
     }
 
     /// `info`: the signer certificate and the profile's settings.
@@ -280,12 +222,14 @@ impl CfsslClient {
             "label": self.config.label.clone().unwrap_or_default(),
             "profile": self.config.profile.clone().unwrap_or_default(),
         });
-        self.post("info", serde_json::to_vec(&body).expect("json"))
-            .await
+        let a = self
+            .post("info", serde_json::to_vec(&body).expect("json"))
+            .await?;
+        parse_info_response(a.status, &a.body)
     }
 
-    /// `sign` or `authsign`: the leaf (PEM) for a CSR.
-    pub async fn sign(&self, csr_pem: &str, hosts: Vec<String>) -> Result<String, SignerError> {
+    /// `sign` or `authsign`: the leaf (DER) for a CSR.
+    pub async fn sign(&self, csr_pem: &str, hosts: Vec<String>) -> Result<Vec<u8>, SignerError> {
         let inner = InnerSignRequest {
             certificate_request: csr_pem,
             hosts,
@@ -302,12 +246,16 @@ impl CfsslClient {
         };
         let mut attempt = 0;
         loop {
-            match self.post::<CertResult>(endpoint, body.clone()).await {
+            let result = match self.post(endpoint, body.clone()).await {
+                Ok(a) => parse_sign_response(a.status, &a.body),
+                Err(e) => Err(e),
+            };
+            match result {
                 Err(e) if e.is_retryable() && attempt < RETRY_BUDGET => {
                     attempt += 1;
                     tokio::time::sleep(Duration::from_millis(200 * u64::from(attempt))).await;
                 }
-                other => return other.map(|r| r.certificate),
+                other => return other,
             }
         }
     }
@@ -335,6 +283,10 @@ impl Signer for CfsslSigner {
         &self.chain
     }
 
+    fn is_remote(&self) -> bool {
+        true
+    }
+
     fn exact_validity(&self) -> bool {
         false
     }
@@ -342,8 +294,7 @@ impl Signer for CfsslSigner {
     fn sign<'a>(&'a self, req: SignRequest<'a>) -> BoxFuture<'a, Result<Vec<u8>, SignerError>> {
         async move {
             let csr_pem = pem::encode(&pem::Pem::new("CERTIFICATE REQUEST", req.csr.der.clone()));
-            let leaf_pem = self.client.sign(&csr_pem, hosts(req.csr)).await?;
-            leaf_der(&leaf_pem)
+            self.client.sign(&csr_pem, hosts(req.csr)).await
         }
         .boxed()
     }
@@ -368,61 +319,6 @@ mod tests {
         assert_ne!(authsign_body(b"other", br#"{"a":1}"#)["token"], want);
     }
 
-    const URL: &str = "http://ca.test/api/v1/cfssl/sign";
-
-    #[test]
-    fn answers_are_classified_by_status_and_envelope() {
-        let ok = br#"{"success":true,"result":{"certificate":"PEM"},"errors":[],"messages":[]}"#;
-        assert_eq!(
-            parse_sign_response(URL, StatusCode::OK, ok),
-            Ok("PEM".to_string())
-        );
-        let refused = br#"{"success":false,"result":null,"errors":[{"code":2400,"message":"invalid token"}]}"#;
-        assert_eq!(
-            parse_sign_response(URL, StatusCode::BAD_REQUEST, refused),
-            Err(SignerError::Refused(
-                "HTTP 400 Bad Request: invalid token (code 2400)".into()
-            ))
-        );
-        let failed = br#"{"success":false,"errors":[{"code":5000,"message":"failed to sign"}]}"#;
-        assert!(matches!(
-            parse_sign_response(URL, StatusCode::INTERNAL_SERVER_ERROR, failed),
-            Err(SignerError::Unavailable(m)) if m.contains("failed to sign (code 5000)")
-        ));
-        let not_success = br#"{"success":false,"result":{"certificate":"PEM"}}"#;
-        assert!(matches!(
-            parse_sign_response(URL, StatusCode::OK, not_success),
-            Err(SignerError::Refused(m)) if m.contains("unexpected answer")
-        ));
-    }
-
-    /// A URL that is not a CFSSL CA (an internal page): its body never reaches a message.
-    #[test]
-    fn a_foreign_body_is_never_echoed() {
-        let page = b"<html><body>internal dashboard: db password hunter2</body></html>";
-        for status in [
-            StatusCode::OK,
-            StatusCode::NOT_FOUND,
-            StatusCode::BAD_GATEWAY,
-        ] {
-            let err = parse_sign_response(URL, status, page)
-                .unwrap_err()
-                .to_string();
-            assert!(
-                !err.contains("hunter2") && !err.contains("dashboard"),
-                "{err}"
-            );
-            assert!(err.contains(&format!("{} bytes", page.len())), "{err}");
-        }
-    }
-
-    #[test]
-    fn leaf_der_takes_the_pem_certificate() {
-        let pem = pem::encode(&pem::Pem::new("CERTIFICATE", vec![0x30, 0x00]));
-        assert_eq!(leaf_der(&pem), Ok(vec![0x30, 0x00]));
-        assert!(matches!(leaf_der("not pem"), Err(SignerError::Refused(_))));
-    }
-
     #[test]
     fn debug_never_shows_the_auth_key() {
         let c = CfsslConfig {
@@ -435,5 +331,67 @@ mod tests {
         };
         let text = format!("{c:?}");
         assert!(!text.contains("topsecretkey") && text.contains("redacted"));
+    }
+
+    #[test]
+    fn answers_that_are_not_cfssl_envelopes_are_never_quoted() {
+        let page = b"<html>internal admin page: secret=hunter2</html>";
+        for status in [200, 404, 500] {
+            let e = parse_sign_response(status, page).unwrap_err();
+            let text = e.to_string();
+            assert!(
+                !text.contains("hunter2") && !text.contains("html"),
+                "{text}"
+            );
+            assert!(text.contains(&format!("HTTP {status}")), "{text}");
+            assert_eq!(e.is_retryable(), status == 500);
+        }
+    }
+
+    #[test]
+    fn cfssl_error_messages_are_cleaned_and_bounded() {
+        let body = serde_json::json!({"success": false, "result": null, "errors": [
+            {"code": 2400, "message": format!("bad\n\u{1b}[31mrequest {}", "x".repeat(400))}
+        ]});
+        let e = parse_sign_response(400, body.to_string().as_bytes()).unwrap_err();
+        let text = e.to_string();
+        assert!(
+            text.contains("HTTP 400 Bad Request: bad [31mrequest xxx"),
+            "{text}"
+        );
+        assert!(
+            text.contains("(code 2400)") && !text.contains('\u{1b}'),
+            "{text}"
+        );
+        assert!(text.len() < 400, "{text}");
+        assert!(matches!(e, SignerError::Refused(_)));
+        let e = parse_sign_response(429, body.to_string().as_bytes()).unwrap_err();
+        assert!(e.is_retryable());
+    }
+
+    #[test]
+    fn sign_answer_needs_exactly_one_certificate() {
+        let cert = |pem: &str| {
+            serde_json::json!({"success": true, "result": {"certificate": pem}, "errors": []})
+                .to_string()
+        };
+        let block = pem::encode(&pem::Pem::new("CERTIFICATE", vec![1, 2, 3]));
+        assert_eq!(
+            parse_sign_response(200, cert(&block).as_bytes()).unwrap(),
+            vec![1, 2, 3]
+        );
+        for bad in [
+            String::new(),
+            format!("{block}{block}"),
+            pem::encode(&pem::Pem::new("PRIVATE KEY", vec![1])),
+        ] {
+            assert!(
+                parse_sign_response(200, cert(&bad).as_bytes()).is_err(),
+                "{bad}"
+            );
+        }
+        let failed =
+            serde_json::json!({"success": false, "result": {"certificate": block}, "errors": []});
+        assert!(parse_sign_response(200, failed.to_string().as_bytes()).is_err());
     }
 }
