@@ -218,7 +218,9 @@ fn check_one(nc: &NameConstraints, sans: &SubjectAltNames) -> Result<(), PkiErro
     }
     let ips = |l: &[IpNet]| l.iter().map(|n| n.to_string()).collect::<Vec<_>>();
     for ip in &sans.ips {
-        let v4_or_v6 = |n: &IpNet| n.contains(ip);
+        // An IPv4-mapped IPv6 address is the IPv4 address to clients: check that.
+        let canonical = ip.to_canonical();
+        let v4_or_v6 = |n: &IpNet| n.contains(ip) || n.contains(&canonical);
         if !p.ip.is_empty() && !p.ip.iter().any(v4_or_v6) {
             return Err(violation(
                 format!("IP:{ip}"),

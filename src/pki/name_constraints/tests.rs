@@ -229,3 +229,20 @@ fn every_cert_in_chain_applies() {
         other => panic!("{other:?}"),
     }
 }
+
+#[test]
+fn ipv4_mapped_cannot_pass_an_excluded_ipv4_subtree() {
+    let nc = NameConstraints {
+        ca_subject: "CN=CA".into(),
+        permitted: Default::default(),
+        excluded: GeneralSubtrees {
+            ip: vec!["10.96.0.0/12".parse().unwrap()],
+            ..Default::default()
+        },
+    };
+    let sans = SubjectAltNames {
+        ips: vec!["::ffff:10.96.0.1".parse().unwrap()],
+        ..Default::default()
+    };
+    assert!(check_name_constraints(&[nc], &sans).is_err());
+}
