@@ -17,16 +17,16 @@ use serde_json::json;
 
 use super::backoff::Retry;
 use super::certificate_request::decide::IssuerState;
-use super::certificate_request::issue::RequestInput;
 use super::certificate_request::{service_account, IssuerStores};
 use super::events::publish;
-use super::requests::{self, Outcome};
+use super::metrics::IssuedLabels;
+use super::requests;
 use super::{Context, Error};
 use crate::api::duration;
 use crate::api::issuer::{IssuerKey, IssuerKind};
 use crate::api::FIELD_MANAGER;
+use crate::issuance::{self, Outcome, RequestInput};
 use crate::pki::RequestContext;
-use crate::runtime::metrics::IssuedLabels;
 
 type Guarded = DeserializeGuard<CertificateSigningRequest>;
 
@@ -210,7 +210,7 @@ async fn sign(
         usages: csr.spec.usages.as_deref().unwrap_or(&[]),
         context: policy_context(csr, &key),
     };
-    let (chain_pem, validity) = match requests::issue(&input, loaded).await {
+    let (chain_pem, validity) = match issuance::issue(&input, loaded).await {
         Outcome::Issued {
             chain_pem,
             validity,

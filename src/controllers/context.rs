@@ -8,7 +8,7 @@ use kube::Client;
 
 use super::backoff::Backoff;
 use super::cache::IssuerCache;
-use crate::runtime::metrics::Metrics;
+use super::metrics::Metrics;
 
 /// Settings from the command line.
 #[derive(Clone, Debug)]

@@ -1,6 +1,6 @@
-//! What the CertificateRequest and CertificateSigningRequest controllers share: the signing
-//! pipeline (check, sign, verify) reduced to one outcome, and the re-queue of waiting
-//! requests when their issuer becomes ready.
+//! What the CertificateRequest and CertificateSigningRequest controllers share besides the
+//! issuance pipeline ([`crate::issuance`]): the re-queue of waiting requests when their issuer
+//! becomes ready.
 
 use std::fmt::Debug;
 use std::sync::Arc;
@@ -13,77 +13,8 @@ use kube::runtime::reflector::ObjectRef;
 use kube::Resource;
 use serde::de::DeserializeOwned;
 
-use super::certificate_request::issue::{prepare, verify_issued, RequestInput};
 use super::named_ref;
 use crate::api::issuer::IssuerKey;
-use crate::signers::load::LoadedIssuer;
-use crate::signers::SignRequest;
-
-/// The result of trying to issue one request.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Outcome {
-    /// Checked and ready to write.
-    Issued {
-        /// Leaf then intermediates, PEM.
-        chain_pem: String,
-        /// Trust anchors, PEM.
-        ca_pem: String,
-        /// Human description of the lifetime, for messages and Events.
-        validity: String,
-    },
-    /// Permanent failure: `reason` (a metric label and Event reason) and a message.
-    Failed {
-        /// `PolicyViolation`, `SigningFailed` or `VerificationFailed`.
-        reason: &'static str,
-        /// Names the offending value.
-        message: String,
-    },
-    /// Retryable failure (remote CA unavailable); the message says what failed.
-    Retry(String),
-}
-
-/// Steps 6-8 of the request flow for any request kind.
-pub async fn issue(input: &RequestInput<'_>, loaded: &LoadedIssuer) -> Outcome {
-    let prepared = match prepare(input, loaded, time::OffsetDateTime::now_utc()) {
-        Ok(p) => p,
-        Err(e) => {
-            return Outcome::Failed {
-                reason: "PolicyViolation",
-                message: format!("refused before signing: {e}"),
-            }
-        }
-    };
-    let backend = loaded.signer.backend();
-    let request = SignRequest {
-        csr: &prepared.csr,
-        template: &prepared.template,
-    };
-    let leaf = match loaded.signer.sign(request).await {
-        Ok(leaf) => leaf,
-        Err(e) if e.is_retryable() => {
-            return Outcome::Retry(format!("signing with the {backend} signer: {e}"))
-        }
-        Err(e) => {
-            return Outcome::Failed {
-                reason: "SigningFailed",
-                message: format!("the {backend} signer failed: {e}"),
-            }
-        }
-    };
-    match verify_issued(&leaf, &prepared, loaded, time::OffsetDateTime::now_utc()) {
-        Ok(issued) => Outcome::Issued {
-            validity: issued.describe(&prepared.template.validity, loaded.signer.exact_validity()),
-            chain_pem: issued.chain_pem,
-            ca_pem: issued.ca_pem,
-        },
-        Err(e) => Outcome::Failed {
-            reason: "VerificationFailed",
-            message: format!(
-                "the certificate from the {backend} signer failed verification and was not written: {e}"
-            ),
-        },
-    }
-}
 
 /// Re-queue every stored request that `waits_for` an issuer announced on `ready_issuers`.
 pub fn requeue_on_ready<K>(

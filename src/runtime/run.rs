@@ -12,7 +12,6 @@ use kube::Client;
 use super::admin::{self, Health};
 use super::args::{bind_addr, pod_namespace, Args};
 use super::leader::Election;
-use super::metrics::Metrics;
 use super::RuntimeError;
 use crate::api::duration;
 use crate::api::issuer::{PKIClusterIssuer, PKIIssuer};
@@ -20,6 +19,7 @@ use crate::controllers::backoff::Backoff;
 use crate::controllers::cache::IssuerCache;
 use crate::controllers::certificate_request::{self, IssuerStores, RequestContextData};
 use crate::controllers::certificate_signing_request::{self, CsrContext};
+use crate::controllers::metrics::Metrics;
 use crate::controllers::{issuer, Config, Context};
 
 /// A future that resolves once shutdown starts; cheap to clone.

@@ -1,7 +1,7 @@
-//! The CertificateRequest controller: the thin API layer around [`decide`] and [`issue`].
+//! The CertificateRequest controller: the thin API layer around [`decide`] and
+//! [`crate::issuance`].
 
 pub mod decide;
-pub mod issue;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -18,20 +18,20 @@ use kube::{Api, Resource, ResourceExt};
 use serde_json::json;
 
 use self::decide::{decide, reason, Decision, IssuerState};
-use self::issue::RequestInput;
 use super::backoff::Retry;
 use super::cache::CachedIssuer;
 use super::events::publish;
 use super::issuer::IssuerView;
-use super::requests::{self, Outcome};
+use super::metrics::IssuedLabels;
+use super::requests;
 use super::{Context, Error};
 use crate::api::cert_manager::CertificateRequest;
 use crate::api::condition::{self, Condition};
 use crate::api::duration;
 use crate::api::issuer::{AnyIssuer, IssuerKey, IssuerKind, PKIClusterIssuer, PKIIssuer};
 use crate::api::FIELD_MANAGER;
+use crate::issuance::{self, Outcome, RequestInput};
 use crate::pki::RequestContext;
-use crate::runtime::metrics::IssuedLabels;
 
 type Guarded = DeserializeGuard<CertificateRequest>;
 
@@ -297,7 +297,7 @@ async fn sign(
         Ok(i) => i,
         Err(msg) => return fail(ctx, cr, "InvalidRequest", msg).await,
     };
-    let (chain_pem, ca_pem, validity) = match requests::issue(&input, loaded).await {
+    let (chain_pem, ca_pem, validity) = match issuance::issue(&input, loaded).await {
         Outcome::Issued {
             chain_pem,
             ca_pem,
