@@ -9,9 +9,8 @@ use futures::{Future, StreamExt};
 use k8s_openapi::api::certificates::v1::CertificateSigningRequest;
 use kube::api::{Patch, PatchParams};
 use kube::core::DeserializeGuard;
-use kube::runtime::controller::{Action, Controller};
+use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
-use kube::runtime::watcher;
 use kube::{Api, Resource, ResourceExt};
 use serde_json::json;
 
@@ -305,8 +304,10 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + Sync + 'static,
 ) {
     let api: Api<Guarded> = Api::all(data.ctx.client.clone());
-    let ctl = Controller::new(api, watcher::Config::default().any_semantic()).with_config(
-        kube::runtime::controller::Config::default().concurrency(data.ctx.config.concurrency),
+    let ctl = requests::slim_controller(
+        api,
+        data.ctx.config.concurrency,
+        super::slim::certificate_signing_request,
     );
     let ctl =
         requests::requeue_on_ready(ctl, ready_issuers, |c: &CertificateSigningRequest, key| {

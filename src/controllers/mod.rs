@@ -11,6 +11,7 @@ pub mod events;
 pub mod issuer;
 pub mod metrics;
 pub mod requests;
+pub mod slim;
 pub mod sources;
 
 pub use context::{Config, Context};

@@ -10,11 +10,36 @@ use futures::StreamExt;
 use kube::core::DeserializeGuard;
 use kube::runtime::controller::Controller;
 use kube::runtime::reflector::ObjectRef;
-use kube::Resource;
+use kube::runtime::watcher::{self, watcher};
+use kube::runtime::WatchStreamExt;
+use kube::{Api, Resource};
 use serde::de::DeserializeOwned;
 
 use super::named_ref;
 use crate::api::issuer::IssuerKey;
+
+/// A request controller whose store holds objects slimmed by `slim` (see [`super::slim`]):
+/// the watch stream is mapped before the reflector, so full objects are never cached.
+pub fn slim_controller<K>(
+    api: Api<DeserializeGuard<K>>,
+    concurrency: u16,
+    slim: fn(&mut K),
+) -> Controller<DeserializeGuard<K>>
+where
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
+{
+    let (reader, writer) = kube::runtime::reflector::store();
+    let stream = watcher(api, watcher::Config::default().any_semantic())
+        .modify(move |guard: &mut DeserializeGuard<K>| {
+            if let Ok(obj) = guard.0.as_mut() {
+                slim(obj);
+            }
+        })
+        .default_backoff();
+    let objects = kube::runtime::reflector(writer, stream).applied_objects();
+    Controller::for_stream(objects, reader)
+        .with_config(kube::runtime::controller::Config::default().concurrency(concurrency))
+}
 
 /// Re-queue every stored request that `waits_for` an issuer announced on `ready_issuers`.
 pub fn requeue_on_ready<K>(

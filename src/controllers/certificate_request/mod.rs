@@ -10,10 +10,9 @@ use futures::channel::mpsc::UnboundedReceiver;
 use futures::{Future, StreamExt};
 use kube::api::{Patch, PatchParams};
 use kube::core::DeserializeGuard;
-use kube::runtime::controller::{Action, Controller};
+use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
 use kube::runtime::reflector::ObjectRef;
-use kube::runtime::watcher;
 use kube::{Api, Resource, ResourceExt};
 use serde_json::json;
 
@@ -414,8 +413,10 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + Sync + 'static,
 ) {
     let api: Api<Guarded> = Api::all(data.ctx.client.clone());
-    let ctl = Controller::new(api, watcher::Config::default().any_semantic()).with_config(
-        kube::runtime::controller::Config::default().concurrency(data.ctx.config.concurrency),
+    let ctl = requests::slim_controller(
+        api,
+        data.ctx.config.concurrency,
+        super::slim::certificate_request,
     );
     let ctl = requests::requeue_on_ready(ctl, ready_issuers, |cr: &CertificateRequest, key| {
         decide::issuer_key(cr).as_ref() == Some(key)
