@@ -270,7 +270,7 @@ fn go_rate(go_bin: Option<&Path>, dir: &Path, name: &str, seconds: f64) -> Optio
 fn build_go(dir: &Path) -> Option<PathBuf> {
     let go = std::env::var("GO").unwrap_or_else(|_| "go".into());
     let version = std::process::Command::new(&go).arg("version").output();
-    let Ok(version) = version.filter(|o| o.status.success()) else {
+    let Some(version) = version.ok().filter(|o| o.status.success()) else {
         println!("sign-bench: skipped the Go comparison: no `go` on PATH and GO is not set (Debian: apt-get install golang-go)");
         return None;
     };
