@@ -5,6 +5,8 @@ mod bad_input;
 mod cfssl;
 mod chart;
 mod csr;
+mod csr_access;
 mod fixtures;
 mod harness;
+mod hostile;
 mod scenarios;

@@ -12,6 +12,7 @@ pub mod issuer;
 pub mod metrics;
 pub mod requests;
 pub mod slim;
+pub mod signer_access;
 pub mod sources;
 
 pub use context::{Config, Context};

@@ -117,7 +117,7 @@ fn eku_restrictions_of_every_ca_chain_down() {
         "Servers only",
         Some(&root),
         CaOpts {
-            extended_key_usages: vec![ExtendedKeyUsagePurpose::ServerAuth],
+            ext_key_usages: vec![ExtendedKeyUsagePurpose::ServerAuth],
             ..CaOpts::default()
         },
     );
@@ -155,7 +155,7 @@ fn eku_restrictions_of_every_ca_chain_down() {
         "Any",
         Some(&root),
         CaOpts {
-            extended_key_usages: vec![ExtendedKeyUsagePurpose::Any],
+            ext_key_usages: vec![ExtendedKeyUsagePurpose::Any],
             ..CaOpts::default()
         },
     );
