@@ -11,8 +11,8 @@ pub mod events;
 pub mod issuer;
 pub mod metrics;
 pub mod requests;
-pub mod slim;
 pub mod signer_access;
+pub mod slim;
 pub mod sources;
 
 pub use context::{Config, Context};
