@@ -19,7 +19,6 @@ use serde_json::json;
 use super::backoff::Retry;
 use super::certificate_request::decide::IssuerState;
 use super::certificate_request::{service_account, IssuerStores};
-use super::events::publish;
 use super::metrics::IssuedLabels;
 use super::requests;
 use super::signer_access::{self, Access, Needed};
@@ -178,15 +177,15 @@ async fn fail(
     ctx.backoff.reset(&csr.uid().unwrap_or_default());
     ctx.metrics.fail(reason);
     tracing::warn!(csr = %csr.name_any(), reason, %message, "CertificateSigningRequest failed");
-    publish(
-        &ctx.recorder,
-        &csr.object_ref(&()),
-        EventType::Warning,
-        reason,
-        "Sign",
-        message,
-    )
-    .await;
+    ctx.request_events
+        .publish(
+            &csr.object_ref(&()),
+            EventType::Warning,
+            reason,
+            "Sign",
+            message,
+        )
+        .await;
     Ok(Action::await_change())
 }
 
@@ -201,15 +200,15 @@ async fn retry(
         Retry::GiveUp => fail(ctx, csr, "RetriesExhausted", what).await,
         Retry::After(d) => {
             tracing::warn!(csr = %csr.name_any(), %what, retry_in = ?d, "retryable error");
-            publish(
-                &ctx.recorder,
-                &csr.object_ref(&()),
-                EventType::Warning,
-                "RetryableError",
-                "Sign",
-                format!("{what}; will retry"),
-            )
-            .await;
+            ctx.request_events
+                .publish(
+                    &csr.object_ref(&()),
+                    EventType::Warning,
+                    "RetryableError",
+                    "Sign",
+                    format!("{what}; will retry"),
+                )
+                .await;
             Ok(Action::requeue(d))
         }
     }
@@ -292,15 +291,15 @@ async fn sign(
             issuer: key.to_string(),
         })
         .inc();
-    publish(
-        &ctx.recorder,
-        &csr.object_ref(&()),
-        EventType::Normal,
-        "Issued",
-        "Sign",
-        format!("Certificate issued by {key}, {validity}"),
-    )
-    .await;
+    ctx.request_events
+        .publish(
+            &csr.object_ref(&()),
+            EventType::Normal,
+            "Issued",
+            "Sign",
+            format!("Certificate issued by {key}, {validity}"),
+        )
+        .await;
     Ok(Action::await_change())
 }
 

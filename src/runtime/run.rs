@@ -19,6 +19,7 @@ use crate::controllers::backoff::Backoff;
 use crate::controllers::cache::IssuerCache;
 use crate::controllers::certificate_request::{self, IssuerStores, RequestContextData};
 use crate::controllers::certificate_signing_request::{self, CsrContext};
+use crate::controllers::events::RequestEvents;
 use crate::controllers::metrics::Metrics;
 use crate::controllers::{issuer, Config, Context};
 
@@ -88,7 +89,8 @@ pub async fn run(
     };
     let ctx = Arc::new(Context {
         client: client.clone(),
-        recorder: Recorder::new(client.clone(), reporter),
+        recorder: Recorder::new(client.clone(), reporter.clone()),
+        request_events: RequestEvents::new(client.clone(), reporter),
         metrics,
         cache,
         backoff: Backoff::new(

@@ -19,7 +19,6 @@ use serde_json::json;
 use self::decide::{decide, reason, Decision, IssuerState};
 use super::backoff::Retry;
 use super::cache::CachedIssuer;
-use super::events::publish;
 use super::issuer::IssuerView;
 use super::metrics::IssuedLabels;
 use super::requests;
@@ -200,15 +199,15 @@ async fn fail(
     .await?;
     ctx.metrics.fail(metric);
     tracing::warn!(request = %ObjectRef::from_obj(cr), reason = metric, %message, "request failed");
-    publish(
-        &ctx.recorder,
-        &cr.object_ref(&()),
-        EventType::Warning,
-        metric,
-        "Sign",
-        message,
-    )
-    .await;
+    ctx.request_events
+        .publish(
+            &cr.object_ref(&()),
+            EventType::Warning,
+            metric,
+            "Sign",
+            message,
+        )
+        .await;
     Ok(Action::await_change())
 }
 
@@ -244,15 +243,15 @@ async fn retry(ctx: &Context, cr: &CertificateRequest, what: String) -> Result<A
         }
         Retry::After(delay) => {
             let attempt = ctx.backoff.attempts(&uid);
-            publish(
-                &ctx.recorder,
-                &cr.object_ref(&()),
-                EventType::Warning,
-                "RetryableError",
-                "Sign",
-                format!("{what}; will retry (attempt {attempt})"),
-            )
-            .await;
+            ctx.request_events
+                .publish(
+                    &cr.object_ref(&()),
+                    EventType::Warning,
+                    "RetryableError",
+                    "Sign",
+                    format!("{what}; will retry (attempt {attempt})"),
+                )
+                .await;
             pending(ctx, cr, format!("{what}; will retry")).await?;
             Ok(Action::requeue(delay))
         }
@@ -332,15 +331,15 @@ async fn sign(
         })
         .inc();
     tracing::info!(request = %ObjectRef::from_obj(cr), issuer = %key, "certificate issued");
-    publish(
-        &ctx.recorder,
-        &cr.object_ref(&()),
-        EventType::Normal,
-        "Issued",
-        "Sign",
-        message,
-    )
-    .await;
+    ctx.request_events
+        .publish(
+            &cr.object_ref(&()),
+            EventType::Normal,
+            "Issued",
+            "Sign",
+            message,
+        )
+        .await;
     Ok(Action::await_change())
 }
 
@@ -377,15 +376,15 @@ async fn reconcile(guard: Arc<Guarded>, data: Arc<RequestContextData>) -> Result
             )
             .await?;
             ctx.metrics.fail("Denied");
-            publish(
-                &ctx.recorder,
-                &cr.object_ref(&()),
-                EventType::Warning,
-                "Denied",
-                "Sign",
-                message,
-            )
-            .await;
+            ctx.request_events
+                .publish(
+                    &cr.object_ref(&()),
+                    EventType::Warning,
+                    "Denied",
+                    "Sign",
+                    message,
+                )
+                .await;
             Ok(Action::await_change())
         }
         Decision::Pending(message) => {
