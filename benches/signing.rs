@@ -140,6 +140,7 @@ fn setup(signer: Kind, leaf: Kind, dir: &Path) -> Setup {
         signer_info: chain.info().clone(),
         chain: Arc::new(chain),
         anchor_infos: vec![],
+        notes: vec![],
     };
     let leaf_key = key_for(leaf);
     let mut lp = CertificateParams::new(vec!["web.apps.svc".to_string()]).unwrap();

@@ -15,6 +15,7 @@ pub mod signer_access;
 pub mod slim;
 pub mod sources;
 
+pub use crate::issuance::remote_slots;
 pub use context::{Config, Context};
 
 /// Errors of the API layer of a reconcile (the decision itself never fails).

@@ -43,7 +43,9 @@ pub fn verify_issued(
 ) -> Result<Issued, PkiError> {
     let mut expect = prepared.expect.clone();
     expect.not_after_max = Some(if issuer.signer.exact_validity() {
-        prepared.template.validity.not_after
+        let tolerance =
+            time::Duration::try_from(issuer.signer.validity_tolerance()).unwrap_or_default();
+        (prepared.template.validity.not_after + tolerance).min(issuer.chain.earliest_not_after())
     } else {
         policy_limit(issuer, now)
     });

@@ -1,14 +1,17 @@
 //! The issuance pipeline both request controllers share: check a request before signing
-//! ([`prepare`]), sign with the issuer's backend, check the result ([`check`]), reduced to
-//! one [`Outcome`]. Domain logic: it knows the checked issuer ([`LoadedIssuer`]) but nothing
-//! of Kubernetes objects.
+//! ([`prepare`]), sign with the issuer's backend (bounded per issuer for remote CAs,
+//! [`remote_slots`]), check the result ([`check`]), reduced to one [`Outcome`]. Domain
+//! logic: it knows the checked issuer ([`LoadedIssuer`]) but nothing of Kubernetes objects.
 
 pub mod check;
 pub mod prepare;
+pub mod remote_slots;
 
 pub use check::{describe_validity, policy_limit, verify_issued, Issued};
 pub use prepare::{prepare, Prepared, RequestInput};
 
+use self::remote_slots::RemoteSlots;
+use crate::api::issuer::IssuerKey;
 use crate::signers::load::LoadedIssuer;
 use crate::signers::SignRequest;
 
@@ -33,10 +36,18 @@ pub enum Outcome {
     },
     /// Retryable failure (remote CA unavailable); the message says what failed.
     Retry(String),
+    /// The issuer's remote CA calls are all in flight: try again shortly (no backoff).
+    Busy(String),
 }
 
-/// Steps 6-8 of the request flow for any request kind.
-pub async fn issue(input: &RequestInput<'_>, loaded: &LoadedIssuer) -> Outcome {
+/// Steps 6-8 of the request flow for any request kind. A remote backend's call needs one of
+/// the issuer's `slots`.
+pub async fn issue(
+    input: &RequestInput<'_>,
+    loaded: &LoadedIssuer,
+    slots: &RemoteSlots,
+    key: &IssuerKey,
+) -> Outcome {
     let prepared = match prepare(input, loaded, time::OffsetDateTime::now_utc()) {
         Ok(p) => p,
         Err(e) => {
@@ -47,6 +58,19 @@ pub async fn issue(input: &RequestInput<'_>, loaded: &LoadedIssuer) -> Outcome {
         }
     };
     let backend = loaded.signer.backend();
+    let _slot = if loaded.signer.is_remote() {
+        match slots.try_acquire(key) {
+            Some(slot) => Some(slot),
+            None => {
+                return Outcome::Busy(format!(
+                    "waiting for the {backend} CA: {} calls of {key} are already in flight",
+                    slots.per_issuer()
+                ))
+            }
+        }
+    } else {
+        None
+    };
     let request = SignRequest {
         csr: &prepared.csr,
         template: &prepared.template,

@@ -21,7 +21,7 @@ use x509_parser::x509::SubjectPublicKeyInfo;
 
 use super::csr::SubjectAltNames;
 use super::error::PkiError;
-use super::extensions::{check_allowed, CA_EXTENSIONS, LEAF_EXTENSIONS};
+use super::extensions::{check_allowed, issued_allowed};
 use super::name_constraints::{cert_constraints, check_name_constraints, GeneralSubtrees};
 use super::signer_chain::parse_cert;
 use super::subject::single_common_name;
@@ -198,11 +198,7 @@ fn check_subject(leaf: &X509Certificate<'_>, expect: &Expectations) -> Result<()
 }
 
 fn check_ca_fields(leaf: &X509Certificate<'_>, expect: &Expectations) -> Result<(), PkiError> {
-    let allowed = if expect.is_ca {
-        CA_EXTENSIONS
-    } else {
-        LEAF_EXTENSIONS
-    };
+    let allowed = issued_allowed(expect.is_ca);
     check_allowed(leaf.extensions(), allowed, "the issued certificate has")
         .map_err(|e| mismatch(e.to_string()))?;
     let bc = leaf
