@@ -3,7 +3,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: all build test test-deps lint lint-packaging fmt-check clippy generate sync-crds check-generated demo bench e2e-kind clean leak-scan fuzz-replay fuzz
+.PHONY: all build test test-deps lint lint-packaging fmt-check clippy generate sync-crds check-generated demo bench bench-sign bench-e2e e2e-kind clean leak-scan fuzz-replay fuzz
 
 all: build
 
@@ -74,8 +74,19 @@ demo:
 e2e-kind:
 	bash e2e/kind/run.sh
 
-bench:
-	$(CARGO) bench --workspace
+## bench: both benchmarks below (release builds; see docs/performance.md).
+bench: bench-sign bench-e2e
+
+# Go for the comparison in bench-sign: `go` on PATH, else Debian's golang-1.x-go.
+GO ?= $(shell command -v go 2>/dev/null || ls /usr/lib/go-1.*/bin/go 2>/dev/null | sort -V | tail -n 1)
+
+## bench-sign: signing path per signer/leaf key type vs the crypto floor and Go's path (one thread).
+bench-sign:
+	GO="$(GO)" $(CARGO) bench --bench signing
+
+## bench-e2e: pki-issuer against the test API server: 10,000-request burst and 100/s for 30 s.
+bench-e2e:
+	$(CARGO) bench --bench issuance
 
 clean:
 	$(CARGO) clean

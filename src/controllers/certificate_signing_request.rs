@@ -11,25 +11,23 @@ use futures::{Future, StreamExt};
 use k8s_openapi::api::certificates::v1::CertificateSigningRequest;
 use kube::api::{Patch, PatchParams};
 use kube::core::DeserializeGuard;
-use kube::runtime::controller::{Action, Controller};
+use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
-use kube::runtime::watcher;
 use kube::{Api, Resource, ResourceExt};
 use serde_json::json;
 
 use super::backoff::Retry;
 use super::certificate_request::decide::IssuerState;
-use super::certificate_request::issue::RequestInput;
 use super::certificate_request::{service_account, IssuerStores};
-use super::events::publish;
-use super::requests::{self, Outcome};
+use super::metrics::IssuedLabels;
+use super::requests;
 use super::signer_access::{self, Access, Needed};
 use super::{Context, Error};
 use crate::api::duration;
 use crate::api::issuer::{IssuerKey, IssuerKind};
 use crate::api::FIELD_MANAGER;
+use crate::issuance::{self, Outcome, RequestInput};
 use crate::pki::RequestContext;
-use crate::runtime::metrics::IssuedLabels;
 
 type Guarded = DeserializeGuard<CertificateSigningRequest>;
 
@@ -179,15 +177,15 @@ async fn fail(
     ctx.backoff.reset(&csr.uid().unwrap_or_default());
     ctx.metrics.fail(reason);
     tracing::warn!(csr = %csr.name_any(), reason, %message, "CertificateSigningRequest failed");
-    publish(
-        &ctx.recorder,
-        &csr.object_ref(&()),
-        EventType::Warning,
-        reason,
-        "Sign",
-        message,
-    )
-    .await;
+    ctx.request_events
+        .publish(
+            &csr.object_ref(&()),
+            EventType::Warning,
+            reason,
+            "Sign",
+            message,
+        )
+        .await;
     Ok(Action::await_change())
 }
 
@@ -202,15 +200,15 @@ async fn retry(
         Retry::GiveUp => fail(ctx, csr, "RetriesExhausted", what).await,
         Retry::After(d) => {
             tracing::warn!(csr = %csr.name_any(), %what, retry_in = ?d, "retryable error");
-            publish(
-                &ctx.recorder,
-                &csr.object_ref(&()),
-                EventType::Warning,
-                "RetryableError",
-                "Sign",
-                format!("{what}; will retry"),
-            )
-            .await;
+            ctx.request_events
+                .publish(
+                    &csr.object_ref(&()),
+                    EventType::Warning,
+                    "RetryableError",
+                    "Sign",
+                    format!("{what}; will retry"),
+                )
+                .await;
             Ok(Action::requeue(d))
         }
     }
@@ -265,7 +263,7 @@ async fn sign(
         usages: csr.spec.usages.as_deref().unwrap_or(&[]),
         context: policy_context(csr, &key),
     };
-    let (chain_pem, validity) = match requests::issue(&input, loaded, &ctx.remote_slots, &key).await
+    let (chain_pem, validity) = match issuance::issue(&input, loaded, &ctx.remote_slots, &key).await
     {
         Outcome::Issued {
             chain_pem,
@@ -298,15 +296,15 @@ async fn sign(
             issuer: key.to_string(),
         })
         .inc();
-    publish(
-        &ctx.recorder,
-        &csr.object_ref(&()),
-        EventType::Normal,
-        "Issued",
-        "Sign",
-        format!("Certificate issued by {key}, {validity}"),
-    )
-    .await;
+    ctx.request_events
+        .publish(
+            &csr.object_ref(&()),
+            EventType::Normal,
+            "Issued",
+            "Sign",
+            format!("Certificate issued by {key}, {validity}"),
+        )
+        .await;
     Ok(Action::await_change())
 }
 
@@ -348,8 +346,10 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + Sync + 'static,
 ) {
     let api: Api<Guarded> = Api::all(data.ctx.client.clone());
-    let ctl = Controller::new(api, watcher::Config::default().any_semantic()).with_config(
-        kube::runtime::controller::Config::default().concurrency(data.ctx.config.concurrency),
+    let ctl = requests::slim_controller(
+        api,
+        data.ctx.config.concurrency,
+        super::slim::certificate_signing_request,
     );
     let ctl =
         requests::requeue_on_ready(ctl, ready_issuers, |c: &CertificateSigningRequest, key| {

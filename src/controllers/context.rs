@@ -8,8 +8,9 @@ use kube::Client;
 
 use super::backoff::Backoff;
 use super::cache::IssuerCache;
+use super::events::RequestEvents;
+use super::metrics::Metrics;
 use super::remote_slots::RemoteSlots;
-use crate::runtime::metrics::Metrics;
 use crate::signers::remote::AllowedUrls;
 
 /// Settings from the command line.
@@ -33,8 +34,10 @@ pub struct Config {
 pub struct Context {
     /// The API client.
     pub client: Client,
-    /// Publishes `events.k8s.io/v1` Events.
+    /// Publishes `events.k8s.io/v1` Events of issuers.
     pub recorder: Recorder,
+    /// Publishes `events.k8s.io/v1` Events of requests (uncached).
+    pub request_events: RequestEvents,
     /// Process metrics.
     pub metrics: Arc<Metrics>,
     /// Checked issuers.

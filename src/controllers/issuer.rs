@@ -21,6 +21,7 @@ use serde::Serialize;
 
 use super::cache::CachedIssuer;
 use super::events::publish;
+use super::metrics::SignerLabels;
 use super::named_ref;
 use super::sources::KubeSource;
 use super::{Context, Error};
@@ -28,7 +29,6 @@ use crate::api::condition::{self, Condition};
 use crate::api::issuer::{AnyIssuer, CertSummary, IssuerKind, IssuerSpec, IssuerStatus};
 use crate::api::FIELD_MANAGER;
 use crate::pki::SignerInfo;
-use crate::runtime::metrics::SignerLabels;
 use crate::signers::load::{self, LoadError, LoadedIssuer};
 
 /// A signer closer to expiry than this gets a Warning Event.
@@ -119,14 +119,7 @@ pub fn status_changed(old: Option<&IssuerStatus>, new: &IssuerStatus) -> bool {
     !same_ready || old.signer != new.signer || old.trust_anchors != new.trust_anchors
 }
 
-/// RFC 3339 in UTC, second precision.
-pub fn rfc3339(t: time::OffsetDateTime) -> String {
-    t.to_offset(time::UtcOffset::UTC)
-        .replace_nanosecond(0)
-        .unwrap_or(t)
-        .format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_default()
-}
+pub use crate::issuance::rfc3339;
 
 fn summary(info: &SignerInfo) -> CertSummary {
     CertSummary {

@@ -9,11 +9,13 @@ pub mod certificate_signing_request;
 pub mod context;
 pub mod events;
 pub mod issuer;
-pub mod remote_slots;
+pub mod metrics;
 pub mod requests;
 pub mod signer_access;
+pub mod slim;
 pub mod sources;
 
+pub use crate::issuance::remote_slots;
 pub use context::{Config, Context};
 
 /// Errors of the API layer of a reconcile (the decision itself never fails).

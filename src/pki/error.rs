@@ -106,6 +106,9 @@ pub enum PkiError {
     /// The request's usages carry no extended key usage, which means "any purpose".
     #[error("the requested usages [{0}] name no extended key usage, so the certificate would be valid for any purpose, which the issuer policy does not allow (it does not list \"any\"); request the extended usages you need, e.g. \"server auth\" and/or \"client auth\"")]
     NoExtendedKeyUsage(String),
+    /// An extended key usage outside what a CA of the signer chain permits.
+    #[error("{0}")]
+    ExtendedKeyUsageNotPermitted(String),
     /// A CA certificate cannot be issued under this signer or policy.
     #[error("a CA certificate cannot be issued: {0}")]
     CaNotPossible(String),

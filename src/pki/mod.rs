@@ -20,6 +20,7 @@ pub mod signer_chain;
 pub mod subject;
 pub mod template;
 pub mod usage;
+pub mod validated;
 pub mod verify;
 
 #[cfg(test)]
@@ -32,9 +33,12 @@ pub use error::PkiError;
 pub use keys::{key_info_from_spki, KeyAlgorithm, KeyInfo, SignerKey};
 pub use name_constraints::{chain_constraints, check_name_constraints, NameConstraints};
 pub use policy::{check_policy, KeyRule, Policy, RequestContext, RequestedCert};
-pub use sign::sign_leaf;
+pub use sign::{sign_leaf, sign_leaf_as, IssuerName};
 pub use signer_chain::{cert_info, check_signer, parse_pem_certs, SignerChain, SignerInfo};
 pub use template::{LeafExtensions, LeafTemplate};
 
 pub use usage::Usage;
-pub use verify::{certs_to_pem, chain_pem, check_issued, Expectations};
+pub use validated::ValidatedChain;
+pub use verify::{
+    certs_to_pem, chain_pem, check_issued, check_issued_with, Expectations, IssuedValidity,
+};

@@ -2,9 +2,9 @@
 //!
 //! rcgen re-encodes the issuer name from parsed attributes, which loses
 //! multi-valued RDNs and repeated attribute types (e.g. `DC=corp,DC=example`)
-//! found in existing enterprise PKIs. To keep chains verifiable we let rcgen
-//! build the TBSCertificate, splice in the signer's subject bytes verbatim as
-//! the issuer name, and sign the result ourselves with the same key.
+//! found in existing enterprise PKIs. To keep chains verifiable rcgen only encodes
+//! the TBSCertificate (with a stand-in signer that produces no signature), the signer's
+//! subject bytes go in verbatim as the issuer Name, and the key signs once.
 
 use rcgen::{
     BasicConstraints, CertificateParams, CidrSubnet, CrlDistributionPoint, CustomExtension,
@@ -97,37 +97,84 @@ fn random_serial() -> SerialNumber {
     SerialNumber::from_slice(&b)
 }
 
-/// Replaces the issuer Name of a DER certificate with `issuer_name` and
-/// re-signs the TBSCertificate with `key`.
-fn splice_issuer_and_sign(
-    cert: &[u8],
+/// What signing needs of the signer certificate, computed once per signer instead of per leaf.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IssuerName {
+    /// The signer's subject Name, DER, byte for byte (the leaves' issuer Name).
+    name_der: Vec<u8>,
+    /// The signer's subjectKeyIdentifier (the leaves' authorityKeyIdentifier).
+    ski: Option<Vec<u8>>,
+    /// Whether the key belongs to the signer certificate.
+    key_matches: bool,
+}
+
+impl IssuerName {
+    /// Reads the signer certificate's subject, SKI and whether `key` is its key.
+    pub fn new(chain: &SignerChain, key: &SignerKey) -> Result<IssuerName, PkiError> {
+        let signer = parse_cert(&chain.signer_der)?;
+        let key_spki = key.public_key_der();
+        let (_, ks) = x509_parser::x509::SubjectPublicKeyInfo::from_der(&key_spki).map_err(fail)?;
+        let ski = signer
+            .iter_extensions()
+            .find_map(|e| match e.parsed_extension() {
+                ParsedExtension::SubjectKeyIdentifier(k) => Some(k.0.to_vec()),
+                _ => None,
+            });
+        Ok(IssuerName {
+            name_der: signer.subject().as_raw().to_vec(),
+            ski,
+            key_matches: ks.subject_public_key.data == signer.public_key().subject_public_key.data,
+        })
+    }
+}
+
+/// rcgen's signer for encoding only: the public half of the real key, and no signature.
+/// rcgen writes the TBSCertificate (extensions included) with it; the real key then signs
+/// the final TBSCertificate exactly once.
+struct EncodeOnly<'a>(&'a rcgen::KeyPair);
+
+impl rcgen::PublicKeyData for EncodeOnly<'_> {
+    fn der_bytes(&self) -> &[u8] {
+        self.0.der_bytes()
+    }
+
+    fn algorithm(&self) -> &'static rcgen::SignatureAlgorithm {
+        self.0.algorithm()
+    }
+}
+
+impl SigningKey for EncodeOnly<'_> {
+    fn sign(&self, _msg: &[u8]) -> Result<Vec<u8>, rcgen::Error> {
+        Ok(Vec::new())
+    }
+}
+
+/// Takes rcgen's unsigned certificate, puts `issuer_name` in as the issuer Name verbatim,
+/// and signs the resulting TBSCertificate once with `key`.
+fn sign_with_issuer_name(
+    unsigned: &[u8],
     issuer_name: &[u8],
     key: &SignerKey,
 ) -> Result<Vec<u8>, PkiError> {
-    let (outer, _) = der::read_tlv(cert)?;
+    let (outer, _) = der::read_tlv(unsigned)?;
     let parts = der::children(outer.content)?;
     if parts.len() != 3 {
         return Err(fail("unexpected certificate structure"));
     }
     let tbs_fields = der::children(parts[0].content)?;
     // [0] version, serialNumber, signature, issuer, ...
-    if tbs_fields.len() < 7 || tbs_fields[0].tag != 0xa0 {
+    if tbs_fields.len() < 7 || tbs_fields[0].tag != 0xa0 || tbs_fields[3].tag != 0x30 {
         return Err(fail("unexpected TBSCertificate structure"));
     }
-    let fields: Vec<Vec<u8>> = tbs_fields
-        .iter()
-        .enumerate()
-        .map(|(i, f)| {
-            if i == 3 {
-                issuer_name.to_vec()
-            } else {
-                f.full.to_vec()
-            }
-        })
-        .collect();
-    let tbs = der::seq(&fields);
+    let content_len = parts[0].content.len() - tbs_fields[3].full.len() + issuer_name.len();
+    let mut content = Vec::with_capacity(content_len);
+    for (i, f) in tbs_fields.iter().enumerate() {
+        content.extend_from_slice(if i == 3 { issuer_name } else { f.full });
+    }
+    let tbs = der::tlv(0x30, &content);
     let signature = key.key.sign(&tbs).map_err(fail)?;
-    let mut bits = vec![0u8];
+    let mut bits = Vec::with_capacity(signature.len() + 1);
+    bits.push(0u8);
     bits.extend_from_slice(&signature);
     Ok(der::seq(&[
         tbs,
@@ -139,32 +186,34 @@ fn splice_issuer_and_sign(
 /// Signs a leaf for the CSR's public key with the signer's key. The subject
 /// is the CSR's CN only (empty otherwise, SAN then critical); AKI from the
 /// signer's SKI; SKI; KeyUsage; EKU; basicConstraints (cA=false, or cA=true
-/// pathLen 0 when `is_ca`); CRL DP and AIA when configured.
+/// pathLen 0 and the derived name constraints when `is_ca`); CRL DP and AIA when configured.
 pub fn sign_leaf(
     template: &LeafTemplate,
     csr: &ParsedCsr,
     chain: &SignerChain,
     key: &SignerKey,
 ) -> Result<Vec<u8>, PkiError> {
-    let signer = parse_cert(&chain.signer_der)?;
-    let key_spki = key.public_key_der();
-    let (_, ks) = x509_parser::x509::SubjectPublicKeyInfo::from_der(&key_spki).map_err(fail)?;
-    if ks.subject_public_key.data != signer.public_key().subject_public_key.data {
+    sign_leaf_as(template, csr, &IssuerName::new(chain, key)?, key)
+}
+
+/// [`sign_leaf`] with the signer facts read once ([`IssuerName::new`]). The issuer Name is
+/// the signer's subject byte for byte (multi-valued RDNs and repeated attribute types such
+/// as `DC=corp,DC=example` survive), and the leaf is signed exactly once.
+pub fn sign_leaf_as(
+    template: &LeafTemplate,
+    csr: &ParsedCsr,
+    issuer: &IssuerName,
+    key: &SignerKey,
+) -> Result<Vec<u8>, PkiError> {
+    if !issuer.key_matches {
         return Err(PkiError::SignerKeyMismatch);
     }
-    let signer_ski = signer
-        .iter_extensions()
-        .find_map(|e| match e.parsed_extension() {
-            ParsedExtension::SubjectKeyIdentifier(k) => Some(k.0.to_vec()),
-            _ => None,
-        });
-
     let mut issuer_params = CertificateParams::default();
-    issuer_params.distinguished_name = DistinguishedName::new(); // replaced by splicing
-    if let Some(ski) = &signer_ski {
+    issuer_params.distinguished_name = DistinguishedName::new(); // replaced verbatim below
+    if let Some(ski) = &issuer.ski {
         issuer_params.key_identifier_method = KeyIdMethod::PreSpecified(ski.clone());
     }
-    let issuer = Issuer::new(issuer_params, &key.key);
+    let rcgen_issuer = Issuer::new(issuer_params, EncodeOnly(&key.key));
 
     let mut params = CertificateParams::default();
     params.serial_number = Some(random_serial());
@@ -194,7 +243,7 @@ pub fn sign_leaf(
     for eku in usages.iter().filter_map(|u| u.to_rcgen_eku()) {
         params.insert_extended_key_usage(eku);
     }
-    params.use_authority_key_identifier_extension = signer_ski.is_some();
+    params.use_authority_key_identifier_extension = issuer.ski.is_some();
     let ext = &template.extensions;
     if !ext.crl_distribution_points.is_empty() {
         params.crl_distribution_points = vec![CrlDistributionPoint {
@@ -207,10 +256,9 @@ pub fn sign_leaf(
     )?);
 
     let public_key = rcgen::SubjectPublicKeyInfo::from_der(&csr.spki_der).map_err(fail)?;
-    let cert = params.signed_by(&public_key, &issuer).map_err(fail)?;
-    let leaf = splice_issuer_and_sign(cert.der(), signer.subject().as_raw(), key)?;
-    parse_cert(&leaf)?;
-    Ok(leaf)
+    let unsigned = params.signed_by(&public_key, &rcgen_issuer).map_err(fail)?;
+    // The caller checks the result (parsing included) before anything is written.
+    sign_with_issuer_name(unsigned.der(), &issuer.name_der, key)
 }
 
 #[cfg(test)]

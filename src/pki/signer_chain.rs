@@ -269,6 +269,16 @@ pub fn check_signer(
     anchors: &[Vec<u8>],
     now: OffsetDateTime,
 ) -> Result<SignerInfo, PkiError> {
+    signer_path(chain, key, anchors, now).map(|(info, _)| info)
+}
+
+/// [`check_signer`], also returning the validated path from the signer to its anchor.
+pub(crate) fn signer_path(
+    chain: &SignerChain,
+    key: Option<&SignerKey>,
+    anchors: &[Vec<u8>],
+    now: OffsetDateTime,
+) -> Result<(SignerInfo, Path), PkiError> {
     let signer = parse_cert(&chain.signer_der)?;
     if let Some(key) = key {
         let key_spki = key.public_key_der();
@@ -287,8 +297,8 @@ pub fn check_signer(
         let c = parse_cert(der)?;
         check_time(&c, "intermediate CA", now)?;
     }
-    build_path(&chain.signer_der, &chain.intermediates_der, anchors, now, 1)?;
-    cert_info(&chain.signer_der)
+    let path = build_path(&chain.signer_der, &chain.intermediates_der, anchors, now, 1)?;
+    Ok((cert_info(&chain.signer_der)?, path))
 }
 
 #[cfg(test)]

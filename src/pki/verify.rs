@@ -15,23 +15,21 @@
 
 use std::collections::BTreeSet;
 
-use rustls_pki_types::{CertificateDer, UnixTime};
 use time::OffsetDateTime;
-use webpki::{EndEntityCert, KeyUsage};
 use x509_parser::prelude::{FromDer, X509Certificate};
 use x509_parser::x509::SubjectPublicKeyInfo;
 
 use super::csr::SubjectAltNames;
-use super::der;
 use super::error::PkiError;
 use super::extensions::{check_allowed, issued_allowed};
-use super::name_constraints::{
-    cert_constraints, chain_constraints, check_name_constraints, GeneralSubtrees,
-};
-use super::signer_chain::{build_path, parse_cert};
+use super::name_constraints::{cert_constraints, check_name_constraints, GeneralSubtrees};
+use super::signer_chain::parse_cert;
 use super::subject::single_common_name;
 use super::template::issued_usages;
 use super::usage::{eku_oids, key_usage_flags, usages_from_key_usage_flags, Usage};
+#[cfg(test)]
+use super::validated::dns_ip_constraints;
+use super::validated::{cert_eku_oids, ValidatedChain};
 
 /// What an issued certificate must look like.
 #[derive(Clone, Debug, PartialEq)]
@@ -135,20 +133,6 @@ fn check_sans(leaf: &X509Certificate<'_>, expected: &SubjectAltNames) -> Result<
     }
 }
 
-fn leaf_eku_oids(leaf: &X509Certificate<'_>) -> Result<Vec<String>, PkiError> {
-    let eku = leaf
-        .extended_key_usage()
-        .map_err(|e| mismatch(format!("malformed EKU: {e}")))?;
-    let Some(eku) = eku else { return Ok(vec![]) };
-    let e = eku.value;
-    let usages = super::csr::known_eku_usages(e);
-    let mut oids = eku_oids(&usages);
-    oids.extend(e.other.iter().map(|o| o.to_id_string()));
-    oids.sort();
-    oids.dedup();
-    Ok(oids)
-}
-
 fn eku_name(oid: &str) -> String {
     Usage::from_eku_oid(oid).map_or_else(|| oid.to_string(), |u| u.as_str().to_string())
 }
@@ -174,7 +158,9 @@ fn check_usages(leaf: &X509Certificate<'_>, expect: &Expectations) -> Result<(),
         ));
     }
     let want_eku: BTreeSet<String> = eku_oids(&wanted).into_iter().collect();
-    let have_eku: BTreeSet<String> = leaf_eku_oids(leaf)?.into_iter().collect();
+    let have_eku: BTreeSet<String> = cert_eku_oids(leaf)
+        .map_err(|e| mismatch(e.to_string()))?
+        .unwrap_or_default();
     for o in want_eku.difference(&have_eku) {
         problems.push(format!(
             "issued certificate is missing extended key usage {:?}",
@@ -192,145 +178,6 @@ fn check_usages(leaf: &X509Certificate<'_>, expect: &Expectations) -> Result<(),
     } else {
         Err(mismatch(problems.join("; ")))
     }
-}
-
-/// Accepts any EKU: used when no TLS EKU was requested (path checks only).
-struct AnyEku;
-
-impl webpki::ExtendedKeyUsageValidator for AnyEku {
-    fn validate(&self, _: webpki::KeyPurposeIdIter<'_, '_>) -> Result<(), webpki::Error> {
-        Ok(())
-    }
-}
-
-/// The DNS and iPAddress subtrees of a CA's nameConstraints, re-encoded as the contents of
-/// a NameConstraints SEQUENCE (what a webpki trust anchor carries); `None` when the CA has
-/// none of those.
-fn dns_ip_constraints(ca_der: &[u8]) -> Result<Option<Vec<u8>>, PkiError> {
-    let ca = parse_cert(ca_der)?;
-    let Some(ext) = ca
-        .extensions()
-        .iter()
-        .find(|e| e.oid.to_id_string() == super::extensions::NAME_CONSTRAINTS)
-    else {
-        return Ok(None);
-    };
-    let (outer, _) = der::read_tlv(ext.value)?;
-    let mut out = Vec::new();
-    for list in der::children(outer.content)? {
-        let kept: Vec<u8> = der::children(list.content)?
-            .into_iter()
-            .filter(|subtree| {
-                der::children(subtree.content)
-                    .ok()
-                    .and_then(|c| c.first().map(|b| b.tag))
-                    .is_some_and(|tag| tag == 0x82 || tag == 0x87)
-            })
-            .flat_map(|subtree| subtree.full.to_vec())
-            .collect();
-        if !kept.is_empty() {
-            out.extend(der::tlv(list.tag, &kept));
-        }
-    }
-    Ok((!out.is_empty()).then_some(out))
-}
-
-fn webpki_check(
-    leaf_der: &[u8],
-    path_issuers: &[Vec<u8>],
-    usages: &[Usage],
-    now: OffsetDateTime,
-) -> Result<(), PkiError> {
-    let leaf = CertificateDer::from(leaf_der);
-    let ee = EndEntityCert::try_from(&leaf)
-        .map_err(|e| PkiError::ChainInvalid(format!("webpki cannot parse the leaf: {e}")))?;
-    let Some(issuer_der) = path_issuers.first() else {
-        return Err(PkiError::ChainInvalid(
-            "the issued certificate is itself a trust anchor".into(),
-        ));
-    };
-    let issuer = CertificateDer::from(issuer_der.as_slice());
-    let anchor = webpki::anchor_from_trusted_cert(&issuer)
-        .map_err(|e| PkiError::ChainInvalid(format!("webpki cannot parse the signer: {e}")))?;
-    let mut constraint_sets: Vec<Option<Vec<u8>>> = Vec::new();
-    for ca in path_issuers {
-        if let Some(nc) = dns_ip_constraints(ca)? {
-            constraint_sets.push(Some(nc));
-        }
-    }
-    if constraint_sets.is_empty() {
-        constraint_sets.push(None);
-    }
-    let secs = u64::try_from(now.unix_timestamp()).unwrap_or(0);
-    let time = UnixTime::since_unix_epoch(std::time::Duration::from_secs(secs));
-    let algs = webpki::ALL_VERIFICATION_ALGS;
-    let canon: Vec<Usage> = usages.iter().map(|u| u.canonical()).collect();
-    for nc in &constraint_sets {
-        let mut a = anchor.clone();
-        a.name_constraints = nc.as_deref().map(|n| n.to_vec().into());
-        let anchors = [a];
-        let run = |result: Result<(), webpki::Error>, what: &str| {
-            result.map_err(|e| {
-                PkiError::ChainInvalid(format!("path validation for {what} failed: {e}"))
-            })
-        };
-        let mut checked = false;
-        for (u, ku, name) in [
-            (Usage::ServerAuth, KeyUsage::server_auth(), "server auth"),
-            (Usage::ClientAuth, KeyUsage::client_auth(), "client auth"),
-        ] {
-            if canon.contains(&u) {
-                checked = true;
-                let r = ee
-                    .verify_for_usage(algs, &anchors, &[], time, ku, None, None)
-                    .map(|_| ());
-                run(r, name)?;
-            }
-        }
-        if !checked {
-            let r = ee
-                .verify_for_usage(algs, &anchors, &[], time, AnyEku, None, None)
-                .map(|_| ());
-            run(r, "the chain")?;
-        }
-    }
-    Ok(())
-}
-
-/// Every CA on the path that carries an extendedKeyUsage must allow each of the leaf's
-/// extended usages (`any` allows all), as Go and rustls-webpki require of intermediates.
-fn check_eku_chaining(
-    leaf: &X509Certificate<'_>,
-    path_issuers: &[Vec<u8>],
-) -> Result<(), PkiError> {
-    const ANY: &str = "2.5.29.37.0";
-    let wanted = leaf_eku_oids(leaf)?;
-    for ca_der in path_issuers {
-        let ca = parse_cert(ca_der)?;
-        let allowed = leaf_eku_oids(&ca)?;
-        if allowed.is_empty() || allowed.iter().any(|o| o == ANY) {
-            continue;
-        }
-        if let Some(missing) = wanted.iter().find(|o| !allowed.contains(o)) {
-            return Err(PkiError::ChainInvalid(format!(
-                "CA \"{}\" restricts extended key usage to [{}], which does not include {:?}",
-                ca.subject(),
-                allowed
-                    .iter()
-                    .map(|o| eku_name(o))
-                    .collect::<Vec<_>>()
-                    .join(", "),
-                eku_name(missing)
-            )));
-        }
-        if wanted.is_empty() {
-            return Err(PkiError::ChainInvalid(format!(
-                "CA \"{}\" restricts extended key usage, so a certificate without one cannot chain to it",
-                ca.subject()
-            )));
-        }
-    }
-    Ok(())
 }
 
 fn check_subject(leaf: &X509Certificate<'_>, expect: &Expectations) -> Result<(), PkiError> {
@@ -400,8 +247,9 @@ fn check_ca_fields(leaf: &X509Certificate<'_>, expect: &Expectations) -> Result<
 
 /// Checks an issued certificate against the request and validates its chain:
 /// public key, exact SAN set, usages, isCA, current validity, `not_after_max`,
-/// a path to one of `anchors_der` (own walker + webpki per TLS EKU) and the
-/// name constraints along that path.
+/// a path to one of `anchors_der` (own walker + webpki for the TLS EKUs) and the
+/// name constraints along that path. Validates the chain above the leaf first; an issuer
+/// checks it once and calls [`check_issued_with`] per leaf.
 pub fn check_issued(
     leaf_der: &[u8],
     chain_der: &[Vec<u8>],
@@ -409,16 +257,35 @@ pub fn check_issued(
     expect: &Expectations,
     now: OffsetDateTime,
 ) -> Result<(), PkiError> {
-    let leaf = parse_cert(leaf_der)?;
+    check_leaf_fields(&parse_cert(leaf_der)?, expect, now)?;
+    let chain = ValidatedChain::for_leaf(leaf_der, chain_der, anchors_der, now)?;
+    check_issued_with(leaf_der, &chain, expect, now).map(|_| ())
+}
+
+/// The issued certificate's validity window.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct IssuedValidity {
+    /// notBefore.
+    pub not_before: OffsetDateTime,
+    /// notAfter.
+    pub not_after: OffsetDateTime,
+}
+
+/// Everything of the leaf itself that must be exactly what was validated.
+fn check_leaf_fields(
+    leaf: &X509Certificate<'_>,
+    expect: &Expectations,
+    now: OffsetDateTime,
+) -> Result<IssuedValidity, PkiError> {
     if !same_key(leaf.public_key().raw, &expect.spki_der) {
         return Err(mismatch(
             "issued certificate has a different public key than the CSR",
         ));
     }
-    check_sans(&leaf, &expect.sans)?;
-    check_subject(&leaf, expect)?;
-    check_ca_fields(&leaf, expect)?;
-    check_usages(&leaf, expect)?;
+    check_sans(leaf, &expect.sans)?;
+    check_subject(leaf, expect)?;
+    check_ca_fields(leaf, expect)?;
+    check_usages(leaf, expect)?;
     let nb = leaf.validity().not_before.to_datetime();
     let na = leaf.validity().not_after.to_datetime();
     if now < nb {
@@ -436,15 +303,30 @@ pub fn check_issued(
             )));
         }
     }
-    let path = build_path(
-        leaf_der,
-        chain_der,
-        anchors_der,
-        now,
-        u32::from(expect.is_ca),
-    )?;
-    check_eku_chaining(&leaf, &path.issuers)?;
-    let constraints = chain_constraints(&path.issuers)?;
+    Ok(IssuedValidity {
+        not_before: nb,
+        not_after: na,
+    })
+}
+
+/// [`check_issued`] against a chain validated once ([`ValidatedChain::new`]): the leaf's
+/// own fields, our RFC 5280 walk for the leaf (one signature verification, the cached
+/// chain facts, the name constraints of every CA on the path) and rustls-webpki (for
+/// end-entity leaves) with the signer as its anchor and each CA's DNS/IP constraints.
+/// Returns the leaf's validity window.
+pub fn check_issued_with(
+    leaf_der: &[u8],
+    chain: &ValidatedChain,
+    expect: &Expectations,
+    now: OffsetDateTime,
+) -> Result<IssuedValidity, PkiError> {
+    let leaf = parse_cert(leaf_der)?;
+    let validity = check_leaf_fields(&leaf, expect, now)?;
+    let leaf_ekus: Vec<String> = cert_eku_oids(&leaf)
+        .map_err(|e| mismatch(e.to_string()))?
+        .map(|s| s.into_iter().collect())
+        .unwrap_or_default();
+    let verified = chain.check_leaf(&leaf, leaf_der, &leaf_ekus, now)?;
     let sans = SubjectAltNames::from_general_names(
         &leaf
             .subject_alternative_name()
@@ -454,16 +336,16 @@ pub fn check_issued(
             .unwrap_or_default(),
     )
     .map_err(mismatch)?;
-    check_name_constraints(&constraints, &sans)?;
+    check_name_constraints(chain.name_constraints(), &sans)?;
     if !expect.is_ca {
-        webpki_check(
+        chain.webpki_check(
             leaf_der,
-            &path.issuers,
             &issued_usages(&expect.usages, false),
             now,
+            Some(&verified),
         )?;
     }
-    Ok(())
+    Ok(validity)
 }
 
 /// PEM for a list of DER certificates, in order.

@@ -11,7 +11,7 @@ use axum::routing::get;
 use axum::Router;
 use futures::Future;
 
-use super::metrics::Metrics;
+use crate::controllers::metrics::Metrics;
 
 /// Readiness shared between the controllers and the probe endpoint.
 #[derive(Default, Debug)]

@@ -3,7 +3,6 @@
 pub mod admin;
 pub mod args;
 pub mod leader;
-pub mod metrics;
 pub mod run;
 pub mod telemetry;
 

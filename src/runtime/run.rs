@@ -12,7 +12,6 @@ use kube::Client;
 use super::admin::{self, Health};
 use super::args::{bind_addr, pod_namespace, Args};
 use super::leader::Election;
-use super::metrics::Metrics;
 use super::RuntimeError;
 use crate::api::duration;
 use crate::api::issuer::{PKIClusterIssuer, PKIIssuer};
@@ -20,6 +19,8 @@ use crate::controllers::backoff::Backoff;
 use crate::controllers::cache::IssuerCache;
 use crate::controllers::certificate_request::{self, IssuerStores, RequestContextData};
 use crate::controllers::certificate_signing_request::{self, CsrContext};
+use crate::controllers::events::RequestEvents;
+use crate::controllers::metrics::Metrics;
 use crate::controllers::remote_slots::RemoteSlots;
 use crate::controllers::{issuer, Config, Context};
 use crate::signers::remote::AllowedUrls;
@@ -92,7 +93,8 @@ pub async fn run(
     };
     let ctx = Arc::new(Context {
         client: client.clone(),
-        recorder: Recorder::new(client.clone(), reporter),
+        recorder: Recorder::new(client.clone(), reporter.clone()),
+        request_events: RequestEvents::new(client.clone(), reporter),
         metrics,
         cache,
         backoff: Backoff::new(

@@ -19,6 +19,7 @@ use crate::api::issuer::{
 };
 use crate::pki::{
     self, KeyAlgorithm, KeyRule, LeafExtensions, PkiError, Policy, SignerChain, SignerInfo, Usage,
+    ValidatedChain,
 };
 
 /// The `data` of a Secret or ConfigMap.
@@ -79,8 +80,8 @@ impl LoadError {
 pub struct LoadedIssuer {
     /// The backend.
     pub signer: Arc<dyn Signer>,
-    /// Trust anchors (DER).
-    pub anchors_der: Vec<Vec<u8>>,
+    /// The signer chain as the issuer check validated it: every leaf is checked against it.
+    pub chain: Arc<ValidatedChain>,
     /// Trust anchors as PEM (what `status.ca` gets).
     pub anchors_pem: String,
     /// The issuance policy.
@@ -171,7 +172,7 @@ pub async fn load(
         .map(|d| pki::cert_info(d))
         .collect::<Result<Vec<_>, _>>()?;
     let mut notes = Vec::new();
-    let (signer, signer_info): (Arc<dyn Signer>, SignerInfo) =
+    let (signer, chain): (Arc<dyn Signer>, ValidatedChain) =
         match (&spec.secret, &spec.cfssl, &spec.vault) {
             (Some(secret), None, None) => {
                 let data = src.secret(&secret.name).await?.ok_or_else(|| {
@@ -190,21 +191,25 @@ pub async fn load(
                         secret.name
                     ))
                 })?;
-                let info =
-                    pki::check_signer(signer.chain(), Some(signer.key()), &anchors_der, now)?;
-                (Arc::new(signer), info)
+                let chain = ValidatedChain::new(
+                    signer.chain().clone(),
+                    Some(signer.key()),
+                    anchors_der,
+                    now,
+                )?;
+                (Arc::new(signer), chain)
             }
             (None, Some(cfssl), None) => {
                 let signer = load_cfssl(cfssl, src, &policy, opts.observe.clone()).await?;
-                let info = pki::check_signer(signer.chain(), None, &anchors_der, now)?;
-                (Arc::new(signer), info)
+                let chain = ValidatedChain::new(signer.chain().clone(), None, anchors_der, now)?;
+                (Arc::new(signer), chain)
             }
             (None, None, Some(vault)) => {
                 let (signer, role_notes) =
                     super::vault::load_vault(vault, src, &policy, opts).await?;
-                let info = pki::check_signer(signer.chain(), None, &anchors_der, now)?;
+                let chain = ValidatedChain::new(signer.chain().clone(), None, anchors_der, now)?;
                 notes = role_notes;
-                (Arc::new(signer), info)
+                (Arc::new(signer), chain)
             }
             _ => {
                 return Err(LoadError::Invalid(
@@ -215,11 +220,11 @@ pub async fn load(
     Ok(LoadedIssuer {
         signer,
         // Re-encoded from the parsed certificates: nothing else of the source text is copied.
-        anchors_pem: pki::certs_to_pem(&anchors_der),
-        anchors_der,
+        anchors_pem: pki::certs_to_pem(chain.anchors_der()),
         policy,
         extensions: extensions_from_spec(spec.extensions.as_ref()),
-        signer_info,
+        signer_info: chain.info().clone(),
+        chain: Arc::new(chain),
         anchor_infos,
         notes,
     })

@@ -4,12 +4,14 @@ use futures::future::BoxFuture;
 use futures::FutureExt;
 
 use super::{SignRequest, Signer, SignerError};
-use crate::pki::{self, PkiError, SignerChain, SignerKey};
+use crate::pki::{self, IssuerName, PkiError, SignerChain, SignerKey};
 
 /// Signs locally with a key loaded from a Secret.
 pub struct SecretSigner {
     chain: SignerChain,
     key: SignerKey,
+    /// The signer's subject and SKI, read once.
+    issuer: IssuerName,
 }
 
 impl SecretSigner {
@@ -17,7 +19,8 @@ impl SecretSigner {
     pub fn from_pem(tls_crt: &str, tls_key: &str) -> Result<SecretSigner, PkiError> {
         let chain = SignerChain::from_pem(tls_crt)?;
         let key = SignerKey::from_pem(tls_key)?;
-        Ok(SecretSigner { chain, key })
+        let issuer = IssuerName::new(&chain, &key)?;
+        Ok(SecretSigner { chain, key, issuer })
     }
 
     /// The private key (for the key/certificate match check).
@@ -37,10 +40,10 @@ impl Signer for SecretSigner {
 
     fn sign<'a>(&'a self, req: SignRequest<'a>) -> BoxFuture<'a, Result<Vec<u8>, SignerError>> {
         async move {
-            Ok(pki::sign_leaf(
+            Ok(pki::sign_leaf_as(
                 req.template,
                 req.csr,
-                &self.chain,
+                &self.issuer,
                 &self.key,
             )?)
         }

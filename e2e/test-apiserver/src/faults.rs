@@ -54,6 +54,8 @@ pub struct RequestInfo {
     pub namespace: String,
     /// Name.
     pub name: String,
+    /// The authenticated user's name.
+    pub user: String,
 }
 
 /// A fault request as accepted by `POST /testing/faults` (JSON, tagged by `action`).
@@ -126,6 +128,7 @@ pub struct RequestCount {
 struct State {
     rules: Mutex<Vec<Rule>>,
     counts: Mutex<BTreeMap<(String, String, String), u64>>,
+    user_counts: Mutex<BTreeMap<(String, String, String, String), u64>>,
     drop_tx: tokio::sync::watch::Sender<u64>,
     store: Arc<Store>,
 }
@@ -152,6 +155,7 @@ impl FaultInjector {
             st: Arc::new(State {
                 rules: Mutex::new(vec![]),
                 counts: Mutex::new(BTreeMap::new()),
+                user_counts: Mutex::new(BTreeMap::new()),
                 drop_tx,
                 store,
             }),
@@ -228,7 +232,7 @@ impl FaultInjector {
                 dur(duration_seconds),
             ),
             FaultSpec::Clear => self.clear(),
-            FaultSpec::ResetCounters => self.st.counts.lock().clear(),
+            FaultSpec::ResetCounters => self.reset_counters(),
         }
     }
     /// Count a request and decide its faults.
@@ -238,6 +242,17 @@ impl FaultInjector {
             .counts
             .lock()
             .entry((r.verb.clone(), r.resource.clone(), r.subresource.clone()))
+            .or_default() += 1;
+        *self
+            .st
+            .user_counts
+            .lock()
+            .entry((
+                r.user.clone(),
+                r.verb.clone(),
+                r.resource.clone(),
+                r.subresource.clone(),
+            ))
             .or_default() += 1;
         let mut rules = self.st.rules.lock();
         let now = Instant::now();
@@ -283,9 +298,25 @@ impl FaultInjector {
             })
             .collect()
     }
+    /// The request counters of one user (e.g. `system:serviceaccount:ns:name`).
+    pub fn request_counts_for(&self, user: &str) -> Vec<RequestCount> {
+        self.st
+            .user_counts
+            .lock()
+            .iter()
+            .filter(|((u, ..), _)| u == user)
+            .map(|((_, v, r, s), c)| RequestCount {
+                verb: v.clone(),
+                resource: r.clone(),
+                subresource: s.clone(),
+                count: *c,
+            })
+            .collect()
+    }
     /// Reset the request counters.
     pub fn reset_counters(&self) {
         self.st.counts.lock().clear();
+        self.st.user_counts.lock().clear();
     }
 }
 
@@ -322,7 +353,14 @@ mod tests {
         );
         f.apply(FaultSpec::Clear);
         assert_eq!(f.on_request(&req("get", "")).delay, Duration::ZERO);
+        let mut by_alice = req("patch", "status");
+        by_alice.user = "alice".into();
+        f.on_request(&by_alice);
+        assert_eq!(f.request_counts_for("alice").len(), 1);
+        assert_eq!(f.request_counts_for("alice")[0].count, 1);
+        assert!(f.request_counts_for("bob").is_empty());
         f.apply(FaultSpec::ResetCounters);
         assert!(f.request_counts().is_empty());
+        assert!(f.request_counts_for("alice").is_empty());
     }
 }

@@ -334,6 +334,7 @@ async fn handle_inner(app: &Arc<App>, req: Request<Body>) -> ApiResult<Response>
         subresource: rp.subresource.clone(),
         namespace: attrs.namespace.clone(),
         name: rp.name.clone(),
+        user: user.name.clone(),
     });
     if !decision.delay.is_zero() {
         tokio::time::sleep(decision.delay).await;

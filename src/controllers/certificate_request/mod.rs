@@ -1,7 +1,7 @@
-//! The CertificateRequest controller: the thin API layer around [`decide`] and [`issue`].
+//! The CertificateRequest controller: the thin API layer around [`decide`] and
+//! [`crate::issuance`].
 
 pub mod decide;
-pub mod issue;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -10,28 +10,26 @@ use futures::channel::mpsc::UnboundedReceiver;
 use futures::{Future, StreamExt};
 use kube::api::{Patch, PatchParams};
 use kube::core::DeserializeGuard;
-use kube::runtime::controller::{Action, Controller};
+use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
 use kube::runtime::reflector::ObjectRef;
-use kube::runtime::watcher;
 use kube::{Api, Resource, ResourceExt};
 use serde_json::json;
 
 use self::decide::{decide, reason, Decision, IssuerState};
-use self::issue::RequestInput;
 use super::backoff::Retry;
 use super::cache::CachedIssuer;
-use super::events::publish;
 use super::issuer::IssuerView;
-use super::requests::{self, Outcome};
+use super::metrics::IssuedLabels;
+use super::requests;
 use super::{Context, Error};
 use crate::api::cert_manager::CertificateRequest;
 use crate::api::condition::{self, Condition};
 use crate::api::duration;
 use crate::api::issuer::{AnyIssuer, IssuerKey, IssuerKind, PKIClusterIssuer, PKIIssuer};
 use crate::api::FIELD_MANAGER;
+use crate::issuance::{self, Outcome, RequestInput};
 use crate::pki::RequestContext;
-use crate::runtime::metrics::IssuedLabels;
 
 type Guarded = DeserializeGuard<CertificateRequest>;
 
@@ -201,15 +199,15 @@ async fn fail(
     .await?;
     ctx.metrics.fail(metric);
     tracing::warn!(request = %ObjectRef::from_obj(cr), reason = metric, %message, "request failed");
-    publish(
-        &ctx.recorder,
-        &cr.object_ref(&()),
-        EventType::Warning,
-        metric,
-        "Sign",
-        message,
-    )
-    .await;
+    ctx.request_events
+        .publish(
+            &cr.object_ref(&()),
+            EventType::Warning,
+            metric,
+            "Sign",
+            message,
+        )
+        .await;
     Ok(Action::await_change())
 }
 
@@ -245,15 +243,15 @@ async fn retry(ctx: &Context, cr: &CertificateRequest, what: String) -> Result<A
         }
         Retry::After(delay) => {
             let attempt = ctx.backoff.attempts(&uid);
-            publish(
-                &ctx.recorder,
-                &cr.object_ref(&()),
-                EventType::Warning,
-                "RetryableError",
-                "Sign",
-                format!("{what}; will retry (attempt {attempt})"),
-            )
-            .await;
+            ctx.request_events
+                .publish(
+                    &cr.object_ref(&()),
+                    EventType::Warning,
+                    "RetryableError",
+                    "Sign",
+                    format!("{what}; will retry (attempt {attempt})"),
+                )
+                .await;
             pending(ctx, cr, format!("{what}; will retry")).await?;
             Ok(Action::requeue(delay))
         }
@@ -301,7 +299,7 @@ async fn sign(
         }
     };
     let (chain_pem, ca_pem, validity) =
-        match requests::issue(&input, loaded, &ctx.remote_slots, key).await {
+        match issuance::issue(&input, loaded, &ctx.remote_slots, key).await {
             Outcome::Issued {
                 chain_pem,
                 ca_pem,
@@ -338,15 +336,15 @@ async fn sign(
         })
         .inc();
     tracing::info!(request = %ObjectRef::from_obj(cr), issuer = %key, "certificate issued");
-    publish(
-        &ctx.recorder,
-        &cr.object_ref(&()),
-        EventType::Normal,
-        "Issued",
-        "Sign",
-        message,
-    )
-    .await;
+    ctx.request_events
+        .publish(
+            &cr.object_ref(&()),
+            EventType::Normal,
+            "Issued",
+            "Sign",
+            message,
+        )
+        .await;
     Ok(Action::await_change())
 }
 
@@ -383,15 +381,15 @@ async fn reconcile(guard: Arc<Guarded>, data: Arc<RequestContextData>) -> Result
             )
             .await?;
             ctx.metrics.fail("Denied");
-            publish(
-                &ctx.recorder,
-                &cr.object_ref(&()),
-                EventType::Warning,
-                "Denied",
-                "Sign",
-                message,
-            )
-            .await;
+            ctx.request_events
+                .publish(
+                    &cr.object_ref(&()),
+                    EventType::Warning,
+                    "Denied",
+                    "Sign",
+                    message,
+                )
+                .await;
             Ok(Action::await_change())
         }
         Decision::Pending(message) => {
@@ -422,8 +420,10 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + Sync + 'static,
 ) {
     let api: Api<Guarded> = Api::all(data.ctx.client.clone());
-    let ctl = Controller::new(api, watcher::Config::default().any_semantic()).with_config(
-        kube::runtime::controller::Config::default().concurrency(data.ctx.config.concurrency),
+    let ctl = requests::slim_controller(
+        api,
+        data.ctx.config.concurrency,
+        super::slim::certificate_request,
     );
     let ctl = requests::requeue_on_ready(ctl, ready_issuers, |cr: &CertificateRequest, key| {
         decide::issuer_key(cr).as_ref() == Some(key)

@@ -527,7 +527,13 @@ fn webpki_still_checks_dns_when_the_chain_has_uri_constraints() {
     assert_eq!(only_dns[0], 0xa1, "only the excluded list remains");
     // webpki alone refuses the excluded name with the signer as its anchor.
     let leaf = raw_leaf(&int2, &kp, good_params(&["db.secret.corp.example"]));
-    let err = webpki_check(&leaf, &[int2.der()], &[Usage::ServerAuth], now())
+    let chain = SignerChain {
+        signer_der: int2.der(),
+        intermediates_der: vec![],
+    };
+    let validated = ValidatedChain::new(chain, None, vec![root.der()], now()).unwrap();
+    let err = validated
+        .webpki_check(&leaf, &[Usage::ServerAuth], now(), None)
         .unwrap_err()
         .to_string();
     assert!(err.contains("server auth"), "{err}");

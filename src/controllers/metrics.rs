@@ -1,4 +1,5 @@
-//! Prometheus metrics (prometheus-client), served on `--metrics-addr` at `/metrics`.
+//! Prometheus metrics the controllers record (prometheus-client); the runtime serves them on
+//! `--metrics-addr` at `/metrics`.
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;

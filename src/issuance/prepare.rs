@@ -1,0 +1,85 @@
+//! Steps 6-7 of DESIGN.md section 3 as a pure function: every check of a request before
+//! signing, and the leaf to issue. Every fact about the signer chain comes from the issuer's
+//! [`crate::pki::ValidatedChain`], checked once per issuer check.
+
+use std::time::Duration;
+
+use crate::pki::{
+    self, Expectations, LeafTemplate, ParsedCsr, PkiError, RequestContext, RequestedCert, Usage,
+};
+use crate::signers::load::LoadedIssuer;
+
+/// What a request asks for, independent of its API kind.
+#[derive(Debug, Clone)]
+pub struct RequestInput<'a> {
+    /// The CSR bytes (PEM or DER).
+    pub csr: &'a [u8],
+    /// Requested lifetime, if any.
+    pub duration: Option<Duration>,
+    /// Whether a CA certificate is requested.
+    pub is_ca: bool,
+    /// Requested usages (cert-manager spellings); empty means cert-manager's default.
+    pub usages: &'a [String],
+    /// `{namespace}` and `{serviceAccount}` for the policy.
+    pub context: RequestContext,
+}
+
+/// A request that passed every check before signing.
+pub struct Prepared {
+    /// The parsed CSR.
+    pub csr: ParsedCsr,
+    /// The leaf to issue.
+    pub template: LeafTemplate,
+    /// What the issued certificate must look like.
+    pub expect: Expectations,
+}
+
+/// Step 6 and the lifetime of step 7: every check before signing. Errors are permanent.
+pub fn prepare(
+    input: &RequestInput<'_>,
+    issuer: &LoadedIssuer,
+    now: time::OffsetDateTime,
+) -> Result<Prepared, PkiError> {
+    let csr = pki::parse_csr(input.csr)?;
+    let usages = if input.usages.is_empty() {
+        pki::usage::default_usages()
+    } else {
+        input
+            .usages
+            .iter()
+            .map(|u| Usage::parse(u))
+            .collect::<Result<Vec<_>, _>>()?
+    };
+    let requested = RequestedCert::from_csr(&csr, input.is_ca, usages.clone(), input.duration);
+    pki::check_policy(&issuer.policy, &requested, &input.context)?;
+    let chain = &issuer.chain;
+    pki::check_name_constraints(chain.name_constraints(), &csr.sans)?;
+    chain.check_usages(&pki::template::issued_usages(&usages, input.is_ca))?;
+    let validity = pki::clamp_validity(
+        now,
+        input.duration,
+        issuer.policy.max_duration,
+        chain.earliest_not_after(),
+    )?;
+    let mut template = LeafTemplate::new(&csr, &requested, validity, issuer.extensions.clone())?;
+    if input.is_ca {
+        chain.check_room_for_sub_ca()?;
+        template.name_constraints =
+            pki::ca_constraints::derived_constraints(&issuer.policy, &input.context)?;
+    }
+    let expect = Expectations {
+        spki_der: csr.spki_der.clone(),
+        sans: csr.sans.clone(),
+        usages,
+        is_ca: input.is_ca,
+        // Set by `verify_issued`: it depends on the backend and on when the CA signed.
+        not_after_max: None,
+        common_name: csr.common_name.clone(),
+        name_constraints: template.name_constraints.clone(),
+    };
+    Ok(Prepared {
+        csr,
+        template,
+        expect,
+    })
+}
