@@ -3,16 +3,26 @@ SHELL := /bin/bash
 CARGO ?= cargo
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: all build test test-deps lint lint-packaging fmt-check clippy generate sync-crds check-generated demo bench e2e-kind clean
+.PHONY: all build test test-deps lint lint-packaging fmt-check clippy generate sync-crds check-generated demo bench e2e-kind e2e-kube kube-apiserver clean
 
 all: build
 
 build:
 	$(CARGO) build --workspace --all-targets
 
-## test: everything CI runs: formatting, lints, generated files, unit, test API server and e2e tests.
+## test: everything CI runs: formatting, lints, generated files, unit, test API server and e2e
+## tests, then the e2e suite again on a real kube-apiserver + etcd.
 test: test-deps fmt-check clippy check-generated lint-packaging
 	$(CARGO) test --workspace --all-targets --locked
+	bash e2e/scripts/e2e-kube.sh
+
+## e2e-kube: the e2e suite on a real kube-apiserver v1.20 + etcd (builds or reuses the binary).
+e2e-kube: test-deps
+	bash e2e/scripts/e2e-kube.sh
+
+## kube-apiserver: build (or find in the cache) the real kube-apiserver; prints its path.
+kube-apiserver: test-deps
+	bash e2e/scripts/kube-apiserver.sh build
 
 ## test-deps: install the tools the tests call (Debian packages) when they are missing.
 test-deps:
@@ -43,9 +53,11 @@ lint-packaging:
 
 lint: fmt-check clippy lint-packaging
 
-## demo: build, start the test API server and pki-issuer, issue certificates, prove mTLS.
+## demo: build, start the API server and pki-issuer, issue certificates, prove mTLS.
+## APISERVER=test (default: the project's test API server) or APISERVER=kube (real kube-apiserver).
+APISERVER ?= test
 demo:
-	bash e2e/scripts/demo.sh
+	APISERVER=$(APISERVER) bash e2e/scripts/demo.sh
 
 ## e2e-kind: e2e suite + kind-only checks on a kind cluster with real cert-manager (needs Docker, kind, helm; KEEP_CLUSTER=1 keeps it).
 e2e-kind:
