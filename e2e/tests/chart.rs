@@ -64,6 +64,15 @@ async fn install(
     let env = Env::start_opts(test, false).await;
     let mut manifests = docs(&render(&env));
     edit(&mut manifests);
+    if crate::harness::kube() {
+        // kube-apiserver 1.20 serves PodDisruptionBudget as policy/v1beta1 only (v1 is 1.21+).
+        for d in manifests
+            .iter_mut()
+            .filter(|d| d["kind"] == "PodDisruptionBudget")
+        {
+            d["apiVersion"] = json!("policy/v1beta1");
+        }
+    }
     env.create_namespace(RELEASE_NS).await;
     env.create_namespace(TEAM_NS).await;
     let text: String = manifests
