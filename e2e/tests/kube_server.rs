@@ -15,11 +15,10 @@
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
-use std::time::Duration;
 
 use kube::api::{DeleteParams, DynamicObject, ListParams};
 use kube::discovery::ApiResource;
-use kube::{Api, Client};
+use kube::Api;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 /// The helper script that builds, starts and stops real servers.
