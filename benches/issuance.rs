@@ -10,6 +10,9 @@ mod fixtures;
 #[path = "../e2e/tests/harness.rs"]
 #[allow(dead_code)]
 mod harness;
+#[path = "../e2e/tests/kube_server.rs"]
+#[allow(dead_code)]
+mod kube_server;
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};

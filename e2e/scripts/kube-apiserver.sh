@@ -26,7 +26,7 @@ CACHE_DIR="${XDG_CACHE_HOME:-$HOME/.cache}/pki-issuer"
 BIN_DIR="$CACHE_DIR/kube-apiserver-$KUBE_VERSION-$KUBE_DEB_VERSION"
 GO_ROOT=/usr/lib/go-1.19
 REFLECT2_SRC=/usr/share/gocode/src/github.com/modern-go/reflect2
-ADMIN_TOKEN_USER=admin
+ADMIN_TOKEN_USER="admin"
 
 log() { echo "kube-apiserver.sh: $*" >&2; }
 die() {
@@ -36,6 +36,7 @@ die() {
 
 # The Debian mirror this machine already uses for bookworm main (no host is hard-coded here).
 debian_mirror() {
+  # shellcheck disable=SC2016 # apt's own $(FIELD) placeholders
   apt-get indextargets --format '$(REPO_URI) $(RELEASE) $(IDENTIFIER)' 2>/dev/null |
     awk '$2=="bookworm" && $3=="Packages" { print $1; exit }'
 }
@@ -279,7 +280,7 @@ stop() {
   pid=$(cat "$pidfile")
   if ours "$pid" "$(dirname "$pidfile")"; then
     kill -TERM "$pid" 2>/dev/null || true
-    wait_until 20 bash -c "! kill -0 $pid" || kill -KILL "$pid" 2>/dev/null || true
+    wait_until 10 bash -c "! kill -0 $pid" || kill -KILL "$pid" 2>/dev/null || true
     wait_until 5 bash -c "! kill -0 $pid" || true
   fi
   rm -f "$pidfile"

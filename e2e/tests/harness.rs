@@ -218,8 +218,7 @@ impl Env {
     pub fn request_counter(&self) -> RequestCounter {
         if let Some(server) = &self.server {
             RequestCounter::TestApiServer(server.faults())
-        } else if self.kube.is_some() {
-            let lease = self.kube.as_ref().unwrap();
+        } else if let Some(lease) = &self.kube {
             RequestCounter::Kube(crate::kube_server::AuditLog::new(lease.server()))
         } else {
             panic!("request counts need a local server (not E2E_KUBECONFIG)")

@@ -145,22 +145,18 @@ async fn start() -> Server {
     let dir = std::env::temp_dir().join(format!("pki-issuer-e2e-kube-{}-{n}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
-    // The watchdog stops this server when the test process is gone, however it ends.
-    std::process::Command::new("bash")
-        .args([
-            "-c",
-            r#"while kill -0 "$1" 2>/dev/null; do sleep 0.5; done; bash "$2" down "$3"; rm -rf "$3""#,
-            "watchdog",
-        ])
+    // The watchdog stops this server when the test process is gone, however it ends. It is
+    // started in the background by a shell that exits at once (so nothing waits for it).
+    let watchdog = r#"(while kill -0 "$1" 2>/dev/null; do sleep 0.5; done; bash "$2" down "$3"; rm -rf "$3") </dev/null >/dev/null 2>&1 &"#;
+    let status = std::process::Command::new("bash")
+        .args(["-c", watchdog, "watchdog"])
         .arg(std::process::id().to_string())
         .arg(script())
         .arg(&dir)
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
         .process_group(0)
-        .spawn()
+        .status()
         .expect("watchdog");
+    assert!(status.success(), "starting the watchdog");
     let started = std::time::Instant::now();
     let out = tokio::process::Command::new("bash")
         .arg(script())
