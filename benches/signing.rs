@@ -77,6 +77,8 @@ fn run(name: &str, alg: &'static SignatureAlgorithm) {
             usages,
             is_ca: false,
             not_after_max: Some(validity.not_after),
+            common_name: None,
+            name_constraints: None,
         };
         pki::check_issued(&leaf, &intermediates, &anchors, &expect, now).unwrap();
     };

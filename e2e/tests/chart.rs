@@ -196,7 +196,7 @@ async fn chart_rbac_is_sufficient_and_leader_election_fails_over() {
             "apiVersion": "certificates.k8s.io/v1", "kind": "CertificateSigningRequest",
             "metadata": {"name": csr_name},
             "spec": {"request": base64(csr.as_bytes()), "signerName": "pkiclusterissuers.pki-issuer.io/chart-mesh",
-                     "usages": ["digital signature", "key encipherment"]}
+                     "usages": ["digital signature", "key encipherment", "client auth"]}
         }).to_string()),
     ).await
     .unwrap();

@@ -41,6 +41,14 @@ pub struct Env {
     pub dir: tempfile::TempDir,
 }
 
+/// The usages requests get when a test names none: what an mTLS workload Certificate lists.
+pub const MTLS_USAGES: &[&str] = &[
+    "digital signature",
+    "key encipherment",
+    "server auth",
+    "client auth",
+];
+
 /// The API server the suite runs against.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Mode {
@@ -448,7 +456,9 @@ impl Env {
         }
     }
 
-    /// Create a CertificateRequest the way cert-manager does.
+    /// Create a CertificateRequest the way cert-manager does. No `usages` means the usages of a
+    /// typical mesh Certificate, [`MTLS_USAGES`] (pki-issuer refuses a request without any
+    /// extended usage by default).
     pub async fn create_request(
         &self,
         name: &str,
@@ -464,8 +474,16 @@ impl Env {
                 request: csr_pem.as_bytes().to_vec(),
                 issuer_ref: issuer,
                 duration: duration.map(Into::into),
-                usages: (!usages.is_empty())
-                    .then(|| usages.iter().map(|u| u.to_string()).collect()),
+                usages: Some(
+                    if usages.is_empty() {
+                        MTLS_USAGES
+                    } else {
+                        usages
+                    }
+                    .iter()
+                    .map(|u| u.to_string())
+                    .collect(),
+                ),
                 username: Some(format!("system:serviceaccount:{}:workload", self.ns)),
                 ..Default::default()
             },

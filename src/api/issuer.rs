@@ -128,15 +128,18 @@ pub struct PolicySpec {
     /// Allowed email SANs (`*` is one label of the domain).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub email_addresses: Option<Vec<String>>,
-    /// Allowed key usages (cert-manager spellings).
+    /// Allowed key usages (cert-manager spellings). Default: `digital signature`,
+    /// `key encipherment`, `server auth`, `client auth`. `cert sign` / `crl sign` only ever
+    /// on CA certificates; a certificate without extended key usage only when `any` is listed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub usages: Option<Vec<String>>,
     /// Whether wildcard DNS names (`*.example.com`) may be requested (default false). Without
     /// it, a `*` in `dnsNames` matches any one label but never a wildcard certificate.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub allow_wildcard_names: Option<bool>,
-    /// Whether CA certificates may be requested (default false).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// Whether CA certificates may be requested (default false). An issued CA has pathLen 0
+    /// and name constraints derived from this policy.
+    #[serde(default, rename = "allowCA", skip_serializing_if = "Option::is_none")]
     pub allow_ca: Option<bool>,
     /// Allowed key algorithms (default: ECDSA >= 256, RSA >= 2048, Ed25519).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -181,7 +184,11 @@ pub struct ExtensionsSpec {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub ocsp_servers: Vec<String>,
     /// CA issuer URLs (Authority Information Access).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        rename = "issuingCertificateURLs",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub issuing_certificate_urls: Vec<String>,
 }
 

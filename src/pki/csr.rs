@@ -3,10 +3,12 @@
 use std::net::IpAddr;
 
 use x509_parser::certification_request::X509CertificationRequest;
-use x509_parser::extensions::{GeneralName, ParsedExtension};
+use x509_parser::cri_attributes::ParsedCriAttribute;
+use x509_parser::extensions::{ExtendedKeyUsage, GeneralName, ParsedExtension};
 use x509_parser::prelude::FromDer;
 
 use super::error::PkiError;
+use super::extensions::{self, CSR_EXTENSIONS};
 use super::keys::{spki_key_info, verify_signature, KeyAlgorithm, KeyInfo};
 use super::usage::{usages_from_key_usage_flags, Usage};
 
@@ -50,10 +52,26 @@ impl SubjectAltNames {
                 GeneralName::URI(u) => sans.uris.push(u.to_string()),
                 GeneralName::RFC822Name(e) => sans.emails.push(e.to_string()),
                 GeneralName::IPAddress(b) => sans.ips.push(ip_from_bytes(b)?),
-                other => return Err(format!("unsupported subject alternative name {other:?}")),
+                other => {
+                    return Err(format!(
+                        "unsupported subject alternative name type {}",
+                        san_type(other)
+                    ))
+                }
             }
         }
         Ok(sans)
+    }
+}
+
+fn san_type(name: &GeneralName<'_>) -> &'static str {
+    match name {
+        GeneralName::OtherName(..) => "otherName",
+        GeneralName::DirectoryName(_) => "directoryName",
+        GeneralName::X400Address(_) => "x400Address",
+        GeneralName::EDIPartyName(_) => "ediPartyName",
+        GeneralName::RegisteredID(_) => "registeredID",
+        _ => "unknown",
     }
 }
 
@@ -63,6 +81,27 @@ fn ip_from_bytes(b: &[u8]) -> Result<IpAddr, String> {
         16 => Ok(IpAddr::from(<[u8; 16]>::try_from(b).unwrap())),
         n => Err(format!("IP address SAN with invalid length {n}")),
     }
+}
+
+/// The usages an extendedKeyUsage extension names; an OID cert-manager has no name for is
+/// an error naming it.
+pub(crate) fn usages_from_eku(eku: &ExtendedKeyUsage<'_>) -> Result<Vec<Usage>, String> {
+    let flags = [
+        (eku.any, Usage::Any),
+        (eku.server_auth, Usage::ServerAuth),
+        (eku.client_auth, Usage::ClientAuth),
+        (eku.code_signing, Usage::CodeSigning),
+        (eku.email_protection, Usage::EmailProtection),
+        (eku.time_stamping, Usage::Timestamping),
+        (eku.ocsp_signing, Usage::OcspSigning),
+    ];
+    let mut usages: Vec<Usage> = flags.iter().filter(|f| f.0).map(|f| f.1).collect();
+    for oid in &eku.other {
+        let usage = Usage::from_eku_oid(&oid.to_id_string())
+            .ok_or_else(|| format!("unknown extended key usage {oid}"))?;
+        usages.push(usage);
+    }
+    Ok(usages)
 }
 
 /// A parsed, signature-verified CSR.
@@ -142,19 +181,27 @@ pub fn parse_csr(pem_or_der: &[u8]) -> Result<ParsedCsr, PkiError> {
         return Err(PkiError::CsrSignatureInvalid);
     }
 
-    let common_name = match info.subject.iter_common_name().next() {
-        Some(cn) => Some(
-            cn.as_str()
-                .map_err(|_| PkiError::InvalidCsr("common name is not a string".into()))?
-                .to_string(),
-        ),
-        None => None,
-    };
+    let common_name = super::subject::single_common_name(&info.subject, "the CSR")?;
+
+    let mut ext_requests = info
+        .iter_attributes()
+        .filter_map(|a| match a.parsed_attribute() {
+            ParsedCriAttribute::ExtensionRequest(r) => Some(r),
+            _ => None,
+        });
+    let ext_request = ext_requests.next();
+    if ext_requests.next().is_some() {
+        return Err(PkiError::InvalidCsr(
+            "more than one extensionRequest attribute".into(),
+        ));
+    }
+    let requested = ext_request.map_or(&[][..], |r| r.extensions.as_slice());
+    extensions::check_allowed(requested, CSR_EXTENSIONS, "the CSR requests")?;
 
     let mut sans = SubjectAltNames::default();
     let mut requested_is_ca = None;
     let mut requested_usages = Vec::new();
-    for ext in csr.requested_extensions().into_iter().flatten() {
+    for ext in requested.iter().map(|e| e.parsed_extension()) {
         match ext {
             ParsedExtension::SubjectAlternativeName(san) => {
                 sans = SubjectAltNames::from_general_names(&san.general_names)
@@ -165,22 +212,7 @@ pub fn parse_csr(pem_or_der: &[u8]) -> Result<ParsedCsr, PkiError> {
                 requested_usages.extend(usages_from_key_usage_flags(k.flags))
             }
             ParsedExtension::ExtendedKeyUsage(eku) => {
-                let flags = [
-                    (eku.any, Usage::Any),
-                    (eku.server_auth, Usage::ServerAuth),
-                    (eku.client_auth, Usage::ClientAuth),
-                    (eku.code_signing, Usage::CodeSigning),
-                    (eku.email_protection, Usage::EmailProtection),
-                    (eku.time_stamping, Usage::Timestamping),
-                    (eku.ocsp_signing, Usage::OcspSigning),
-                ];
-                requested_usages.extend(flags.iter().filter(|f| f.0).map(|f| f.1));
-                for oid in &eku.other {
-                    let usage = Usage::from_eku_oid(&oid.to_id_string()).ok_or_else(|| {
-                        PkiError::InvalidCsr(format!("unknown extended key usage {oid}"))
-                    })?;
-                    requested_usages.push(usage);
-                }
+                requested_usages.extend(usages_from_eku(eku).map_err(PkiError::InvalidCsr)?);
             }
             ParsedExtension::ParseError { error } => {
                 return Err(PkiError::InvalidCsr(format!(
@@ -327,5 +359,70 @@ mod tests {
                 other => panic!("{f}: {other:?}"),
             }
         }
+    }
+
+    fn csr_with(params: rcgen::CertificateParams) -> Vec<u8> {
+        let kp = testutil::key(KeyKind::P256);
+        params.serialize_request(&kp).unwrap().der().to_vec()
+    }
+
+    #[test]
+    fn subject_must_be_empty_or_one_cn() {
+        let mut p = rcgen::CertificateParams::new(vec!["a.ns.svc".to_string()]).unwrap();
+        p.distinguished_name = rcgen::DistinguishedName::new();
+        assert_eq!(parse_csr(&csr_with(p.clone())).unwrap().common_name, None);
+        p.distinguished_name
+            .push(rcgen::DnType::CommonName, "a.ns.svc");
+        assert_eq!(
+            parse_csr(&csr_with(p.clone()))
+                .unwrap()
+                .common_name
+                .as_deref(),
+            Some("a.ns.svc")
+        );
+        let mut masters = p.clone();
+        masters
+            .distinguished_name
+            .push(rcgen::DnType::OrganizationName, "system:masters");
+        let err = parse_csr(&csr_with(masters)).unwrap_err();
+        assert!(matches!(err, PkiError::SubjectNotAllowed(_)), "{err}");
+        assert!(err.to_string().contains("O=\"system:masters\""), "{err}");
+        let mut ou = rcgen::CertificateParams::new(vec!["a.ns.svc".to_string()]).unwrap();
+        ou.distinguished_name = rcgen::DistinguishedName::new();
+        ou.distinguished_name
+            .push(rcgen::DnType::OrganizationalUnitName, "x");
+        let err = parse_csr(&csr_with(ou)).unwrap_err().to_string();
+        assert!(err.contains("OU=\"x\""), "{err}");
+    }
+
+    #[test]
+    fn requested_extensions_are_allowlisted() {
+        let base = || rcgen::CertificateParams::new(vec!["a.ns.svc".to_string()]).unwrap();
+        let mut nc = base();
+        nc.custom_extensions
+            .push(rcgen::CustomExtension::from_oid_content(
+                &[2, 5, 29, 30],
+                vec![0x30, 0x00],
+            ));
+        let err = parse_csr(&csr_with(nc)).unwrap_err().to_string();
+        assert!(err.contains("nameConstraints (2.5.29.30)"), "{err}");
+        let mut unknown = base();
+        let mut ext = rcgen::CustomExtension::from_oid_content(
+            &[1, 3, 6, 1, 4, 1, 99999, 1],
+            vec![0x05, 0x00],
+        );
+        ext.set_criticality(true);
+        unknown.custom_extensions.push(ext);
+        let err = parse_csr(&csr_with(unknown)).unwrap_err().to_string();
+        assert!(
+            err.contains("critical") && err.contains("1.3.6.1.4.1.99999.1"),
+            "{err}"
+        );
+        let mut ca = base();
+        ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        assert_eq!(
+            parse_csr(&csr_with(ca)).unwrap().requested_is_ca,
+            Some(true)
+        );
     }
 }

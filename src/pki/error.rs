@@ -23,7 +23,7 @@ pub enum PkiError {
     #[error("email address {0:?} is not allowed by the issuer policy")]
     EmailNotAllowed(String),
     /// The subject common name is not allowed by the issuer policy.
-    #[error("common name {0:?} is not allowed by the issuer policy (it must be one of the requested SANs or an allowed DNS name)")]
+    #[error("common name {0:?} is not allowed by the issuer policy (the common name must be one of the requested subject alternative names)")]
     CommonNameNotAllowed(String),
     /// A name in the request is syntactically invalid.
     #[error("invalid name {0:?}")]
@@ -60,8 +60,8 @@ pub enum PkiError {
     #[error("issuing CA certificates is not allowed by the issuer policy")]
     CaNotAllowed,
     /// A key usage is not allowed by the policy.
-    #[error("usage {0:?} is not allowed by the issuer policy")]
-    UsageNotAllowed(String),
+    #[error("usage {0:?} is not allowed by the issuer policy{1}")]
+    UsageNotAllowed(String, &'static str),
     /// A usage string is not one of cert-manager's usages.
     #[error("unknown usage {0:?}")]
     UnknownUsage(String),
@@ -97,6 +97,18 @@ pub enum PkiError {
     /// Chain building or path validation failed.
     #[error("certificate chain is invalid: {0}")]
     ChainInvalid(String),
+    /// The subject DN is not empty or a single CN.
+    #[error("{0}")]
+    SubjectNotAllowed(String),
+    /// An extension that is not on the allowlist, or present twice.
+    #[error("{0}")]
+    ExtensionNotAllowed(String),
+    /// The request's usages carry no extended key usage, which means "any purpose".
+    #[error("the requested usages [{0}] name no extended key usage, so the certificate would be valid for any purpose, which the issuer policy does not allow (it does not list \"any\"); request the extended usages you need, e.g. \"server auth\" and/or \"client auth\"")]
+    NoExtendedKeyUsage(String),
+    /// A CA certificate cannot be issued under this signer or policy.
+    #[error("a CA certificate cannot be issued: {0}")]
+    CaNotPossible(String),
     /// The issued certificate does not match what was requested.
     #[error("{0}")]
     IssuedCertMismatch(String),

@@ -5,15 +5,19 @@
 //! Nothing in this module knows about Kubernetes; the controllers translate
 //! their resources into the plain types defined here.
 
+pub mod ca_constraints;
 pub mod csr;
 mod der;
 pub mod duration;
 pub mod error;
+pub mod extensions;
 pub mod keys;
 pub mod name_constraints;
+pub mod names;
 pub mod policy;
 pub mod sign;
 pub mod signer_chain;
+pub mod subject;
 pub mod template;
 pub mod usage;
 pub mod verify;

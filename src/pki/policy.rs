@@ -29,7 +29,9 @@ use ipnet::IpNet;
 use super::csr::SubjectAltNames;
 use super::error::PkiError;
 use super::keys::{KeyAlgorithm, KeyInfo};
-use super::usage::{effective_usages, Usage};
+use super::names;
+use super::template::issued_usages;
+use super::usage::Usage;
 
 /// A key algorithm allowed by the policy, with an optional minimum size.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -95,7 +97,7 @@ impl Default for Policy {
                     min_size: None,
                 },
             ],
-            require_subject_alt_name: false,
+            require_subject_alt_name: true,
         }
     }
 }
@@ -124,6 +126,10 @@ pub struct RequestedCert {
     pub duration: Option<Duration>,
     /// The requested public key.
     pub key: KeyInfo,
+    /// Usages the CSR itself requests (keyUsage / extendedKeyUsage in its extensionRequest).
+    pub csr_usages: Vec<Usage>,
+    /// basicConstraints cA the CSR itself requests, if any.
+    pub csr_is_ca: Option<bool>,
 }
 
 impl RequestedCert {
@@ -141,9 +147,19 @@ impl RequestedCert {
             usages,
             duration,
             key: csr.key,
+            csr_usages: csr.requested_usages.clone(),
+            csr_is_ca: csr.requested_is_ca,
         }
     }
 }
+
+/// Usages allowed when the policy lists none: enough for mTLS, nothing that signs for others.
+pub const DEFAULT_ALLOWED_USAGES: [Usage; 4] = [
+    Usage::DigitalSignature,
+    Usage::KeyEncipherment,
+    Usage::ServerAuth,
+    Usage::ClientAuth,
+];
 
 /// Checks `req` against `policy`; the first violation is returned.
 pub fn check_policy(
@@ -154,6 +170,11 @@ pub fn check_policy(
     check_key(policy, &req.key)?;
     if req.is_ca && !policy.allow_ca {
         return Err(PkiError::CaNotAllowed);
+    }
+    if req.csr_is_ca == Some(true) && !req.is_ca {
+        return Err(PkiError::ExtensionNotAllowed(
+            "the CSR requests basicConstraints cA=true but the request is not for a CA (isCA is not set)".into(),
+        ));
     }
     if let Some(min) = policy.min_duration {
         let requested = req.duration.unwrap_or(Duration::from_secs(90 * 24 * 3600));
@@ -167,11 +188,12 @@ pub fn check_policy(
             });
         }
     }
+    names::check_syntax(&req.sans)?;
     if policy.require_subject_alt_name && req.sans.is_empty() {
         return Err(PkiError::NoSubjectAltName);
     }
     for dns in &req.sans.dns {
-        if !policy.allow_wildcard_names && dns.split('.').any(|l| l.contains('*')) {
+        if !policy.allow_wildcard_names && dns.starts_with('*') {
             return Err(PkiError::WildcardNotAllowed(dns.clone()));
         }
         if !allowed(&policy.dns_names, |p| dns_matches(p, dns, ctx)) {
@@ -194,39 +216,102 @@ pub fn check_policy(
         }
     }
     if let Some(cn) = &req.common_name {
-        check_common_name(policy, req, ctx, cn)?;
+        check_common_name(req, cn)?;
     }
-    if let Some(allowed_usages) = &policy.usages {
-        for u in effective_usages(&req.usages) {
-            if !allowed_usages
-                .iter()
-                .any(|a| a.canonical() == u.canonical())
-            {
-                return Err(PkiError::UsageNotAllowed(u.as_str().to_string()));
+    check_usages(policy, req)
+}
+
+/// Whether `usage` may appear in a certificate issued under `policy` (`is_ca`: a CA is issued).
+fn usage_allowed(policy: &Policy, usage: Usage, is_ca: bool) -> bool {
+    let u = usage.canonical();
+    if matches!(u, Usage::CertSign | Usage::CrlSign) {
+        return is_ca;
+    }
+    let list = policy.usages.as_deref().unwrap_or(&DEFAULT_ALLOWED_USAGES);
+    list.iter().any(|a| a.canonical() == u)
+}
+
+/// Requested usages (spec and CSR) must be allowed; a certificate without extended key
+/// usage ("any purpose") only when the policy allows `any`.
+fn check_usages(policy: &Policy, req: &RequestedCert) -> Result<(), PkiError> {
+    let issued = issued_usages(&req.usages, req.is_ca);
+    for u in issued.iter().chain(&req.csr_usages) {
+        if !usage_allowed(policy, *u, req.is_ca) {
+            let why = if matches!(u.canonical(), Usage::CertSign | Usage::CrlSign) {
+                " (only CA certificates may carry it)"
+            } else if policy.usages.is_none() {
+                " (the issuer policy lists no usages, so only \"digital signature\", \"key encipherment\", \"server auth\" and \"client auth\" are allowed)"
+            } else {
+                ""
+            };
+            return Err(PkiError::UsageNotAllowed(u.as_str().to_string(), why));
+        }
+    }
+    if !issued.iter().any(|u| u.eku_oid().is_some()) && !usage_allowed(policy, Usage::Any, false) {
+        let names: Vec<&str> = issued.iter().map(Usage::as_str).collect();
+        return Err(PkiError::NoExtendedKeyUsage(names.join(", ")));
+    }
+    Ok(())
+}
+
+/// The CN must be one of the requested SANs (and so obeys every SAN rule).
+fn check_common_name(req: &RequestedCert, cn: &str) -> Result<(), PkiError> {
+    let s = &req.sans;
+    let in_sans = s.dns.iter().any(|d| d.eq_ignore_ascii_case(cn))
+        || s.uris.iter().any(|u| u == cn)
+        || s.emails.iter().any(|e| e == cn)
+        || cn
+            .parse::<IpAddr>()
+            .is_ok_and(|ip| s.ips.contains(&ip) && ip.to_string() == cn);
+    if in_sans {
+        Ok(())
+    } else {
+        Err(PkiError::CommonNameNotAllowed(cn.to_string()))
+    }
+}
+
+/// A pattern whose placeholder touches a character the substituted value may contain lets
+/// two different (namespace, ServiceAccount) pairs produce the same name
+/// (`{namespace}-{serviceAccount}`: `team`/`b-web` and `team-b`/`web`). Such patterns are
+/// refused; `field` names the list for the message.
+pub fn check_pattern(field: &str, pattern: &str) -> Result<(), PkiError> {
+    const PLACEHOLDERS: [(&str, &str, &str); 2] = [
+        ("{namespace}", "a namespace name", "-"),
+        ("{serviceAccount}", "a ServiceAccount name", "-."),
+    ];
+    for (ph, who, extra) in PLACEHOLDERS {
+        let may_contain = |c: char| c.is_ascii_alphanumeric() || extra.contains(c);
+        let mut from = 0;
+        while let Some(i) = pattern[from..].find(ph) {
+            let start = from + i;
+            let end = start + ph.len();
+            let before = pattern[..start].chars().next_back();
+            let after = pattern[end..].chars().next();
+            for c in [before, after].into_iter().flatten() {
+                if may_contain(c) || c == '}' || c == '{' {
+                    return Err(PkiError::InvalidPolicy(format!(
+                        "{field} pattern {pattern:?}: {ph} touches {c:?}, which {who} (or another placeholder) may contain, so different namespaces or ServiceAccounts could produce the same name; separate placeholders with a character their values cannot contain, such as '/' or '.' after {{namespace}}"
+                    )));
+                }
             }
+            from = end;
         }
     }
     Ok(())
 }
 
-/// The CN must be one of the requested SANs, or (if it is a DNS name) be
-/// allowed by the DNS patterns.
-fn check_common_name(
-    policy: &Policy,
-    req: &RequestedCert,
-    ctx: &RequestContext,
-    cn: &str,
-) -> Result<(), PkiError> {
-    let s = &req.sans;
-    let in_sans = s.dns.iter().any(|d| normalize_dns(d) == normalize_dns(cn))
-        || s.uris.iter().any(|u| u == cn)
-        || s.emails.iter().any(|e| e == cn)
-        || s.ips.iter().any(|i| i.to_string() == cn);
-    if in_sans || (valid_dns_name(cn) && allowed(&policy.dns_names, |p| dns_matches(p, cn, ctx))) {
-        Ok(())
-    } else {
-        Err(PkiError::CommonNameNotAllowed(cn.to_string()))
+/// Checks every pattern of the policy with [`check_pattern`].
+pub fn check_patterns(policy: &Policy) -> Result<(), PkiError> {
+    for (field, list) in [
+        ("dnsNames", &policy.dns_names),
+        ("uris", &policy.uris),
+        ("emailAddresses", &policy.email_addresses),
+    ] {
+        for p in list.iter().flatten() {
+            check_pattern(field, p)?;
+        }
     }
+    Ok(())
 }
 
 fn check_key(policy: &Policy, key: &KeyInfo) -> Result<(), PkiError> {
@@ -302,19 +387,7 @@ fn normalize_dns(s: &str) -> String {
 
 /// Syntactic DNS check for requested names (a leading `*` label allowed).
 pub(crate) fn valid_dns_name(name: &str) -> bool {
-    let n = normalize_dns(name);
-    if n.is_empty() || n.len() > 253 {
-        return false;
-    }
-    n.split('.').enumerate().all(|(i, l)| {
-        (i == 0 && l == "*")
-            || (!l.is_empty()
-                && l.len() <= 63
-                && l.bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-                && !l.starts_with('-')
-                && !l.ends_with('-'))
-    })
+    names::dns_problem(name).is_none()
 }
 
 fn dns_matches(pattern: &str, name: &str, ctx: &RequestContext) -> bool {

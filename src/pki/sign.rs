@@ -7,8 +7,9 @@
 //! the issuer name, and sign the result ourselves with the same key.
 
 use rcgen::{
-    BasicConstraints, CertificateParams, CrlDistributionPoint, CustomExtension, DistinguishedName,
-    DnType, IsCa, Issuer, KeyIdMethod, SanType, SerialNumber, SigningKey,
+    BasicConstraints, CertificateParams, CidrSubnet, CrlDistributionPoint, CustomExtension,
+    DistinguishedName, DnType, GeneralSubtree, IsCa, Issuer, KeyIdMethod, SanType, SerialNumber,
+    SigningKey,
 };
 use x509_parser::extensions::ParsedExtension;
 use x509_parser::prelude::FromDer;
@@ -17,6 +18,7 @@ use super::csr::{ParsedCsr, SubjectAltNames};
 use super::der;
 use super::error::PkiError;
 use super::keys::SignerKey;
+use super::name_constraints::GeneralSubtrees;
 use super::signer_chain::{parse_cert, SignerChain};
 use super::template::LeafTemplate;
 
@@ -74,6 +76,19 @@ fn aia_extension(
         OID_AIA,
         der::seq(&descriptions),
     )))
+}
+
+fn rcgen_constraints(p: &GeneralSubtrees) -> rcgen::NameConstraints {
+    let mut permitted: Vec<GeneralSubtree> =
+        p.dns.iter().cloned().map(GeneralSubtree::DnsName).collect();
+    permitted.extend(p.ip.iter().map(|n| {
+        GeneralSubtree::IpAddress(CidrSubnet::from_addr_prefix(n.addr(), n.prefix_len()))
+    }));
+    permitted.extend(p.email.iter().cloned().map(GeneralSubtree::Rfc822Name));
+    rcgen::NameConstraints {
+        permitted_subtrees: permitted,
+        excluded_subtrees: vec![],
+    }
 }
 
 fn random_serial() -> SerialNumber {
@@ -167,6 +182,9 @@ pub fn sign_leaf(
     } else {
         IsCa::ExplicitNoCa
     };
+    if template.is_ca {
+        params.name_constraints = template.name_constraints.as_ref().map(rcgen_constraints);
+    }
     let usages = template.effective_usages();
     params.key_usages = usages
         .iter()

@@ -181,13 +181,15 @@ pub(crate) struct Path {
 
 /// Builds a path from `start` (leaf or signer) through `pool` to one of
 /// `anchors`, verifying signatures, validity, CA-ness and pathLen of every
-/// issuer. `start_is_ca` counts `start` against pathLen constraints.
+/// issuer. `cas_below_start` is how many non-self-issued CA certificates count as below
+/// the first issuer: 0 for a leaf, 1 for a CA `start`, 2 to ask whether a CA `start` may
+/// still sign a sub-CA.
 pub(crate) fn build_path(
     start: &[u8],
     pool: &[Vec<u8>],
     anchors: &[Vec<u8>],
     now: OffsetDateTime,
-    start_is_ca: bool,
+    cas_below_start: u32,
 ) -> Result<Path, PkiError> {
     if anchors.is_empty() {
         return Err(PkiError::ChainInvalid("no trust anchors configured".into()));
@@ -199,7 +201,7 @@ pub(crate) fn build_path(
     let mut issuers: Vec<Vec<u8>> = Vec::new();
     let mut current = start.to_vec();
     // Non-self-issued CA certificates below the current issuer.
-    let mut cas_below: u32 = u32::from(start_is_ca);
+    let mut cas_below: u32 = cas_below_start;
     for _ in 0..=pool.len() {
         let cur = parse_cert(&current)?;
         // Anchors first: a chain that includes the root still ends at the anchor.
@@ -285,15 +287,33 @@ pub fn check_signer(
         let c = parse_cert(der)?;
         check_time(&c, "intermediate CA", now)?;
     }
-    build_path(
-        &chain.signer_der,
-        &chain.intermediates_der,
-        anchors,
-        now,
-        true,
-    )?;
+    build_path(&chain.signer_der, &chain.intermediates_der, anchors, now, 1)?;
     cert_info(&chain.signer_der)
 }
 
 #[cfg(test)]
 mod tests;
+
+/// Whether the signer may issue a CA certificate: its own pathLenConstraint and those of
+/// every CA above it must leave room for one more CA below the signer.
+pub fn check_room_for_sub_ca(
+    chain: &SignerChain,
+    anchors: &[Vec<u8>],
+    now: OffsetDateTime,
+) -> Result<(), PkiError> {
+    let signer = parse_cert(&chain.signer_der)?;
+    if let Some(bc) = signer.basic_constraints().ok().flatten() {
+        if bc.value.path_len_constraint == Some(0) {
+            return Err(PkiError::CaNotPossible(format!(
+                "the signer \"{}\" has pathLenConstraint 0, so it may not sign CA certificates",
+                signer.subject()
+            )));
+        }
+    }
+    build_path(&chain.signer_der, &chain.intermediates_der, anchors, now, 2)
+        .map(|_| ())
+        .map_err(|e| match e {
+            PkiError::ChainInvalid(m) => PkiError::CaNotPossible(m),
+            e => e,
+        })
+}

@@ -3,6 +3,7 @@
 use super::csr::{ParsedCsr, SubjectAltNames};
 use super::duration::Validity;
 use super::error::PkiError;
+use super::name_constraints::GeneralSubtrees;
 use super::policy::RequestedCert;
 use super::usage::{effective_usages, Usage};
 
@@ -32,6 +33,8 @@ pub struct LeafTemplate {
     pub validity: Validity,
     /// CRL DP / AIA URLs.
     pub extensions: LeafExtensions,
+    /// Permitted subtrees written into an issued CA (see [`super::ca_constraints`]).
+    pub name_constraints: Option<GeneralSubtrees>,
 }
 
 impl LeafTemplate {
@@ -55,6 +58,7 @@ impl LeafTemplate {
             usages: req.usages.clone(),
             validity,
             extensions,
+            name_constraints: None,
         })
     }
 

@@ -1,17 +1,17 @@
 //! After-signing checks on an issued certificate, and PEM output helpers.
 //!
-//! Path validation uses our own walker (signatures, validity, CA flags,
-//! pathLen, name constraints for DNS/URI/IP/email) and additionally
-//! rustls-webpki for every requested TLS EKU (server auth / client auth).
-//! webpki caveats and how they are handled:
-//! * webpki never checks names in `verify_for_usage`, so URI-only (SPIFFE)
-//!   and DNS-less leaves are fine there.
-//! * webpki rejects CA certificates as end entities: for `is_ca` leaves only
-//!   our own walker is used.
-//! * webpki fails closed on URI and email name constraints. When the chain
-//!   carries such constraints and the leaf has names of that type, webpki is
-//!   skipped and our own RFC 5280 check is authoritative.
-//! * Anchors are passed as `TrustAnchor`s and removed from the intermediates.
+//! Whatever signed it (our key or a remote CA), an issued certificate is written only when
+//! it is exactly what was validated: the CSR's key, exactly the requested SANs, exactly the
+//! validated subject (empty or one CN), exactly the requested usages, isCA (pathLen 0 and
+//! exactly the derived name constraints for CAs), only allowlisted extensions each at most
+//! once, and a validity inside the allowed window. Two independent path checks follow:
+//! * our own RFC 5280 walk to a trust anchor (signatures, validity, CA flags, pathLen
+//!   counting an issued CA, DNS/URI/IP/email name constraints of every CA on the path);
+//! * rustls-webpki for every requested TLS EKU, with the leaf's issuer as its anchor and,
+//!   in turn, the DNS and IP name constraints of every CA on the path as the anchor's
+//!   constraints (webpki fails closed on URI and email constraints, which only our walk
+//!   enforces; it is never skipped because of them). webpki rejects CA certificates as end
+//!   entities, so issued CAs are checked by our walk only.
 
 use std::collections::BTreeSet;
 
@@ -22,9 +22,14 @@ use x509_parser::prelude::{FromDer, X509Certificate};
 use x509_parser::x509::SubjectPublicKeyInfo;
 
 use super::csr::SubjectAltNames;
+use super::der;
 use super::error::PkiError;
-use super::name_constraints::{chain_constraints, check_name_constraints, NameConstraints};
+use super::extensions::{check_allowed, CA_EXTENSIONS, LEAF_EXTENSIONS};
+use super::name_constraints::{
+    cert_constraints, chain_constraints, check_name_constraints, GeneralSubtrees,
+};
 use super::signer_chain::{build_path, parse_cert};
+use super::subject::single_common_name;
 use super::template::issued_usages;
 use super::usage::{eku_oids, key_usage_flags, usages_from_key_usage_flags, Usage};
 
@@ -41,6 +46,10 @@ pub struct Expectations {
     pub is_ca: bool,
     /// Latest acceptable notAfter.
     pub not_after_max: Option<OffsetDateTime>,
+    /// The validated subject CN: the subject must be exactly this CN, or empty when `None`.
+    pub common_name: Option<String>,
+    /// Permitted subtrees an issued CA must carry (exactly these, nothing excluded).
+    pub name_constraints: Option<GeneralSubtrees>,
 }
 
 fn mismatch(msg: impl Into<String>) -> PkiError {
@@ -198,17 +207,6 @@ fn check_usages(leaf: &X509Certificate<'_>, expect: &Expectations) -> Result<(),
     }
 }
 
-fn has_type(ncs: &[NameConstraints], uri: bool) -> bool {
-    ncs.iter().any(|n| {
-        let (p, x) = (&n.permitted, &n.excluded);
-        if uri {
-            !p.uri.is_empty() || !x.uri.is_empty()
-        } else {
-            !p.email.is_empty() || !x.email.is_empty()
-        }
-    })
-}
-
 /// Accepts any EKU: used when no TLS EKU was requested (path checks only).
 struct AnyEku;
 
@@ -218,62 +216,200 @@ impl webpki::ExtendedKeyUsageValidator for AnyEku {
     }
 }
 
+/// The DNS and iPAddress subtrees of a CA's nameConstraints, re-encoded as the contents of
+/// a NameConstraints SEQUENCE (what a webpki trust anchor carries); `None` when the CA has
+/// none of those.
+fn dns_ip_constraints(ca_der: &[u8]) -> Result<Option<Vec<u8>>, PkiError> {
+    let ca = parse_cert(ca_der)?;
+    let Some(ext) = ca
+        .extensions()
+        .iter()
+        .find(|e| e.oid.to_id_string() == super::extensions::NAME_CONSTRAINTS)
+    else {
+        return Ok(None);
+    };
+    let (outer, _) = der::read_tlv(ext.value)?;
+    let mut out = Vec::new();
+    for list in der::children(outer.content)? {
+        let kept: Vec<u8> = der::children(list.content)?
+            .into_iter()
+            .filter(|subtree| {
+                der::children(subtree.content)
+                    .ok()
+                    .and_then(|c| c.first().map(|b| b.tag))
+                    .is_some_and(|tag| tag == 0x82 || tag == 0x87)
+            })
+            .flat_map(|subtree| subtree.full.to_vec())
+            .collect();
+        if !kept.is_empty() {
+            out.extend(der::tlv(list.tag, &kept));
+        }
+    }
+    Ok((!out.is_empty()).then_some(out))
+}
+
 fn webpki_check(
     leaf_der: &[u8],
-    chain_der: &[Vec<u8>],
-    anchors_der: &[Vec<u8>],
+    path_issuers: &[Vec<u8>],
     usages: &[Usage],
     now: OffsetDateTime,
 ) -> Result<(), PkiError> {
     let leaf = CertificateDer::from(leaf_der);
     let ee = EndEntityCert::try_from(&leaf)
         .map_err(|e| PkiError::ChainInvalid(format!("webpki cannot parse the leaf: {e}")))?;
-    let anchor_ders: Vec<CertificateDer<'_>> = anchors_der
-        .iter()
-        .map(|a| CertificateDer::from(a.as_slice()))
-        .collect();
-    let anchors = anchor_ders
-        .iter()
-        .map(|a| webpki::anchor_from_trusted_cert(a).map(|t| t.to_owned()))
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| PkiError::ChainInvalid(format!("unusable trust anchor: {e}")))?;
-    let intermediates: Vec<CertificateDer<'_>> = chain_der
-        .iter()
-        .filter(|c| !anchors_der.contains(c))
-        .map(|c| CertificateDer::from(c.as_slice()))
-        .collect();
+    let Some(issuer_der) = path_issuers.first() else {
+        return Err(PkiError::ChainInvalid(
+            "the issued certificate is itself a trust anchor".into(),
+        ));
+    };
+    let issuer = CertificateDer::from(issuer_der.as_slice());
+    let anchor = webpki::anchor_from_trusted_cert(&issuer)
+        .map_err(|e| PkiError::ChainInvalid(format!("webpki cannot parse the signer: {e}")))?;
+    let mut constraint_sets: Vec<Option<Vec<u8>>> = Vec::new();
+    for ca in path_issuers {
+        if let Some(nc) = dns_ip_constraints(ca)? {
+            constraint_sets.push(Some(nc));
+        }
+    }
+    if constraint_sets.is_empty() {
+        constraint_sets.push(None);
+    }
     let secs = u64::try_from(now.unix_timestamp()).unwrap_or(0);
     let time = UnixTime::since_unix_epoch(std::time::Duration::from_secs(secs));
     let algs = webpki::ALL_VERIFICATION_ALGS;
-    let run = |usage: &dyn Fn() -> Result<(), webpki::Error>, what: &str| {
-        usage()
-            .map_err(|e| PkiError::ChainInvalid(format!("path validation for {what} failed: {e}")))
-    };
     let canon: Vec<Usage> = usages.iter().map(|u| u.canonical()).collect();
-    let mut checked = false;
-    for (u, ku, name) in [
-        (Usage::ServerAuth, KeyUsage::server_auth(), "server auth"),
-        (Usage::ClientAuth, KeyUsage::client_auth(), "client auth"),
-    ] {
-        if canon.contains(&u) {
-            checked = true;
-            run(
-                &|| {
-                    ee.verify_for_usage(algs, &anchors, &intermediates, time, ku, None, None)
-                        .map(|_| ())
-                },
-                name,
-            )?;
+    for nc in &constraint_sets {
+        let mut a = anchor.clone();
+        a.name_constraints = nc.as_deref().map(|n| n.to_vec().into());
+        let anchors = [a];
+        let run = |result: Result<(), webpki::Error>, what: &str| {
+            result.map_err(|e| {
+                PkiError::ChainInvalid(format!("path validation for {what} failed: {e}"))
+            })
+        };
+        let mut checked = false;
+        for (u, ku, name) in [
+            (Usage::ServerAuth, KeyUsage::server_auth(), "server auth"),
+            (Usage::ClientAuth, KeyUsage::client_auth(), "client auth"),
+        ] {
+            if canon.contains(&u) {
+                checked = true;
+                let r = ee
+                    .verify_for_usage(algs, &anchors, &[], time, ku, None, None)
+                    .map(|_| ());
+                run(r, name)?;
+            }
+        }
+        if !checked {
+            let r = ee
+                .verify_for_usage(algs, &anchors, &[], time, AnyEku, None, None)
+                .map(|_| ());
+            run(r, "the chain")?;
         }
     }
-    if !checked {
-        run(
-            &|| {
-                ee.verify_for_usage(algs, &anchors, &intermediates, time, AnyEku, None, None)
-                    .map(|_| ())
-            },
-            "the chain",
-        )?;
+    Ok(())
+}
+
+/// Every CA on the path that carries an extendedKeyUsage must allow each of the leaf's
+/// extended usages (`any` allows all), as Go and rustls-webpki require of intermediates.
+fn check_eku_chaining(
+    leaf: &X509Certificate<'_>,
+    path_issuers: &[Vec<u8>],
+) -> Result<(), PkiError> {
+    const ANY: &str = "2.5.29.37.0";
+    let wanted = leaf_eku_oids(leaf)?;
+    for ca_der in path_issuers {
+        let ca = parse_cert(ca_der)?;
+        let allowed = leaf_eku_oids(&ca)?;
+        if allowed.is_empty() || allowed.iter().any(|o| o == ANY) {
+            continue;
+        }
+        if let Some(missing) = wanted.iter().find(|o| !allowed.contains(o)) {
+            return Err(PkiError::ChainInvalid(format!(
+                "CA \"{}\" restricts extended key usage to [{}], which does not include {:?}",
+                ca.subject(),
+                allowed
+                    .iter()
+                    .map(|o| eku_name(o))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                eku_name(missing)
+            )));
+        }
+        if wanted.is_empty() {
+            return Err(PkiError::ChainInvalid(format!(
+                "CA \"{}\" restricts extended key usage, so a certificate without one cannot chain to it",
+                ca.subject()
+            )));
+        }
+    }
+    Ok(())
+}
+
+fn check_subject(leaf: &X509Certificate<'_>, expect: &Expectations) -> Result<(), PkiError> {
+    let cn = single_common_name(leaf.subject(), "the issued certificate")
+        .map_err(|e| mismatch(e.to_string()))?;
+    if cn != expect.common_name {
+        return Err(mismatch(format!(
+            "the issued certificate's subject is {:?} but {} was validated",
+            leaf.subject().to_string(),
+            expect
+                .common_name
+                .as_ref()
+                .map_or_else(|| "an empty subject".to_string(), |c| format!("CN={c:?}"))
+        )));
+    }
+    Ok(())
+}
+
+fn check_ca_fields(leaf: &X509Certificate<'_>, expect: &Expectations) -> Result<(), PkiError> {
+    let allowed = if expect.is_ca {
+        CA_EXTENSIONS
+    } else {
+        LEAF_EXTENSIONS
+    };
+    check_allowed(leaf.extensions(), allowed, "the issued certificate has")
+        .map_err(|e| mismatch(e.to_string()))?;
+    let bc = leaf
+        .basic_constraints()
+        .map_err(|e| mismatch(format!("malformed basicConstraints: {e}")))?;
+    let is_ca = bc.as_ref().is_some_and(|b| b.value.ca);
+    if is_ca != expect.is_ca {
+        return Err(mismatch(format!(
+            "issued certificate has isCA={is_ca} but isCA={} was requested",
+            expect.is_ca
+        )));
+    }
+    if !expect.is_ca {
+        return Ok(());
+    }
+    let path_len = bc.and_then(|b| b.value.path_len_constraint);
+    if path_len != Some(0) {
+        return Err(mismatch(format!(
+            "issued CA certificate has pathLenConstraint {path_len:?}, expected 0"
+        )));
+    }
+    let nc = cert_constraints(leaf).map_err(|e| mismatch(e.to_string()))?;
+    let actual = nc.map(|n| (n.permitted, n.excluded));
+    let sorted = |mut g: GeneralSubtrees| {
+        g.dns.sort();
+        g.uri.sort();
+        g.ip.sort();
+        g.email.sort();
+        g
+    };
+    let ok = match (&expect.name_constraints, actual) {
+        (None, None) => true,
+        (Some(want), Some((permitted, excluded))) => {
+            sorted(permitted) == sorted(want.clone()) && excluded == GeneralSubtrees::default()
+        }
+        _ => false,
+    };
+    if !ok {
+        return Err(mismatch(format!(
+            "issued CA certificate does not carry exactly the name constraints derived from the policy ({:?})",
+            expect.name_constraints
+        )));
     }
     Ok(())
 }
@@ -296,18 +432,9 @@ pub fn check_issued(
         ));
     }
     check_sans(&leaf, &expect.sans)?;
+    check_subject(&leaf, expect)?;
+    check_ca_fields(&leaf, expect)?;
     check_usages(&leaf, expect)?;
-    let is_ca = leaf
-        .basic_constraints()
-        .ok()
-        .flatten()
-        .is_some_and(|b| b.value.ca);
-    if is_ca != expect.is_ca {
-        return Err(mismatch(format!(
-            "issued certificate has isCA={is_ca} but isCA={} was requested",
-            expect.is_ca
-        )));
-    }
     let nb = leaf.validity().not_before.to_datetime();
     let na = leaf.validity().not_after.to_datetime();
     if now < nb {
@@ -325,7 +452,14 @@ pub fn check_issued(
             )));
         }
     }
-    let path = build_path(leaf_der, chain_der, anchors_der, now, false)?;
+    let path = build_path(
+        leaf_der,
+        chain_der,
+        anchors_der,
+        now,
+        u32::from(expect.is_ca),
+    )?;
+    check_eku_chaining(&leaf, &path.issuers)?;
     let constraints = chain_constraints(&path.issuers)?;
     let sans = SubjectAltNames::from_general_names(
         &leaf
@@ -337,13 +471,10 @@ pub fn check_issued(
     )
     .map_err(mismatch)?;
     check_name_constraints(&constraints, &sans)?;
-    let webpki_blind = (has_type(&constraints, true) && !sans.uris.is_empty())
-        || (has_type(&constraints, false) && !sans.emails.is_empty());
-    if !expect.is_ca && !webpki_blind {
+    if !expect.is_ca {
         webpki_check(
             leaf_der,
-            chain_der,
-            anchors_der,
+            &path.issuers,
             &issued_usages(&expect.usages, false),
             now,
         )?;

@@ -137,8 +137,9 @@ pub async fn load(
     };
     Ok(LoadedIssuer {
         signer,
+        // Re-encoded from the parsed certificates: nothing else of the source text is copied.
+        anchors_pem: pki::certs_to_pem(&anchors_der),
         anchors_der,
-        anchors_pem,
         policy,
         extensions: extensions_from_spec(spec.extensions.as_ref()),
         signer_info,
@@ -382,6 +383,7 @@ pub fn policy_from_spec(spec: Option<&PolicySpec>) -> Result<Policy, LoadError> 
     if let Some(require) = spec.require_subject_alt_name {
         policy.require_subject_alt_name = require;
     }
+    pki::policy::check_patterns(&policy).map_err(|e| LoadError::Invalid(e.to_string()))?;
     Ok(policy)
 }
 

@@ -62,7 +62,12 @@ pub fn prepare(
         issuer.policy.max_duration,
         chain.earliest_not_after(),
     )?;
-    let template = LeafTemplate::new(&csr, &requested, validity, issuer.extensions.clone())?;
+    let mut template = LeafTemplate::new(&csr, &requested, validity, issuer.extensions.clone())?;
+    if input.is_ca {
+        pki::signer_chain::check_room_for_sub_ca(chain, &issuer.anchors_der, now)?;
+        template.name_constraints =
+            pki::ca_constraints::derived_constraints(&issuer.policy, &input.context)?;
+    }
     let expect = Expectations {
         spki_der: csr.spki_der.clone(),
         sans: csr.sans.clone(),
@@ -70,6 +75,8 @@ pub fn prepare(
         is_ca: input.is_ca,
         // Set by `verify_issued`: it depends on the backend and on when the CA signed.
         not_after_max: None,
+        common_name: csr.common_name.clone(),
+        name_constraints: template.name_constraints.clone(),
     };
     Ok(Prepared {
         csr,

@@ -19,9 +19,11 @@ fn req(sans: SubjectAltNames) -> RequestedCert {
         sans,
         common_name: None,
         is_ca: false,
-        usages: vec![],
+        usages: vec![Usage::DigitalSignature, Usage::ServerAuth],
         duration: None,
         key: ecdsa(),
+        csr_usages: vec![],
+        csr_is_ca: None,
     }
 }
 
@@ -82,7 +84,11 @@ fn dns_namespace_substitution() {
 fn dns_star_is_exactly_one_label() {
     let p = pol_dns(&["*.example.com"]);
     assert_eq!(check_policy(&p, &dns(&["a.example.com"]), &ctx()), Ok(()));
-    assert_eq!(check_policy(&p, &dns(&["A.Example.COM."]), &ctx()), Ok(()));
+    assert_eq!(check_policy(&p, &dns(&["A.Example.COM"]), &ctx()), Ok(()));
+    assert!(matches!(
+        check_policy(&p, &dns(&["a.example.com."]), &ctx()),
+        Err(PkiError::InvalidName(m)) if m.contains("trailing dot")
+    ));
     assert!(check_policy(&p, &dns(&["a.b.example.com"]), &ctx()).is_err());
     assert!(check_policy(&p, &dns(&["example.com"]), &ctx()).is_err());
     // The first disallowed name is reported.
@@ -271,7 +277,7 @@ fn usages() {
     r.usages = vec![Usage::ServerAuth, Usage::ClientAuth];
     assert_eq!(
         check_policy(&p, &r, &ctx()),
-        Err(PkiError::UsageNotAllowed("client auth".into()))
+        Err(PkiError::UsageNotAllowed("client auth".into(), ""))
     );
     let p = Policy {
         usages: Some(vec![Usage::ServerAuth]),
@@ -280,7 +286,7 @@ fn usages() {
     r.usages = vec![];
     assert_eq!(
         check_policy(&p, &r, &ctx()),
-        Err(PkiError::UsageNotAllowed("digital signature".into()))
+        Err(PkiError::UsageNotAllowed("digital signature".into(), ""))
     );
 }
 
@@ -405,18 +411,195 @@ fn require_san_and_common_name() {
         check_policy(&p, &r, &ctx()),
         Err(PkiError::NoSubjectAltName)
     );
-    let p = pol_dns(&["*.example.com"]);
+    let p = Policy {
+        require_subject_alt_name: false,
+        ..pol_dns(&["*.example.com"])
+    };
     assert_eq!(
         check_policy(&p, &r, &ctx()),
-        Ok(()),
-        "CN allowed as DNS name"
+        Err(PkiError::CommonNameNotAllowed("a.example.com".into())),
+        "a CN-only request is refused even without requireSubjectAltName"
     );
+    let p = pol_dns(&["*.example.com"]);
+    let mut r = dns(&["a.example.com"]);
     r.common_name = Some("evil.example.org".into());
     assert_eq!(
         check_policy(&p, &r, &ctx()),
         Err(PkiError::CommonNameNotAllowed("evil.example.org".into()))
     );
+    r.common_name = Some("A.EXAMPLE.com".into());
+    assert_eq!(
+        check_policy(&p, &r, &ctx()),
+        Ok(()),
+        "CN equal to a DNS SAN"
+    );
+    assert!(Policy::default().require_subject_alt_name);
     let mut r = uri("spiffe://td/x");
     r.common_name = Some("spiffe://td/x".into());
     assert_eq!(check_policy(&p, &r, &ctx()), Ok(()), "CN equal to a SAN");
+}
+
+#[test]
+fn default_usage_allowlist() {
+    let p = Policy::default();
+    let mut r = dns(&["a.b"]);
+    r.usages = vec![
+        Usage::Signing,
+        Usage::KeyEncipherment,
+        Usage::ServerAuth,
+        Usage::ClientAuth,
+    ];
+    assert_eq!(check_policy(&p, &r, &ctx()), Ok(()));
+    for bad in [
+        Usage::OcspSigning,
+        Usage::Any,
+        Usage::CodeSigning,
+        Usage::Timestamping,
+        Usage::CertSign,
+        Usage::CrlSign,
+        Usage::EmailProtection,
+    ] {
+        r.usages = vec![Usage::DigitalSignature, Usage::ServerAuth, bad];
+        let err = check_policy(&p, &r, &ctx()).unwrap_err();
+        assert!(
+            matches!(&err, PkiError::UsageNotAllowed(u, _) if u == bad.as_str()),
+            "{bad}: {err}"
+        );
+        assert!(err.to_string().contains(bad.as_str()), "{err}");
+    }
+}
+
+#[test]
+fn listed_usages_and_ca_only_usages() {
+    let p = Policy {
+        usages: Some(vec![
+            Usage::DigitalSignature,
+            Usage::OcspSigning,
+            Usage::CertSign,
+            Usage::CrlSign,
+        ]),
+        allow_ca: true,
+        ..Default::default()
+    };
+    let mut r = dns(&["a.b"]);
+    r.usages = vec![Usage::DigitalSignature, Usage::OcspSigning];
+    assert_eq!(check_policy(&p, &r, &ctx()), Ok(()));
+    r.usages = vec![Usage::DigitalSignature, Usage::OcspSigning, Usage::CertSign];
+    let err = check_policy(&p, &r, &ctx()).unwrap_err().to_string();
+    assert!(
+        err.contains("cert sign") && err.contains("only CA"),
+        "{err}"
+    );
+    r.is_ca = true;
+    assert_eq!(check_policy(&p, &r, &ctx()), Ok(()));
+}
+
+#[test]
+fn a_certificate_without_eku_needs_any() {
+    let mut r = dns(&["a.b"]);
+    r.usages = vec![]; // cert-manager's default: digital signature, key encipherment
+    let err = check_policy(&Policy::default(), &r, &ctx()).unwrap_err();
+    assert!(matches!(err, PkiError::NoExtendedKeyUsage(_)), "{err}");
+    let msg = err.to_string();
+    assert!(
+        msg.contains("server auth") && msg.contains("digital signature"),
+        "{msg}"
+    );
+    let only_server = Policy {
+        usages: Some(vec![
+            Usage::DigitalSignature,
+            Usage::KeyEncipherment,
+            Usage::ServerAuth,
+        ]),
+        ..Default::default()
+    };
+    r.usages = vec![Usage::DigitalSignature, Usage::KeyEncipherment];
+    assert!(matches!(
+        check_policy(&only_server, &r, &ctx()),
+        Err(PkiError::NoExtendedKeyUsage(_))
+    ));
+    let with_any = Policy {
+        usages: Some(vec![
+            Usage::DigitalSignature,
+            Usage::KeyEncipherment,
+            Usage::Any,
+        ]),
+        ..Default::default()
+    };
+    assert_eq!(check_policy(&with_any, &r, &ctx()), Ok(()));
+}
+
+#[test]
+fn usages_inside_the_csr_obey_the_policy() {
+    let mut r = dns(&["a.b"]);
+    r.csr_usages = vec![Usage::OcspSigning];
+    assert!(matches!(
+        check_policy(&Policy::default(), &r, &ctx()),
+        Err(PkiError::UsageNotAllowed(u, _)) if u == "ocsp signing"
+    ));
+    r.csr_usages = vec![Usage::CertSign];
+    assert!(check_policy(&Policy::default(), &r, &ctx()).is_err());
+    r.csr_usages = vec![];
+    r.csr_is_ca = Some(true);
+    let err = check_policy(&Policy::default(), &r, &ctx())
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("cA=true"), "{err}");
+}
+
+#[test]
+fn syntax_applies_without_dns_patterns() {
+    for bad in [
+        "secre*.corp.example",
+        "a\0b.example",
+        "a b.example",
+        "x..example",
+    ] {
+        assert!(
+            matches!(
+                check_policy(&Policy::default(), &dns(&[bad]), &ctx()),
+                Err(PkiError::InvalidName(m)) if m.contains(&format!("{bad:?}"))
+            ),
+            "{bad:?}"
+        );
+    }
+    let mut r = req(SubjectAltNames {
+        ips: vec!["::ffff:192.168.1.1".parse().unwrap()],
+        ..Default::default()
+    });
+    let p = Policy {
+        ip_ranges: Some(vec!["10.0.0.0/8".parse().unwrap(), "::/0".parse().unwrap()]),
+        ..Default::default()
+    };
+    let err = check_policy(&p, &r, &ctx()).unwrap_err().to_string();
+    assert!(err.contains("::ffff:192.168.1.1"), "{err}");
+    r.sans.ips = vec!["::192.168.1.1".parse().unwrap()];
+    assert!(check_policy(&p, &r, &ctx()).is_err());
+}
+
+#[test]
+fn placeholders_may_not_touch_their_own_characters() {
+    for bad in [
+        "spiffe://td/{namespace}-{serviceAccount}",
+        "spiffe://td/ns{namespace}",
+        "{serviceAccount}.{namespace}.svc",
+        "spiffe://td/{namespace}{serviceAccount}",
+        "{namespace}x.example",
+    ] {
+        let err = check_pattern("uris", bad).unwrap_err().to_string();
+        assert!(
+            err.contains(bad) || err.contains(&format!("{bad:?}")),
+            "{err}"
+        );
+    }
+    for ok in [
+        "spiffe://cluster.local/ns/{namespace}/sa/{serviceAccount}",
+        "*.{namespace}.svc",
+        "{namespace}.example.com",
+        "*@{namespace}.example",
+    ] {
+        assert_eq!(check_pattern("uris", ok), Ok(()), "{ok}");
+    }
+    let p = pol_dns(&["{namespace}-{serviceAccount}.example"]);
+    assert!(check_patterns(&p).is_err());
 }

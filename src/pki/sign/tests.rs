@@ -53,6 +53,8 @@ pub(crate) fn issue(
             usages,
             is_ca,
             not_after_max: Some(validity.not_after),
+            common_name: parsed.common_name.clone(),
+            name_constraints: None,
         },
     }
 }
@@ -310,6 +312,8 @@ fn signer_with_repeated_dn_attributes() {
         usages: vec![Usage::ServerAuth],
         is_ca: false,
         not_after_max: None,
+        common_name: None,
+        name_constraints: None,
     };
     check_issued(
         &leaf,

@@ -29,6 +29,8 @@ fn expect_for(kp: &KeyPair, sans: &[&str]) -> Expectations {
         ],
         is_ca: false,
         not_after_max: None,
+        common_name: None,
+        name_constraints: None,
     }
 }
 
@@ -366,4 +368,191 @@ fn openssl_verifies_issued_leaves() {
             assert!(!out.status.success(), "foreign leaf must not verify");
         }
     }
+}
+
+#[test]
+fn subject_must_be_exactly_the_validated_one() {
+    let (root, int) = testutil::chain(KeyKind::P256);
+    let kp = testutil::key(KeyKind::P256);
+    let sans = ["web.team-a.svc"];
+    let mut expect = expect_for(&kp, &sans);
+    expect.common_name = Some("web.team-a.svc".into());
+    let mut p = good_params(&sans);
+    p.distinguished_name = rcgen::DistinguishedName::new();
+    p.distinguished_name
+        .push(rcgen::DnType::CommonName, "web.team-a.svc");
+    check_with(&raw_leaf(&int, &kp, p.clone()), &int, &root, &expect).unwrap();
+
+    let mut masters = p.clone();
+    masters
+        .distinguished_name
+        .push(rcgen::DnType::OrganizationName, "system:masters");
+    let m = mismatch_for(&raw_leaf(&int, &kp, masters), &int, &root, &expect);
+    assert!(m.contains("system:masters"), "{m}");
+
+    let mut other_cn = p.clone();
+    other_cn.distinguished_name = rcgen::DistinguishedName::new();
+    other_cn
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "db.team-b.svc");
+    let m = mismatch_for(&raw_leaf(&int, &kp, other_cn), &int, &root, &expect);
+    assert!(m.contains("db.team-b.svc"), "{m}");
+
+    expect.common_name = None;
+    let m = mismatch_for(&raw_leaf(&int, &kp, p), &int, &root, &expect);
+    assert!(m.contains("empty subject"), "{m}");
+}
+
+#[test]
+fn only_allowlisted_extensions_each_once() {
+    let (root, int) = testutil::chain(KeyKind::P256);
+    let kp = testutil::key(KeyKind::P256);
+    let sans = ["web.team-a.svc"];
+    let expect = expect_for(&kp, &sans);
+    let mut unknown = good_params(&sans);
+    let mut ext = rcgen::CustomExtension::from_oid_content(&[1, 2, 3, 4, 5], vec![0x05, 0x00]);
+    ext.set_criticality(true);
+    unknown.custom_extensions.push(ext);
+    let m = mismatch_for(&raw_leaf(&int, &kp, unknown), &int, &root, &expect);
+    assert!(m.contains("1.2.3.4.5") && m.contains("critical"), "{m}");
+
+    let mut twice = good_params(&sans);
+    // A second basicConstraints (cA=true) after rcgen's own (cA=false).
+    twice
+        .custom_extensions
+        .push(rcgen::CustomExtension::from_oid_content(
+            &[2, 5, 29, 19],
+            vec![0x30, 0x03, 0x01, 0x01, 0xff],
+        ));
+    let m = mismatch_for(&raw_leaf(&int, &kp, twice), &int, &root, &expect);
+    assert!(
+        m.contains("basicConstraints") && m.contains("more than once"),
+        "{m}"
+    );
+
+    let mut policies = good_params(&sans);
+    policies
+        .custom_extensions
+        .push(rcgen::CustomExtension::from_oid_content(
+            &[2, 5, 29, 32],
+            vec![0x30, 0x06, 0x30, 0x04, 0x06, 0x02, 0x2a, 0x03],
+        ));
+    let m = mismatch_for(&raw_leaf(&int, &kp, policies), &int, &root, &expect);
+    assert!(m.contains("certificatePolicies"), "{m}");
+}
+
+#[test]
+fn an_issued_ca_counts_against_path_len_and_carries_its_constraints() {
+    let root = testutil::root(KeyKind::P256, "Root");
+    let int = testutil::ca(
+        KeyKind::P256,
+        "Int pathlen 0",
+        Some(&root),
+        CaOpts {
+            path_len: Some(0),
+            ..CaOpts::default()
+        },
+    );
+    let kp = testutil::key(KeyKind::P256);
+    let sans = ["ca.team-a.svc"];
+    let mut expect = expect_for(&kp, &sans);
+    expect.is_ca = true;
+    expect.usages = vec![Usage::CertSign, Usage::DigitalSignature, Usage::ServerAuth];
+    let mut p = good_params(&sans);
+    p.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Constrained(0));
+    p.key_usages = vec![
+        rcgen::KeyUsagePurpose::DigitalSignature,
+        rcgen::KeyUsagePurpose::KeyCertSign,
+    ];
+    p.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ServerAuth];
+    let leaf = raw_leaf(&int, &kp, p.clone());
+    let err = check_with(&leaf, &int, &root, &expect)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("pathLenConstraint 0"), "{err}");
+
+    // Under a signer with room, the CA must carry exactly the derived constraints.
+    let (root, int) = testutil::chain(KeyKind::P256);
+    let leaf = raw_leaf(&int, &kp, p.clone());
+    expect.name_constraints = Some(GeneralSubtrees {
+        dns: vec!["team-a.svc".into()],
+        ..Default::default()
+    });
+    let m = mismatch_for(&leaf, &int, &root, &expect);
+    assert!(m.contains("name constraints"), "{m}");
+    p.name_constraints = Some(rcgen::NameConstraints {
+        permitted_subtrees: vec![rcgen::GeneralSubtree::DnsName("team-a.svc".into())],
+        excluded_subtrees: vec![],
+    });
+    check_with(&raw_leaf(&int, &kp, p), &int, &root, &expect).unwrap();
+}
+
+#[test]
+fn webpki_still_checks_dns_when_the_chain_has_uri_constraints() {
+    // The intermediate permits a SPIFFE trust domain and excludes a DNS subtree: the
+    // excluded DNS name must be refused by both verifiers, not skipped.
+    let root = testutil::root(KeyKind::P256, "Root");
+    let mut nc = rcgen::NameConstraints {
+        permitted_subtrees: vec![],
+        excluded_subtrees: vec![rcgen::GeneralSubtree::DnsName("secret.corp.example".into())],
+    };
+    let int = testutil::ca(
+        KeyKind::P256,
+        "Int",
+        Some(&root),
+        CaOpts {
+            name_constraints: Some(nc.clone()),
+            ..CaOpts::default()
+        },
+    );
+    let kp = testutil::key(KeyKind::P256);
+    let sans = ["db.secret.corp.example", SPIFFE];
+    let leaf = raw_leaf(&int, &kp, good_params(&sans));
+    let err = check_with(&leaf, &int, &root, &expect_for(&kp, &sans))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("db.secret.corp.example"), "{err}");
+    // The DNS/IP part handed to webpki keeps the DNS subtree and drops nothing else of it.
+    nc.permitted_subtrees = vec![rcgen::GeneralSubtree::Rfc822Name("corp.example".into())];
+    let int2 = testutil::ca(
+        KeyKind::P256,
+        "Int2",
+        Some(&root),
+        CaOpts {
+            name_constraints: Some(nc),
+            ..CaOpts::default()
+        },
+    );
+    let only_dns = dns_ip_constraints(&int2.der()).unwrap().unwrap();
+    assert_eq!(only_dns[0], 0xa1, "only the excluded list remains");
+    // webpki alone refuses the excluded name with the signer as its anchor.
+    let leaf = raw_leaf(&int2, &kp, good_params(&["db.secret.corp.example"]));
+    let err = webpki_check(&leaf, &[int2.der()], &[Usage::ServerAuth], now())
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("server auth"), "{err}");
+}
+
+#[test]
+fn a_ca_with_an_eku_restricts_its_leaves() {
+    let root = testutil::root(KeyKind::P256, "Root");
+    let int = testutil::ca(
+        KeyKind::P256,
+        "Server-only Int",
+        Some(&root),
+        CaOpts {
+            ext_key_usages: vec![rcgen::ExtendedKeyUsagePurpose::ServerAuth],
+            ..CaOpts::default()
+        },
+    );
+    let kp = testutil::key(KeyKind::P256);
+    let sans = ["web.team-a.svc"];
+    let leaf = raw_leaf(&int, &kp, good_params(&sans));
+    let err = check_with(&leaf, &int, &root, &expect_for(&kp, &sans))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("client auth") && err.contains("Server-only Int"),
+        "{err}"
+    );
 }

@@ -23,6 +23,9 @@ pub fn all_yaml() -> Result<Vec<(String, String)>, serde_yaml::Error> {
 }
 
 #[cfg(test)]
+mod readme;
+
+#[cfg(test)]
 mod tests {
     /// Fails when `crds/` differs from what the Rust types generate: run `make generate`.
     #[test]
