@@ -12,7 +12,7 @@ use pki_issuer::api::cert_manager::{CertificateRequest, CertificateRequestSpec};
 use serde_json::json;
 
 use crate::fixtures;
-use crate::harness::{issuer_ref, kube, skip, Env};
+use crate::harness::{issuer_ref, kube, skip, Env, MTLS_USAGES};
 use crate::kube_server::{self, AuditLog};
 
 const N: usize = 60;
@@ -42,6 +42,7 @@ async fn create_and_approve(api: &Api<CertificateRequest>, ns: &str, name: &str,
             request: csr.as_bytes().to_vec(),
             issuer_ref: issuer_ref("mesh", "PKIIssuer"),
             username: Some(format!("system:serviceaccount:{ns}:workload")),
+            usages: Some(MTLS_USAGES.iter().map(|u| u.to_string()).collect()),
             ..Default::default()
         },
     );
