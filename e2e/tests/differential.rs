@@ -907,6 +907,7 @@ async fn sequence(t: &mut Target, csr: &str, cert_pem: &str) {
         "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding", "metadata": {"name": "differ"},
         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "differ"},
         "subjects": [{"kind": "ServiceAccount", "name": "differ", "namespace": t.ns}]})), &[]).await;
+    rbac_settle().await;
     t.go(
         "role.escalation",
         Admin,
@@ -1160,6 +1161,106 @@ async fn sequence(t: &mut Target, csr: &str, cert_pem: &str) {
         &[],
     )
     .await;
+    // The same ServiceAccount may write /approval and /status, but approving and signing also
+    // need `approve`/`sign` on the signer (CertificateApproval/CertificateSigning admission).
+    let signer = "example.com/diff";
+    let crole = format!("{}-csr", t.ns);
+    let crole_api = "/apis/rbac.authorization.k8s.io/v1/clusterroles";
+    let rules = |extra: Value| {
+        let mut r = vec![
+            json!({"apiGroups": ["certificates.k8s.io"], "resources": ["certificatesigningrequests"], "verbs": ["get"]}),
+            json!({"apiGroups": ["certificates.k8s.io"], "resources": ["certificatesigningrequests/approval", "certificatesigningrequests/status"], "verbs": ["update", "patch"]}),
+        ];
+        if !extra.is_null() {
+            r.push(extra);
+        }
+        json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole", "metadata": {"name": crole}, "rules": r})
+    };
+    t.go(
+        "csr.sa-role",
+        Admin,
+        Method::POST,
+        crole_api,
+        JSON,
+        Some(rules(Value::Null)),
+        &[],
+    )
+    .await;
+    let ns = t.ns.clone();
+    t.go("csr.sa-binding", Admin, Method::POST, "/apis/rbac.authorization.k8s.io/v1/clusterrolebindings", JSON, Some(json!({
+        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding", "metadata": {"name": crole},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": crole},
+        "subjects": [{"kind": "ServiceAccount", "name": "differ", "namespace": ns}]})), &[]).await;
+    rbac_settle().await;
+    let sa_csr = format!("{name}-by-sa");
+    t.go(
+        "csr.sa-target",
+        Admin,
+        Method::POST,
+        csrs,
+        JSON,
+        Some(k8s_csr(&sa_csr, signer, json!(["server auth"]))),
+        &[],
+    )
+    .await;
+    let approve = json!({"status": {"conditions": [{"type": "Approved", "status": "True", "reason": "E2E", "message": "m"}]}});
+    t.go(
+        "csr.sa-approve-without-approve-verb",
+        Sa,
+        Method::PATCH,
+        &format!("{csrs}/{sa_csr}/approval"),
+        MERGE,
+        Some(approve.clone()),
+        &[],
+    )
+    .await;
+    t.go("csr.sa-role-approve", Admin, Method::PUT, &format!("{crole_api}/{crole}"), JSON, Some(rules(json!(
+        {"apiGroups": ["certificates.k8s.io"], "resources": ["signers"], "resourceNames": ["example.com/*"], "verbs": ["approve"]}))), &[]).await;
+    rbac_settle().await;
+    t.go(
+        "csr.sa-approve-with-approve-verb",
+        Sa,
+        Method::PATCH,
+        &format!("{csrs}/{sa_csr}/approval"),
+        MERGE,
+        Some(approve),
+        &["/status/conditions/0/type"],
+    )
+    .await;
+    let signed = csr_status(t, &sa_csr, cert_pem, None).await;
+    t.go(
+        "csr.sa-sign-without-sign-verb",
+        Sa,
+        Method::PUT,
+        &format!("{csrs}/{sa_csr}/status"),
+        JSON,
+        Some(signed.clone()),
+        &[],
+    )
+    .await;
+    t.go("csr.sa-role-sign", Admin, Method::PUT, &format!("{crole_api}/{crole}"), JSON, Some(rules(json!(
+        {"apiGroups": ["certificates.k8s.io"], "resources": ["signers"], "resourceNames": [signer], "verbs": ["sign"]}))), &[]).await;
+    rbac_settle().await;
+    t.go(
+        "csr.sa-sign-with-sign-verb",
+        Sa,
+        Method::PUT,
+        &format!("{csrs}/{sa_csr}/status"),
+        JSON,
+        Some(signed),
+        &["/status/certificate"],
+    )
+    .await;
+    t.go(
+        "csr.sa-cleanup",
+        Admin,
+        Method::DELETE,
+        &format!("{csrs}/{sa_csr}"),
+        JSON,
+        None,
+        &[],
+    )
+    .await;
     t.go(
         "csr.cleanup",
         Admin,
@@ -1192,6 +1293,11 @@ async fn sequence(t: &mut Target, csr: &str, cert_pem: &str) {
         &[],
     )
     .await;
+}
+
+/// Give kube-apiserver's RBAC authorizer (an informer cache) time to see a Role/Binding change.
+async fn rbac_settle() {
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
 }
 
 /// The CSR with `status.certificate` set (and an extra condition), from the server's current copy.
@@ -1284,6 +1390,14 @@ async fn test_apiserver_answers_like_kube_apiserver() {
     }
     let (ours, real) = (&targets[0].out, &targets[1].out);
     assert_eq!(ours.len(), real.len());
+    if std::env::var_os("E2E_DIFF_VERBOSE").is_some() {
+        for ((step, a), (_, b)) in ours.iter().zip(real) {
+            eprintln!(
+                "{step}: {} {} | {} {}",
+                a.code, a.error["reason"], b.code, b.error["reason"]
+            );
+        }
+    }
     let mut found = Vec::new();
     for ((step, a), (_, b)) in ours.iter().zip(real) {
         for (aspect, x, y) in [
