@@ -76,7 +76,12 @@ cmd_build() {
   log "fetching the kubernetes $KUBE_DEB_VERSION source package"
   apt-get "${apt_opts[@]}" -qq update
   (cd "$work/src" && apt-get "${apt_opts[@]}" -qq source --download-only "kubernetes=$KUBE_DEB_VERSION" >/dev/null)
-  (cd "$work/src" && dpkg-source -q -x ./*.dsc tree >/dev/null)
+  # apt checked the files against the signed Sources index; dpkg-source's own gpgv check of the
+  # .dsc has no Debian keyring to use and only warns, so its output goes to a log.
+  (cd "$work/src" && dpkg-source -x ./*.dsc tree >"$work/dpkg-source.log" 2>&1) || {
+    cat "$work/dpkg-source.log" >&2
+    die "dpkg-source failed"
+  }
 
   # vendor/ has reflect2 v1.0.1, which crashes on Go >= 1.18 (segfault serving custom resources).
   log "replacing vendor/github.com/modern-go/reflect2 with Debian's 1.0.2"
