@@ -10,6 +10,7 @@ pub mod context;
 pub mod events;
 pub mod issuer;
 pub mod requests;
+pub mod signer_access;
 pub mod sources;
 
 pub use context::{Config, Context};

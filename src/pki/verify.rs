@@ -347,7 +347,8 @@ fn check_eku_chaining(
 }
 
 fn check_subject(leaf: &X509Certificate<'_>, expect: &Expectations) -> Result<(), PkiError> {
-    let cn = single_common_name(leaf.subject(), "the issued certificate")
+    let subject_der = super::subject::subject_tlv(leaf.tbs_certificate.as_ref(), true)?;
+    let cn = single_common_name(leaf.subject(), &subject_der, "the issued certificate")
         .map_err(|e| mismatch(e.to_string()))?;
     if cn != expect.common_name {
         return Err(mismatch(format!(

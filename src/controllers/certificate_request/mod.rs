@@ -295,7 +295,10 @@ async fn sign(
     let loaded = &issuer.loaded;
     let input = match input(cr) {
         Ok(i) => i,
-        Err(msg) => return fail(ctx, cr, "InvalidRequest", msg).await,
+        Err(msg) => {
+            let msg = format!("refused before signing: {msg}");
+            return fail(ctx, cr, "PolicyViolation", msg).await;
+        }
     };
     let (chain_pem, ca_pem, validity) = match requests::issue(&input, loaded).await {
         Outcome::Issued {
