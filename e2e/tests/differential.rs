@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use http::{Method, Request};
+use axum::http::{Method, Request}; // the `http` crate kube uses
 use kube::client::Body;
 use kube::Client;
 use serde_json::{json, Value};

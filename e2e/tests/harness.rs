@@ -222,6 +222,26 @@ impl Env {
         serde_yaml::to_string(&kc).unwrap()
     }
 
+    /// The API server's HTTPS URL, CA certificate (PEM) and admin token, read from the admin
+    /// kubeconfig (the same for the test API server and the real one).
+    pub fn api_endpoint(&self) -> (String, String, String) {
+        let text = std::fs::read_to_string(&self.kubeconfig).expect("read kubeconfig");
+        let kc: serde_yaml::Value = serde_yaml::from_str(&text).expect("kubeconfig YAML");
+        let cluster = &kc["clusters"][0]["cluster"];
+        let ca = cluster["certificate-authority-data"]
+            .as_str()
+            .and_then(|d| base64::engine::general_purpose::STANDARD.decode(d).ok())
+            .expect("certificate-authority-data");
+        (
+            cluster["server"].as_str().expect("server").to_string(),
+            String::from_utf8(ca).expect("CA PEM"),
+            kc["users"][0]["user"]["token"]
+                .as_str()
+                .expect("token")
+                .to_string(),
+        )
+    }
+
     /// Counts of requests the server received, for "exactly one write" claims.
     pub fn request_counter(&self) -> RequestCounter {
         if let Some(server) = &self.server {
@@ -248,6 +268,17 @@ impl Env {
     pub async fn start_controller(&mut self, extra: &[&str]) {
         let kubeconfig = self.kubeconfig.clone();
         self.start_controller_with(&kubeconfig, extra).await;
+    }
+
+    /// Start the local pki-issuer process allowing namespaced PKIIssuers to use the remote CA
+    /// URLs `urls` (`--allowed-remote-ca-urls`); nothing with `E2E_KUBECONFIG`, where the
+    /// cluster's controller runs.
+    pub async fn start_controller_allowing(&mut self, urls: &[&str]) {
+        if external() {
+            return;
+        }
+        let flag = format!("--allowed-remote-ca-urls={}", urls.join(","));
+        self.start_controller(&[&flag]).await;
     }
 
     /// Start a pki-issuer process with a given kubeconfig.

@@ -265,13 +265,18 @@ async fn sign(
         usages: csr.spec.usages.as_deref().unwrap_or(&[]),
         context: policy_context(csr, &key),
     };
-    let (chain_pem, validity) = match requests::issue(&input, loaded).await {
+    let (chain_pem, validity) = match requests::issue(&input, loaded, &ctx.remote_slots, &key).await
+    {
         Outcome::Issued {
             chain_pem,
             validity,
             ..
         } => (chain_pem, validity),
         Outcome::Failed { reason, message } => return fail(ctx, csr, reason, message).await,
+        Outcome::Busy(what) => {
+            tracing::debug!(csr = %csr.name_any(), %what, "no remote CA slot; re-queued");
+            return Ok(Action::requeue(super::remote_slots::BUSY_REQUEUE));
+        }
         Outcome::Retry(what) => return retry(ctx, csr, what).await,
     };
     use base64::Engine;

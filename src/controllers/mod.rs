@@ -9,6 +9,7 @@ pub mod certificate_signing_request;
 pub mod context;
 pub mod events;
 pub mod issuer;
+pub mod remote_slots;
 pub mod requests;
 pub mod signer_access;
 pub mod sources;

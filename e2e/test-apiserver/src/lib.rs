@@ -218,6 +218,7 @@ impl TestApiServer {
             name: name.into(),
             uid,
             expires: i64::MAX,
+            audiences: vec![auth::DEFAULT_AUDIENCE.into()],
         }))
     }
 

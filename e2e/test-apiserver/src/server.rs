@@ -797,16 +797,17 @@ fn special_create(
                 .unwrap_or_default()
                 .to_string();
             let exp = jiff::Timestamp::now().as_second() + secs;
+            let mut audiences = crate::util::str_array(body.pointer("/spec/audiences"));
+            if audiences.is_empty() {
+                audiences.push(crate::auth::DEFAULT_AUDIENCE.into());
+            }
             let token = app.auth.mint(SaToken {
                 namespace: t.namespace.clone(),
                 name: t.name.clone(),
                 uid,
                 expires: exp,
+                audiences: audiences.clone(),
             });
-            let audiences = body
-                .pointer("/spec/audiences")
-                .cloned()
-                .unwrap_or(json!(["https://kubernetes.default.svc.cluster.local"]));
             Ok(json_response(
                 201,
                 &json!({
@@ -886,9 +887,33 @@ fn special_create(
             if let Ok(v) = format!("Bearer {tok}").parse() {
                 h.insert(header::AUTHORIZATION, v);
             }
+            // Like kube-apiserver: the token's audiences must meet the requested ones (none
+            // requested: the API server's own), and the answer names the user's UID and the
+            // audiences that matched, which Vault/OpenBao's Kubernetes auth compares.
+            let token_audiences = match app.auth.lookup(tok) {
+                Some(Err(sa)) => sa.audiences,
+                _ => vec![crate::auth::DEFAULT_AUDIENCE.into()],
+            };
+            let mut wanted = crate::util::str_array(body.pointer("/spec/audiences"));
+            if wanted.is_empty() {
+                wanted.push(crate::auth::DEFAULT_AUDIENCE.into());
+            }
+            let matched: Vec<String> = wanted
+                .into_iter()
+                .filter(|a| token_audiences.contains(a))
+                .collect();
             let status = match authenticate(app, &h) {
+                Some(_) if matched.is_empty() => {
+                    json!({"authenticated": false, "error": "token audiences do not match"})
+                }
                 Some(u) => {
-                    json!({"authenticated": true, "user": {"username": u.name, "groups": u.groups}})
+                    let uid = u
+                        .service_account
+                        .as_ref()
+                        .map(|(_, _, uid)| uid.clone())
+                        .unwrap_or_default();
+                    json!({"authenticated": true, "audiences": matched,
+                           "user": {"username": u.name, "uid": uid, "groups": u.groups}})
                 }
                 None => json!({"authenticated": false, "error": "invalid bearer token"}),
             };

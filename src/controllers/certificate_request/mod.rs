@@ -300,15 +300,20 @@ async fn sign(
             return fail(ctx, cr, "PolicyViolation", msg).await;
         }
     };
-    let (chain_pem, ca_pem, validity) = match requests::issue(&input, loaded).await {
-        Outcome::Issued {
-            chain_pem,
-            ca_pem,
-            validity,
-        } => (chain_pem, ca_pem, validity),
-        Outcome::Failed { reason, message } => return fail(ctx, cr, reason, message).await,
-        Outcome::Retry(what) => return retry(ctx, cr, what).await,
-    };
+    let (chain_pem, ca_pem, validity) =
+        match requests::issue(&input, loaded, &ctx.remote_slots, key).await {
+            Outcome::Issued {
+                chain_pem,
+                ca_pem,
+                validity,
+            } => (chain_pem, ca_pem, validity),
+            Outcome::Failed { reason, message } => return fail(ctx, cr, reason, message).await,
+            Outcome::Retry(what) => return retry(ctx, cr, what).await,
+            Outcome::Busy(what) => {
+                pending(ctx, cr, format!("{what}; will retry")).await?;
+                return Ok(Action::requeue(super::remote_slots::BUSY_REQUEUE));
+            }
+        };
     let message = format!("Certificate issued by {key}, {validity}");
     write_status(
         ctx,
