@@ -54,7 +54,13 @@ fn run(name: &str, alg: &'static SignatureAlgorithm) {
     let once = || {
         let now = time::OffsetDateTime::now_utc();
         let csr = pki::parse_csr(csr_pem.as_bytes()).unwrap();
-        let usages = pki::usage::default_usages();
+        // An mTLS workload's usages: leaves without an extended key usage are refused.
+        let usages = vec![
+            pki::usage::Usage::DigitalSignature,
+            pki::usage::Usage::KeyEncipherment,
+            pki::usage::Usage::ServerAuth,
+            pki::usage::Usage::ClientAuth,
+        ];
         let req = RequestedCert::from_csr(
             &csr,
             false,
