@@ -24,6 +24,9 @@ const KNOWN: &[(&str, &str, &str)] = &[
     ("cr.watch-expired-events", "fields", "the test API server replays its whole history window to a watch from an old resourceVersion; kube-apiserver's watch cache starts at its own start-up and answers 410 Expired; 410 is injected with FaultInjector in the test API server's tests"),
     ("cr.delete", "fields", "1.20 answers the deletion of a custom resource with a Status; current servers return the deleted object, as the test API server does (kube-rs accepts both)"),
     ("issuer.create-missing-required", "error", "CEL (x-kubernetes-validations) does not exist in 1.20; the test API server evaluates our CRDs' rules"),
+    ("event.cluster-scoped-in-default", "code", "1.20 takes a new-style Event about a cluster-scoped object only in kube-system; 1.22+ also in default, where kube-rs (so pki-issuer) writes it"),
+    ("event.cluster-scoped-in-default", "error", "as the code"),
+    ("event.cluster-scoped-in-default", "fields", "as the code"),
     ("unknown.resource", "error", "kube-apiserver's HTTP mux answers an unknown path with a plain-text 404; the test API server sends a NotFound Status (clients read only the code)"),
     ("unknown.group", "error", "as unknown.resource"),
 ];
@@ -861,6 +864,20 @@ async fn sequence(t: &mut Target, csr: &str, cert_pem: &str) {
         JSON,
         Some(bad_type),
         &[],
+    )
+    .await;
+    // An Event about a cluster-scoped object (a CSR), in `default` as kube-rs writes it.
+    let mut cluster_ev = ev.clone();
+    cluster_ev["metadata"]["name"] = json!("c1");
+    cluster_ev["regarding"] = json!({"apiVersion": "certificates.k8s.io/v1", "kind": "CertificateSigningRequest", "name": "x"});
+    t.go(
+        "event.cluster-scoped-in-default",
+        Admin,
+        Method::POST,
+        "/apis/events.k8s.io/v1/namespaces/default/events",
+        JSON,
+        Some(cluster_ev),
+        &["/reason"],
     )
     .await;
     for (i, field) in [
