@@ -1251,7 +1251,7 @@ async fn csr_requester_info_comes_from_the_authenticated_user() {
     let csrs: Api<Csr> = Api::all(client_with(&server, &token).await);
     // Every requester field forged: another namespace's ServiceAccount, system:masters, a uid and extra.
     let forged: Csr = serde_json::from_value(json!({"metadata": {"name": "forged"}, "spec": {
-        "request": "LS0tLS1CRUdJTg==", "signerName": "pkiissuers.pki-issuer.io/team-b.apps",
+        "request": "LS0tLS1CRUdJTiBDRVJUSUZJQ0FURSBSRVFVRVNULS0tLS0KQUE9PQotLS0tLUVORCBDRVJUSUZJQ0FURSBSRVFVRVNULS0tLS0K", "signerName": "pkiissuers.pki-issuer.io/team-b.apps",
         "username": "system:serviceaccount:team-b:apps", "groups": ["system:masters"],
         "uid": "forged-uid", "extra": {"scopes": ["admin"]}}}))
     .unwrap();
