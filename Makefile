@@ -3,7 +3,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: all build test test-deps lint lint-packaging fmt-check clippy generate sync-crds check-generated demo bench bench-sign bench-e2e e2e-kind clean leak-scan fuzz-replay fuzz
+.PHONY: all build test test-deps lint lint-packaging fmt-check clippy generate sync-crds check-generated demo bench bench-sign bench-e2e e2e-kind e2e-kube kube-apiserver clean leak-scan fuzz-replay fuzz
 
 all: build
 
@@ -16,11 +16,21 @@ E2E_OUTPUT_DIR ?= $(or $(CARGO_TARGET_DIR),$(CURDIR)/target)/e2e-output/run-$(RU
 export E2E_OUTPUT_DIR
 
 ## test: everything CI runs: formatting, lints, generated files, unit, test API server and e2e
-## tests, the leak scan of the e2e output, and the fuzz corpus replay.
+## tests, the leak scan of the e2e output, the e2e suite again on a real kube-apiserver + etcd,
+## and the fuzz corpus replay.
 test: test-deps fmt-check clippy check-generated lint-packaging
 	$(CARGO) test --workspace --all-targets --locked
 	$(MAKE) leak-scan
+	bash e2e/scripts/e2e-kube.sh
 	$(MAKE) fuzz-replay
+
+## e2e-kube: the e2e suite on a real kube-apiserver v1.20 + etcd (builds or reuses the binary).
+e2e-kube: test-deps
+	bash e2e/scripts/e2e-kube.sh
+
+## kube-apiserver: build (or find in the cache) the real kube-apiserver; prints its path.
+kube-apiserver: test-deps
+	bash e2e/scripts/kube-apiserver.sh build
 
 ## leak-scan: fail when the e2e run in E2E_OUTPUT_DIR wrote a private key or auth secret to a log,
 ## Event or status (run after the e2e suite).
@@ -66,9 +76,11 @@ lint-packaging:
 
 lint: fmt-check clippy lint-packaging
 
-## demo: build, start the test API server and pki-issuer, issue certificates, prove mTLS.
+## demo: build, start the API server and pki-issuer, issue certificates, prove mTLS.
+## APISERVER=test (default: the project's test API server) or APISERVER=kube (real kube-apiserver).
+APISERVER ?= test
 demo:
-	bash e2e/scripts/demo.sh
+	APISERVER=$(APISERVER) bash e2e/scripts/demo.sh
 
 ## e2e-kind: e2e suite + kind-only checks on a kind cluster with real cert-manager (needs Docker, kind, helm; KEEP_CLUSTER=1 keeps it).
 e2e-kind:

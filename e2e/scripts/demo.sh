@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # `make demo`: the whole product on one machine, no Docker and no cluster needed.
 #
-# Builds everything, starts the project's test API server (with cert-manager's CRDs) and the
-# real pki-issuer process, creates a demo "existing PKI" (root + intermediate) with openssl,
+# Builds everything, starts an API server with cert-manager's CRDs (the project's test API server,
+# or with APISERVER=kube a real kube-apiserver v1.20 + etcd) and the real pki-issuer process, creates a demo "existing PKI" (root + intermediate) with openssl,
 # a PKIIssuer with a SPIFFE policy, issues certificates for two workloads the way
 # cert-manager does, shows their chains, proves an mTLS handshake between them succeeds and
 # that a certificate from another root is refused, and shows a refused and a denied request
@@ -13,11 +13,16 @@ cd "$(dirname "$0")/../.."
 ROOT_DIR=$(pwd)
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/pki-issuer-demo.XXXXXX")
 PIDS=()
+APISERVER=${APISERVER:-test}
+KUBE_DIR="$WORK/kube-apiserver"
 
 cleanup() {
   local rc=$?
   for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
   wait 2>/dev/null || true
+  if [ "$APISERVER" = kube ]; then
+    bash "$ROOT_DIR/e2e/scripts/kube-apiserver.sh" down "$KUBE_DIR" || true
+  fi
   if [ "$rc" -ne 0 ]; then
     echo
     echo "demo FAILED (exit $rc); logs:"
@@ -33,17 +38,32 @@ fail() { echo "FAILED: $*" >&2; exit 1; }
 
 bash e2e/scripts/install-test-deps.sh
 
-step "Building pki-issuer and the test API server"
-cargo build --quiet --locked --bin pki-issuer && cargo build --quiet --locked -p test-apiserver --bin test-apiserver
-BIN="$ROOT_DIR/target/debug"
+case "$APISERVER" in
+test)
+  step "Building pki-issuer and the test API server"
+  cargo build --quiet --locked --bin pki-issuer && cargo build --quiet --locked -p test-apiserver --bin test-apiserver
+  BIN="$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')/debug"
 
-step "Starting the test API server (cert-manager CRDs + pki-issuer CRDs)"
-export KUBECONFIG="$WORK/admin.kubeconfig"
-"$BIN/test-apiserver" --listen 127.0.0.1:0 --kubeconfig "$KUBECONFIG" \
-  --crds e2e/testdata/cert-manager --crds crds >"$WORK/apiserver.log" 2>&1 &
-PIDS+=($!)
-for _ in $(seq 100); do [ -s "$KUBECONFIG" ] && break; sleep 0.1; done
-[ -s "$KUBECONFIG" ] || fail "the test API server did not start"
+  step "Starting the test API server (cert-manager CRDs + pki-issuer CRDs)"
+  export KUBECONFIG="$WORK/admin.kubeconfig"
+  "$BIN/test-apiserver" --listen 127.0.0.1:0 --kubeconfig "$KUBECONFIG" \
+    --crds e2e/testdata/cert-manager --crds crds >"$WORK/apiserver.log" 2>&1 &
+  PIDS+=($!)
+  for _ in $(seq 100); do [ -s "$KUBECONFIG" ] && break; sleep 0.1; done
+  [ -s "$KUBECONFIG" ] || fail "the test API server did not start"
+  ;;
+kube)
+  step "Building pki-issuer and the real kube-apiserver (cached after the first build)"
+  cargo build --quiet --locked --bin pki-issuer
+  BIN="$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')/debug"
+  bash e2e/scripts/kube-apiserver.sh build >/dev/null
+
+  step "Starting kube-apiserver v1.20 + etcd (cert-manager CRDs + pki-issuer CRDs)"
+  bash e2e/scripts/kube-apiserver.sh up "$KUBE_DIR"
+  export KUBECONFIG="$KUBE_DIR/kubeconfig"
+  ;;
+*) fail "APISERVER must be test or kube, not $APISERVER" ;;
+esac
 kubectl version 2>/dev/null | head -n 2 || true
 
 kubectl create namespace pki-issuer >/dev/null

@@ -318,11 +318,8 @@ async fn cfssl_slow_ca_is_retried_without_duplicate_writes() {
     )
     .await;
     env.wait_issuer_ready("slow", false, "True").await;
-    let server = env
-        .server
-        .as_ref()
-        .expect("counts need the test API server");
-    server.faults().reset_counters();
+    let mut counters = env.request_counter();
+    counters.reset();
     delay_next.store(1, Ordering::SeqCst);
     request(&env, "slow", "slow", &[&format!("s.{}.svc", env.ns)]).await;
     env.wait_request_reason("slow", "Issued").await;
@@ -332,9 +329,7 @@ async fn cfssl_slow_ca_is_retried_without_duplicate_writes() {
         "the first attempt was held back"
     );
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let writes = server
-        .faults()
-        .request_count("patch", "certificaterequests", "status");
+    let writes = counters.count("patch", "certificaterequests", "status");
     assert_eq!(writes, 1, "one status write despite the timed-out attempt");
 }
 

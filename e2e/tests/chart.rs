@@ -1,7 +1,7 @@
-//! The Helm chart, proven on the test API server with RBAC on: its rendered manifests are
-//! applied with kubectl, pki-issuer runs with the chart's ServiceAccount token and the
-//! Deployment's own arguments, two replicas elect a leader, and removing one RBAC rule breaks
-//! issuance.
+//! The Helm chart, proven with RBAC on (on the test API server and on the real kube-apiserver):
+//! its rendered manifests are applied with kubectl, pki-issuer runs with the chart's
+//! ServiceAccount token (TokenRequest) and the Deployment's own arguments, two replicas elect a
+//! leader, and removing one RBAC rule breaks issuance.
 
 use std::path::Path;
 use std::time::Duration;
@@ -64,6 +64,15 @@ async fn install(
     let env = Env::start_opts(test, false).await;
     let mut manifests = docs(&render(&env));
     edit(&mut manifests);
+    if crate::harness::kube() {
+        // kube-apiserver 1.20 serves PodDisruptionBudget as policy/v1beta1 only (v1 is 1.21+).
+        for d in manifests
+            .iter_mut()
+            .filter(|d| d["kind"] == "PodDisruptionBudget")
+        {
+            d["apiVersion"] = json!("policy/v1beta1");
+        }
+    }
     env.create_namespace(RELEASE_NS).await;
     env.create_namespace(TEAM_NS).await;
     let text: String = manifests
@@ -78,14 +87,10 @@ async fn install(
         .await
         .expect("kubectl create token");
     crate::leak_scan::register("pki-issuer ServiceAccount token", &token);
-    let server = env
-        .server
-        .as_ref()
-        .expect("chart tests run on the test API server");
     let path = env.dir.path().join("sa.kubeconfig");
     std::fs::write(
         &path,
-        server.kubeconfig_yaml(token.trim(), Some(RELEASE_NS)),
+        env.kubeconfig_with_token(token.trim(), Some(RELEASE_NS)),
     )
     .unwrap();
     let args = deployment_args(&manifests);
@@ -170,15 +175,15 @@ async fn chart_rbac_is_sufficient_and_leader_election_fails_over() {
     let team = Env::view(&env, TEAM_NS);
     team.create_issuer("team-ca", spec()).await;
     team.wait_issuer_ready("team-ca", false, "True").await;
-    let counters = env.server.as_ref().unwrap().faults();
-    counters.reset_counters();
+    let mut counters = env.request_counter();
+    counters.reset();
     team_request(&env, "via-cluster", "chart-mesh", "PKIClusterIssuer").await;
     team_request(&env, "via-team", "team-ca", "PKIIssuer").await;
     team_wait(&env, "via-cluster", "Issued").await;
     team_wait(&env, "via-team", "Issued").await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(
-        counters.request_count("patch", "certificaterequests", "status"),
+        counters.count("patch", "certificaterequests", "status"),
         2,
         "only the leader writes: one status write per request with two replicas running"
     );
@@ -267,8 +272,7 @@ async fn chart_rbac_is_sufficient_and_leader_election_fails_over() {
     }
 
     // kill -9 the leader: the other replica takes over within the lease duration.
-    let server = env.server.as_ref().unwrap();
-    server.faults().reset_counters();
+    counters.reset();
     let killed = if leader == "pki-issuer-0" { a } else { b };
     env.kill_controller(killed).await;
     for i in 0..5 {
@@ -291,11 +295,7 @@ async fn chart_rbac_is_sufficient_and_leader_election_fails_over() {
         started.elapsed()
     );
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let writes = env.server.as_ref().unwrap().faults().request_count(
-        "patch",
-        "certificaterequests",
-        "status",
-    );
+    let writes = counters.count("patch", "certificaterequests", "status");
     assert_eq!(
         writes, 5,
         "every request issued exactly once after the failover"

@@ -10,7 +10,7 @@ use kube::Api;
 use serde_json::json;
 
 use crate::fixtures;
-use crate::harness::{written_by_pki_issuer, Env};
+use crate::harness::{skip_on_kube, written_by_pki_issuer, Env};
 
 struct Csrs<'a> {
     env: &'a Env,
@@ -193,24 +193,19 @@ async fn csr_for_each_scope_gets_a_valid_chain_and_others_are_untouched() {
         .await;
     csrs.decide("denied", false).await;
 
-    csrs.create("ns", &namespaced_signer, &[&san], Some(3600), json!({}))
+    csrs.create("ns", &namespaced_signer, &[&san], None, json!({}))
         .await;
     csrs.decide("ns", true).await;
     let chain = csrs.wait_signed("ns").await;
     let (ok, out) = env.openssl_verify(&root.pem, &chain, "sslserver");
     assert!(ok, "{out}");
-    assert!(
-        (3600..=3660).contains(&lifetime(&chain)),
-        "expirationSeconds honoured: {}",
-        lifetime(&chain)
-    );
 
     csrs.create(
         "cluster",
         &cluster_signer,
         &["api.example.com"],
-        Some(100 * 86400),
-        json!({}),
+        None,
+        json!({"experimental.cert-manager.io/request-duration": "2400h"}),
     )
     .await;
     csrs.decide("cluster", true).await;
@@ -225,7 +220,7 @@ async fn csr_for_each_scope_gets_a_valid_chain_and_others_are_untouched() {
         "annotated",
         &namespaced_signer,
         &[&san],
-        Some(3600),
+        None,
         json!({"experimental.cert-manager.io/request-duration": "2h"}),
     )
     .await;
@@ -233,7 +228,7 @@ async fn csr_for_each_scope_gets_a_valid_chain_and_others_are_untouched() {
     let chain = csrs.wait_signed("annotated").await;
     assert!(
         (7200..=7260).contains(&lifetime(&chain)),
-        "the annotation wins: {}",
+        "the duration annotation is honoured: {}",
         lifetime(&chain)
     );
 
@@ -261,6 +256,59 @@ async fn csr_for_each_scope_gets_a_valid_chain_and_others_are_untouched() {
     ])
     .await;
     env.delete_cluster_issuer(&cluster).await;
+}
+
+#[tokio::test]
+async fn csr_expiration_seconds_is_honoured_clamped_and_overridden_by_the_annotation() {
+    if skip_on_kube(
+        "csr_expiration_seconds",
+        "kube-apiserver 1.20 has no CSR spec.expirationSeconds (added in 1.22; the server drops it)",
+    ) {
+        return;
+    }
+    let env = Env::start("csrexp").await;
+    install(&env, &env.ns).await;
+    env.create_issuer("apps", spec(&["*.{namespace}.svc"]))
+        .await;
+    env.wait_issuer_ready("apps", false, "True").await;
+    let csrs = Csrs::new(&env);
+    let signer = format!("pkiissuers.pki-issuer.io/{}.apps", env.ns);
+    let san = format!("web.{}.svc", env.ns);
+    let cases = [
+        (
+            "hour",
+            Some(3600),
+            json!({}),
+            3600,
+            "expirationSeconds honoured",
+        ),
+        (
+            "long",
+            Some(100 * 86400),
+            json!({}),
+            86400,
+            "100 days clamped to maxDuration 24h",
+        ),
+        (
+            "annotated",
+            Some(3600),
+            json!({"experimental.cert-manager.io/request-duration": "2h"}),
+            7200,
+            "the annotation wins over expirationSeconds",
+        ),
+    ];
+    for (n, expiration, annotations, want, why) in cases {
+        csrs.create(n, &signer, &[&san], expiration, annotations)
+            .await;
+        csrs.decide(n, true).await;
+        let chain = csrs.wait_signed(n).await;
+        assert!(
+            (want..=want + 60).contains(&lifetime(&chain)),
+            "{why}: {}",
+            lifetime(&chain)
+        );
+    }
+    csrs.cleanup(&["hour", "long", "annotated"]).await;
 }
 
 #[tokio::test]

@@ -1,6 +1,12 @@
-//! The end-to-end environment: an API server (the project's test API server in process, or
-//! any cluster named by `E2E_KUBECONFIG`), the real `pki-issuer` process, and helpers that
+//! The end-to-end environment: an API server, the real `pki-issuer` process, and helpers that
 //! play cert-manager's part.
+//!
+//! Three modes (see [`mode`]):
+//! * default: the project's test API server, in process, one per test;
+//! * `E2E_APISERVER=kube`: a real kube-apiserver v1.20 + etcd (see `kube_server`), the same
+//!   local pki-issuer processes; a test that needs what 1.20 or a real server lacks calls
+//!   [`skip_on_kube`], which prints one visible line and counts the skip;
+//! * `E2E_KUBECONFIG=PATH`: an external cluster (kind) with its own pki-issuer and cert-manager.
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -26,8 +32,10 @@ pub struct Env {
     pub ns: String,
     /// Where cluster issuers read Secrets.
     pub cluster_ns: String,
-    /// The in-process server (absent with `E2E_KUBECONFIG`).
+    /// The in-process test API server (absent with a real server or `E2E_KUBECONFIG`).
     pub server: Option<TestApiServer>,
+    /// The real server this test holds (`E2E_APISERVER=kube`).
+    pub kube: Option<crate::kube_server::Lease>,
     controllers: Vec<tokio::process::Child>,
     /// Scratch directory (logs, PEM files for openssl).
     pub dir: tempfile::TempDir,
@@ -41,9 +49,73 @@ pub const MTLS_USAGES: &[&str] = &[
     "client auth",
 ];
 
-/// Whether the suite runs against an external cluster (kind) instead of the test API server.
+/// The API server the suite runs against.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// The project's test API server, in process (default).
+    TestApiServer,
+    /// A real kube-apiserver + etcd on loopback (`E2E_APISERVER=kube`).
+    Kube,
+    /// An external cluster with its own pki-issuer (`E2E_KUBECONFIG`).
+    External,
+}
+
+/// The mode of this run.
+pub fn mode() -> Mode {
+    if std::env::var_os("E2E_KUBECONFIG").is_some() {
+        Mode::External
+    } else if std::env::var("E2E_APISERVER").as_deref() == Ok("kube") {
+        Mode::Kube
+    } else {
+        Mode::TestApiServer
+    }
+}
+
+/// Whether the suite runs against an external cluster (kind) instead of a local server.
 pub fn external() -> bool {
-    std::env::var_os("E2E_KUBECONFIG").is_some()
+    mode() == Mode::External
+}
+
+/// Whether the suite runs against the real kube-apiserver.
+pub fn kube() -> bool {
+    mode() == Mode::Kube
+}
+
+/// Print one line to the real stderr, past the test harness's output capture.
+pub fn visible(line: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "{line}");
+}
+
+/// Record that `test` did not run here and why: one visible line, and a line in the file named
+/// by `E2E_SKIP_LOG` (the run's summary counts them).
+pub fn skip(test: &str, why: &str) {
+    let mode = match mode() {
+        Mode::TestApiServer => "test-apiserver",
+        Mode::Kube => "kube-apiserver",
+        Mode::External => "external cluster",
+    };
+    let line = format!("SKIPPED on {mode}: {test}: {why}");
+    visible(&line);
+    if let Some(path) = std::env::var_os("E2E_SKIP_LOG") {
+        use std::io::Write;
+        if let Ok(mut f) = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+        {
+            let _ = writeln!(f, "{line}");
+        }
+    }
+}
+
+/// In the real-server mode, record the skip of `test` (it needs `why`) and return true; the
+/// test then returns. Elsewhere false.
+pub fn skip_on_kube(test: &str, why: &str) -> bool {
+    if kube() {
+        skip(test, why);
+    }
+    kube()
 }
 
 fn cert_manager_crds() -> PathBuf {
@@ -55,7 +127,8 @@ pub fn our_crds() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("crds")
 }
 
-async fn client_for(path: &Path) -> Client {
+/// An admin client from a kubeconfig file.
+pub async fn client_for(path: &Path) -> Client {
     let kc = Kubeconfig::read_from(path).expect("kubeconfig");
     let cfg = kube::Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default())
         .await
@@ -74,8 +147,14 @@ impl Env {
     pub async fn start_opts(test: &str, controller: bool) -> Env {
         let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
         let dir = tempfile::tempdir().expect("tempdir");
+        let mut kube = None;
         let (server, kubeconfig) = if let Some(path) = std::env::var_os("E2E_KUBECONFIG") {
             (None, PathBuf::from(path))
+        } else if self::kube() {
+            let lease = crate::kube_server::acquire().await;
+            let path = lease.server().kubeconfig();
+            kube = Some(lease);
+            (None, path)
         } else {
             let server = TestApiServer::start(test_apiserver::Config {
                 listen: "127.0.0.1:0".parse().unwrap(),
@@ -99,6 +178,7 @@ impl Env {
             ns,
             cluster_ns,
             server,
+            kube,
             controllers: Vec::new(),
             dir,
         };
@@ -120,8 +200,56 @@ impl Env {
             ns: ns.to_string(),
             cluster_ns: env.cluster_ns.clone(),
             server: None,
+            kube: None,
             controllers: Vec::new(),
             dir: tempfile::tempdir().expect("tempdir"),
+        }
+    }
+
+    /// A kubeconfig (YAML) for the same server that authenticates with `token` and defaults to
+    /// namespace `ns`.
+    pub fn kubeconfig_with_token(&self, token: &str, ns: Option<&str>) -> String {
+        let text = std::fs::read_to_string(&self.kubeconfig).expect("read kubeconfig");
+        let mut kc: serde_yaml::Value = serde_yaml::from_str(&text).expect("kubeconfig YAML");
+        for user in kc["users"].as_sequence_mut().expect("users") {
+            user["user"] = serde_yaml::to_value(json!({ "token": token })).unwrap();
+        }
+        if let Some(ns) = ns {
+            for ctx in kc["contexts"].as_sequence_mut().expect("contexts") {
+                ctx["context"]["namespace"] = ns.into();
+            }
+        }
+        serde_yaml::to_string(&kc).unwrap()
+    }
+
+    /// The API server's HTTPS URL, CA certificate (PEM) and admin token, read from the admin
+    /// kubeconfig (the same for the test API server and the real one).
+    pub fn api_endpoint(&self) -> (String, String, String) {
+        let text = std::fs::read_to_string(&self.kubeconfig).expect("read kubeconfig");
+        let kc: serde_yaml::Value = serde_yaml::from_str(&text).expect("kubeconfig YAML");
+        let cluster = &kc["clusters"][0]["cluster"];
+        let ca = cluster["certificate-authority-data"]
+            .as_str()
+            .and_then(|d| base64::engine::general_purpose::STANDARD.decode(d).ok())
+            .expect("certificate-authority-data");
+        (
+            cluster["server"].as_str().expect("server").to_string(),
+            String::from_utf8(ca).expect("CA PEM"),
+            kc["users"][0]["user"]["token"]
+                .as_str()
+                .expect("token")
+                .to_string(),
+        )
+    }
+
+    /// Counts of requests the server received, for "exactly one write" claims.
+    pub fn request_counter(&self) -> RequestCounter {
+        if let Some(server) = &self.server {
+            RequestCounter::TestApiServer(server.faults())
+        } else if let Some(lease) = &self.kube {
+            RequestCounter::Kube(crate::kube_server::AuditLog::new(lease.server()))
+        } else {
+            panic!("request counts need a local server (not E2E_KUBECONFIG)")
         }
     }
 
@@ -508,6 +636,34 @@ impl Drop for Env {
         crate::leak_scan::on_env_drop(&self.ns, n, || self.logs(), self.server.as_ref());
         if std::thread::panicking() {
             eprintln!("{}", self.logs());
+        }
+    }
+}
+
+/// Request counters of the test API server, or the audit log of the real server (which this
+/// test holds alone, so the counts are the test's own; the log survives server restarts).
+pub enum RequestCounter {
+    /// The test API server's counters.
+    TestApiServer(test_apiserver::FaultInjector),
+    /// The real server's audit log, from an offset.
+    Kube(crate::kube_server::AuditLog),
+}
+
+impl RequestCounter {
+    /// Start counting from zero.
+    pub fn reset(&mut self) {
+        match self {
+            RequestCounter::TestApiServer(f) => f.reset_counters(),
+            RequestCounter::Kube(log) => log.reset(),
+        }
+    }
+
+    /// Write requests (create, update, patch, delete) with this lower-case Kubernetes verb,
+    /// resource and subresource (`""` for none) since the reset, whatever their outcome.
+    pub fn count(&self, verb: &str, resource: &str, subresource: &str) -> u64 {
+        match self {
+            RequestCounter::TestApiServer(f) => f.request_count(verb, resource, subresource),
+            RequestCounter::Kube(log) => log.count(verb, resource, subresource, |_| true),
         }
     }
 }

@@ -1,16 +1,20 @@
-//! The end-to-end suite: the real `pki-issuer` process against the project's test API server
-//! (or any cluster named by `E2E_KUBECONFIG`), with the suite playing cert-manager's part.
+//! The end-to-end suite: the real `pki-issuer` process against the project's test API server,
+//! a real kube-apiserver (`E2E_APISERVER=kube`) or any cluster named by `E2E_KUBECONFIG`, with
+//! the suite playing cert-manager's part.
 
 mod bad_input;
 mod cfssl;
 mod chart;
 mod csr;
 mod csr_access;
+mod differential;
 mod fake_ca;
 mod fixtures;
 mod harness;
 mod hostile;
 mod hostile_ca;
+mod kube_faults;
+mod kube_server;
 mod leak_scan;
 mod openbao;
 mod scenarios;

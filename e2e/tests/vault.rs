@@ -257,20 +257,17 @@ async fn vault_approle_and_kubernetes_auth_issue_and_log_in_again_after_revocati
         policy(),
     )
     .await;
-    // Kubernetes auth: OpenBao reviews the ServiceAccount token with the test API server's
-    // TokenReview endpoint.
-    let server = env
-        .server
-        .as_ref()
-        .expect("Kubernetes auth needs the test API server's TokenReview endpoint");
+    // Kubernetes auth: OpenBao reviews the ServiceAccount token with the API server's
+    // TokenReview endpoint (the test API server's, or the real one's).
+    let (api_url, api_ca, admin_token) = env.api_endpoint();
     bao.write("sys/auth/kubernetes", json!({"type": "kubernetes"}))
         .await;
     bao.write(
         "auth/kubernetes/config",
         json!({
-            "kubernetes_host": server.https_url(),
-            "kubernetes_ca_cert": server.ca_pem(),
-            "token_reviewer_jwt": server.admin_token(),
+            "kubernetes_host": api_url,
+            "kubernetes_ca_cert": api_ca,
+            "token_reviewer_jwt": admin_token,
             "disable_local_ca_jwt": true,
         }),
     )

@@ -356,11 +356,163 @@ pub fn builtin_list_keys(field: &str, parent: &str) -> Option<Vec<String>> {
     }
 }
 
-/// Defaulting and validation applied to built-in kinds on create/update.
+/// kube-apiserver's key rule for Secret and ConfigMap data.
+const KEY_RULE: &str = "a valid config key must consist of alphanumeric characters, '-', '_' or '.' (e.g. 'key.name',  or 'KEY_NAME',  or 'key-name', regex used for validation is '[-._a-zA-Z0-9]+')";
+
+/// Secret validation: data keys, and the keys each well-known type requires.
+fn secret_causes(obj: &Value) -> Vec<Cause> {
+    let mut causes = vec![];
+    let data = obj.get("data").and_then(Value::as_object);
+    for k in data.into_iter().flatten().map(|(k, _)| k) {
+        let ok = !k.is_empty()
+            && k.len() <= 253
+            && k.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-._".contains(&b))
+            && k != "."
+            && k != ".."
+            && !k.starts_with("..");
+        if !ok {
+            causes.push(Cause::invalid(&format!("data[{k}]"), &json!(k), KEY_RULE));
+        }
+    }
+    let has = |k: &str| data.is_some_and(|d| d.contains_key(k));
+    let required: &[&str] = match obj.get("type").and_then(Value::as_str) {
+        Some("kubernetes.io/tls") => &["tls.crt", "tls.key"],
+        Some("kubernetes.io/ssh-auth") => &["ssh-privatekey"],
+        Some("kubernetes.io/dockerconfigjson") => &[".dockerconfigjson"],
+        Some("kubernetes.io/dockercfg") => &[".dockercfg"],
+        _ => &[],
+    };
+    for k in required.iter().filter(|k| !has(k)) {
+        causes.push(Cause::required(&format!("data[{k}]")));
+    }
+    causes
+}
+
+/// events.k8s.io/v1 Event validation (what kube-apiserver 1.20 checks).
+fn event_causes(obj: &Value, create: bool) -> Vec<Cause> {
+    let mut causes = vec![];
+    let str_of = |k: &str| obj.get(k).and_then(Value::as_str).unwrap_or_default();
+    if create && str_of("eventTime").is_empty() {
+        causes.push(Cause::required("eventTime"));
+    }
+    let t = str_of("type");
+    if t != "Normal" && t != "Warning" {
+        causes.push(Cause::invalid(
+            "type",
+            &json!(""),
+            &format!("has invalid value: {t}"),
+        ));
+    }
+    // Stored as a core Event: reportingController is kept as reportingComponent.
+    for (k, stored) in [
+        ("reportingController", "reportingComponent"),
+        ("reportingInstance", "reportingInstance"),
+        ("action", "action"),
+        ("reason", "reason"),
+    ] {
+        if str_of(stored).is_empty() {
+            causes.push(Cause::required(k));
+        }
+    }
+    causes
+}
+
+/// Role/ClusterRole rules: verbs always, API groups for resource rules.
+fn rule_causes(obj: &Value) -> Vec<Cause> {
+    let mut causes = vec![];
+    let rules = obj.get("rules").and_then(Value::as_array);
+    for (i, r) in rules.into_iter().flatten().enumerate() {
+        let empty = |k: &str| r.get(k).and_then(Value::as_array).is_none_or(Vec::is_empty);
+        if empty("verbs") {
+            causes.push(Cause {
+                reason: "FieldValueRequired".into(),
+                message: "Required value: verbs must contain at least one value".into(),
+                field: format!("rules[{i}].verbs"),
+            });
+        }
+        if empty("nonResourceURLs") && empty("apiGroups") {
+            causes.push(Cause {
+                reason: "FieldValueRequired".into(),
+                message: "Required value: resource rules must supply at least one api group".into(),
+                field: format!("rules[{i}].apiGroups"),
+            });
+        }
+    }
+    causes
+}
+
+/// The usages kube-apiserver accepts in a CertificateSigningRequest.
+const CSR_USAGES: &[&str] = &[
+    "any",
+    "cert sign",
+    "client auth",
+    "code signing",
+    "content commitment",
+    "crl sign",
+    "data encipherment",
+    "decipher only",
+    "digital signature",
+    "email protection",
+    "encipher only",
+    "ipsec end system",
+    "ipsec tunnel",
+    "ipsec user",
+    "key agreement",
+    "key encipherment",
+    "microsoft sgc",
+    "netscape sgc",
+    "ocsp signing",
+    "s/mime",
+    "server auth",
+    "signing",
+    "timestamping",
+];
+
+/// CSR spec validation on create: a PEM CERTIFICATE REQUEST, known usages.
+fn csr_spec_causes(obj: &Value) -> Vec<Cause> {
+    use base64::Engine;
+    let mut causes = vec![];
+    if let Some(req) = obj.pointer("/spec/request").and_then(Value::as_str) {
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(req)
+            .unwrap_or_default();
+        let text = String::from_utf8_lossy(&bytes);
+        let is_csr = text.contains("-----BEGIN CERTIFICATE REQUEST-----")
+            && text.contains("-----END CERTIFICATE REQUEST-----");
+        if !is_csr {
+            let shown: Vec<String> = bytes.iter().map(|b| format!("0x{b:x}")).collect();
+            causes.push(Cause {
+                reason: "FieldValueInvalid".into(),
+                message: format!(
+                    "Invalid value: []byte{{{}}}: PEM block type must be CERTIFICATE REQUEST",
+                    shown.join(", ")
+                ),
+                field: "spec.request".into(),
+            });
+        }
+    }
+    let usages = obj.pointer("/spec/usages").and_then(Value::as_array);
+    for (i, u) in usages.into_iter().flatten().enumerate() {
+        if !u.as_str().is_some_and(|u| CSR_USAGES.contains(&u)) {
+            let allowed: Vec<Value> = CSR_USAGES.iter().map(|u| json!(u)).collect();
+            causes.push(Cause::not_supported(
+                &format!("spec.usages[{i}]"),
+                u,
+                &allowed,
+            ));
+        }
+    }
+    causes
+}
+
+/// Defaulting and validation applied to built-in kinds on create/update (`subresource` is that
+/// of the update, `""` for the object itself).
 pub fn prepare(
     def: &ResourceDef,
     obj: &mut Value,
     old: Option<&Value>,
+    subresource: &str,
     user: &crate::auth::UserInfo,
 ) -> ApiResult<()> {
     if def.custom {
@@ -400,14 +552,27 @@ pub fn prepare(
                     }
                 }
             }
+            let mut causes = secret_causes(obj);
             if let (Some(old), Some(new)) = (old, obj.get("type")) {
                 if old.get("type") != Some(new) {
-                    return Err(invalid(vec![Cause::invalid(
-                        "type",
-                        new,
-                        "field is immutable",
-                    )]));
+                    causes.push(Cause::invalid("type", new, "field is immutable"));
                 }
+            }
+            if !causes.is_empty() {
+                return Err(invalid(causes));
+            }
+        }
+        ("events.k8s.io", "events") => {
+            let causes = event_causes(obj, old.is_none());
+            if !causes.is_empty() {
+                // kube-apiserver validates the internal (core) Event: no group in the Status.
+                return Err(ApiError::invalid("", &def.kind, &name, causes));
+            }
+        }
+        ("rbac.authorization.k8s.io", "roles" | "clusterroles") => {
+            let causes = rule_causes(obj);
+            if !causes.is_empty() {
+                return Err(invalid(causes));
             }
         }
         ("", "namespaces") => {
@@ -438,6 +603,7 @@ pub fn prepare(
                 {
                     causes.push(Cause::required("spec.signerName"));
                 }
+                causes.extend(csr_spec_causes(obj));
                 if !causes.is_empty() {
                     return Err(invalid(causes));
                 }
@@ -461,9 +627,8 @@ pub fn prepare(
                         }
                     }
                 }
-                if obj.get("status").is_some() {
-                    obj["status"] = json!({});
-                }
+                // kube-apiserver always starts a CSR with an empty status.
+                obj["status"] = json!({});
             } else if let Some(old) = old {
                 if old.get("spec") != obj.get("spec") {
                     return Err(invalid(vec![Cause::invalid(
@@ -471,6 +636,11 @@ pub fn prepare(
                         &json!("object"),
                         "field is immutable",
                     )]));
+                }
+                crate::csr_rules::stamp_conditions(obj, old);
+                let causes = crate::csr_rules::update_causes(obj, old, subresource);
+                if !causes.is_empty() {
+                    return Err(invalid(causes));
                 }
             }
         }

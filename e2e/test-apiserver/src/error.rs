@@ -203,6 +203,40 @@ impl ApiError {
             details: Some(details(group, resource, name)),
         }
     }
+    /// 409 Conflict of a server-side apply, worded and detailed as kube-apiserver does: the
+    /// conflicting fields as causes, no name or kind. `conflicts` are (manager, field).
+    pub fn apply_conflict(conflicts: &[(&str, &str)], causes: &[Cause]) -> ApiError {
+        let detail = if let [(manager, field)] = conflicts {
+            format!("conflict with \"{manager}\": {field}")
+        } else {
+            let mut managers: Vec<&str> = conflicts.iter().map(|c| c.0).collect();
+            managers.sort();
+            managers.dedup();
+            let mut lines = vec![];
+            for m in managers {
+                lines.push(format!("conflicts with \"{m}\":"));
+                lines.extend(
+                    conflicts
+                        .iter()
+                        .filter(|c| c.0 == m)
+                        .map(|c| format!("- {}", c.1)),
+                );
+            }
+            lines.join("\n")
+        };
+        let n = conflicts.len();
+        ApiError {
+            code: 409,
+            reason: "Conflict".into(),
+            message: format!(
+                "Apply failed with {n} conflict{}: {detail}",
+                if n == 1 { "" } else { "s" }
+            ),
+            details: Some(
+                json!({"causes": causes.iter().map(|c| json!({"reason": c.reason, "message": c.message, "field": c.field})).collect::<Vec<_>>()}),
+            ),
+        }
+    }
     /// 422 Invalid for `Kind.group "name"`.
     pub fn invalid(group: &str, kind: &str, name: &str, causes: Vec<Cause>) -> ApiError {
         let list: Vec<String> = causes.iter().map(Cause::display).collect();

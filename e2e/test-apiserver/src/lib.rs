@@ -8,6 +8,7 @@ pub mod auth;
 pub mod builtins;
 pub mod cel;
 pub mod crd;
+pub mod csr_rules;
 pub mod discovery;
 pub mod error;
 pub mod faults;

@@ -352,7 +352,7 @@ fn create_ingested(
             m.remove("status");
         }
     }
-    crate::builtins::prepare(&def, &mut obj, None, &opts.user)?;
+    crate::builtins::prepare(&def, &mut obj, None, "", &opts.user)?;
     schema_check(t, &mut obj, None, opts.strict)?;
     let crd_def =
         if def.group == "apiextensions.k8s.io" && def.plural == "customresourcedefinitions" {
@@ -564,29 +564,27 @@ pub fn patch(
                         return Err(ApiError::conflict(&t.def.group, &t.def.plural, &t.name));
                     }
                 }
-                let merged = managed::apply(&old, &cfg_storage, &writer(t, opts, &api_version), opts.force, ctx).map_err(|cs| {
+                let merged = managed::apply(
+                    &old,
+                    &cfg_storage,
+                    &writer(t, opts, &api_version),
+                    opts.force,
+                    ctx,
+                )
+                .map_err(|cs| {
                     let causes: Vec<Cause> = cs
                         .iter()
-                        .map(|c| Cause { reason: "FieldManagerConflict".into(), message: format!("conflict with {:?}", c.manager), field: c.field.clone() })
+                        .map(|c| Cause {
+                            reason: "FieldManagerConflict".into(),
+                            message: format!("conflict with {:?}", c.manager),
+                            field: c.field.clone(),
+                        })
                         .collect();
-                    let lines: Vec<String> = cs.iter().map(|c| format!("- {}", c.field)).collect();
-                    let managers: Vec<&str> = cs.iter().map(|c| c.manager.as_str()).collect();
-                    let mut err = ApiError::conflict_msg(
-                        &t.def.group,
-                        &t.def.plural,
-                        &t.name,
-                        &format!(
-                            "Apply failed with {} conflict{}: conflict with \"{}\":\n{}",
-                            cs.len(),
-                            if cs.len() == 1 { "" } else { "s" },
-                            managers.first().copied().unwrap_or_default(),
-                            lines.join("\n")
-                        ),
-                    );
-                    if let Some(d) = err.details.as_mut() {
-                        d["causes"] = json!(causes.iter().map(|c| json!({"reason": c.reason, "message": c.message, "field": c.field})).collect::<Vec<_>>());
-                    }
-                    err
+                    let conflicts: Vec<(&str, &str)> = cs
+                        .iter()
+                        .map(|c| (c.manager.as_str(), c.field.as_str()))
+                        .collect();
+                    ApiError::apply_conflict(&conflicts, &causes)
                 })?;
                 let mut merged = merged;
                 merged["apiVersion"] = old["apiVersion"].clone();
@@ -716,7 +714,7 @@ fn commit_update(
             ));
         }
     }
-    crate::builtins::prepare(&def, &mut new, Some(old), &opts.user)?;
+    crate::builtins::prepare(&def, &mut new, Some(old), &t.subresource, &opts.user)?;
     schema_check(t, &mut new, Some(old), opts.strict)?;
     let crd_def =
         if def.group == "apiextensions.k8s.io" && def.plural == "customresourcedefinitions" {
@@ -783,12 +781,23 @@ pub struct DeleteOpts {
 /// Delete one object. Returns HTTP code and body (object or Status).
 pub fn delete(g: &mut Inner, t: &Target, opts: &DeleteOpts) -> ApiResult<(u16, Value)> {
     let old = get_existing(g, t)?;
+    // kube-apiserver names a custom resource by its kind here (`CertificateRequest.cert-manager.io`).
+    let resource = if t.def.custom {
+        &t.def.kind
+    } else {
+        &t.def.plural
+    };
     let conflict = |what: &str, want: &str, have: &str| {
+        let why = if what == "UID" {
+            "The object might have been deleted and then recreated"
+        } else {
+            "The object might have been modified"
+        };
         ApiError::conflict_msg(
             &t.def.group,
-            &t.def.plural,
+            resource,
             &t.name,
-            &format!("Precondition failed: {what} in precondition: {want}, {what} in object meta: {have}"),
+            &format!("the {what} in the precondition ({want}) does not match the {what} in record ({have}). {why}"),
         )
     };
     if let Some(uid) = &opts.uid {

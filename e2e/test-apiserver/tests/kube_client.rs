@@ -678,7 +678,7 @@ async fn csr_approval_requires_approve_on_signer() {
     let client = admin(&server).await;
     use k8s_openapi::api::certificates::v1::CertificateSigningRequest as Csr;
     let csrs: Api<Csr> = Api::all(client.clone());
-    let csr: Csr = serde_json::from_value(json!({"metadata": {"name": "c"}, "spec": {"request": "LS0tLS1CRUdJTg==", "signerName": "pkiissuers.pki-issuer.io/ns.issuer", "usages": ["digital signature"]}})).unwrap();
+    let csr: Csr = serde_json::from_value(json!({"metadata": {"name": "c"}, "spec": {"request": "LS0tLS1CRUdJTiBDRVJUSUZJQ0FURSBSRVFVRVNULS0tLS0KQUE9PQotLS0tLUVORCBDRVJUSUZJQ0FURSBSRVFVRVNULS0tLS0K", "signerName": "pkiissuers.pki-issuer.io/ns.issuer", "usages": ["digital signature"]}})).unwrap();
     let created = csrs.create(&PostParams::default(), &csr).await.unwrap();
     assert_eq!(created.spec.username.as_deref(), Some("admin"));
 
@@ -1251,7 +1251,7 @@ async fn csr_requester_info_comes_from_the_authenticated_user() {
     let csrs: Api<Csr> = Api::all(client_with(&server, &token).await);
     // Every requester field forged: another namespace's ServiceAccount, system:masters, a uid and extra.
     let forged: Csr = serde_json::from_value(json!({"metadata": {"name": "forged"}, "spec": {
-        "request": "LS0tLS1CRUdJTg==", "signerName": "pkiissuers.pki-issuer.io/team-b.apps",
+        "request": "LS0tLS1CRUdJTiBDRVJUSUZJQ0FURSBSRVFVRVNULS0tLS0KQUE9PQotLS0tLUVORCBDRVJUSUZJQ0FURSBSRVFVRVNULS0tLS0K", "signerName": "pkiissuers.pki-issuer.io/team-b.apps",
         "username": "system:serviceaccount:team-b:apps", "groups": ["system:masters"],
         "uid": "forged-uid", "extra": {"scopes": ["admin"]}}}))
     .unwrap();
