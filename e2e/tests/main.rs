@@ -5,6 +5,7 @@ mod bad_input;
 mod cfssl;
 mod chart;
 mod csr;
+mod faults;
 mod fixtures;
 mod harness;
 mod scenarios;

@@ -11,7 +11,7 @@ use kube::Client;
 
 use super::admin::{self, Health};
 use super::args::{bind_addr, pod_namespace, Args};
-use super::leader::Election;
+use super::leader::{Election, Fence};
 use super::metrics::Metrics;
 use super::RuntimeError;
 use crate::api::duration;
@@ -81,6 +81,29 @@ pub async fn run(
     .await?;
     tracing::info!(probe = %probe, metrics = %metrics_bound, cluster_resource_namespace = %cluster_resource_namespace, "pki-issuer starting");
 
+    health.set_ready(true);
+    let mut election = match args.leader_elect {
+        true => {
+            let ns = args
+                .leader_election_namespace
+                .clone()
+                .unwrap_or_else(|| cluster_resource_namespace.clone());
+            let identity = std::env::var("POD_NAME").unwrap_or_else(|_| random_identity());
+            let mut election = Election::start(client.clone(), &ns, &identity).await?;
+            tracing::info!(%identity, namespace = %ns, "waiting to become leader");
+            let stop_waiting = termination();
+            tokio::select! {
+                _ = election.acquired() => tracing::info!(%identity, "became leader"),
+                _ = stop_waiting => {
+                    election.release().await;
+                    return Ok(());
+                }
+            }
+            Some(election)
+        }
+        false => None,
+    };
+
     let cache = Arc::new(IssuerCache::default());
     let reporter = Reporter {
         controller: "pki-issuer".into(),
@@ -97,7 +120,7 @@ pub async fn run(
             max_retry_duration,
         ),
         config: Config {
-            cluster_resource_namespace,
+            cluster_resource_namespace: cluster_resource_namespace.clone(),
             max_retry_duration,
             watch_namespaces: args
                 .watch_namespaces
@@ -107,30 +130,13 @@ pub async fn run(
                 .collect(),
             concurrency: args.concurrency,
         },
+        fence: election
+            .as_ref()
+            .map(Election::fence)
+            .unwrap_or_else(Fence::open),
+        issued: Default::default(),
+        invalid_reported: Default::default(),
     });
-
-    health.set_ready(true);
-    let mut election = match args.leader_elect {
-        true => {
-            let ns = args
-                .leader_election_namespace
-                .clone()
-                .unwrap_or_else(|| ctx.config.cluster_resource_namespace.clone());
-            let identity = std::env::var("POD_NAME").unwrap_or_else(|_| random_identity());
-            let mut election = Election::start(client.clone(), &ns, &identity).await?;
-            tracing::info!(%identity, namespace = %ns, "waiting to become leader");
-            let stop_waiting = termination();
-            tokio::select! {
-                _ = election.acquired() => tracing::info!(%identity, "became leader"),
-                _ = stop_waiting => {
-                    election.release().await;
-                    return Ok(());
-                }
-            }
-            Some(election)
-        }
-        false => None,
-    };
 
     let tasks = spawn_controllers(&ctx, shutdown.clone());
     let lost = async {
