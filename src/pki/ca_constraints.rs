@@ -35,9 +35,9 @@ fn dns_suffix(field: &str, pattern: &str) -> Result<String, PkiError> {
     Ok(rest.join(".").to_ascii_lowercase())
 }
 
-fn patterns<'a>(
+fn patterns(
     field: &str,
-    list: &'a Option<Vec<String>>,
+    list: &Option<Vec<String>>,
     ctx: &RequestContext,
 ) -> Result<Option<Vec<String>>, PkiError> {
     let Some(list) = list else { return Ok(None) };
