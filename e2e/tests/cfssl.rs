@@ -31,7 +31,7 @@ pub(crate) struct CfsslCa {
     pub(crate) int: Ca,
 }
 
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -137,7 +137,7 @@ pub(crate) async fn cfssl_issuer(
                 "ipRanges": ["127.0.0.0/8"],
                 "uris": ["spiffe://cluster.local/ns/{namespace}/sa/*"],
             },
-            "healthCheckInterval": "1s",
+            "healthCheckInterval": "30s",
         }),
     )
     .await;
@@ -158,8 +158,9 @@ async fn request(env: &Env, name: &str, issuer: &str, sans: &[&str]) {
 
 #[tokio::test]
 async fn cfssl_sign_and_authsign_issue_verifiable_chains() {
-    let env = Env::start("cfssl-ok").await;
+    let mut env = Env::start_opts("cfssl-ok", false).await;
     let ca = CfsslCa::start(&env).await;
+    env.start_controller_allowing(&[&ca.url()]).await;
     cfssl_issuer(
         &env,
         "open",
@@ -202,8 +203,9 @@ async fn cfssl_sign_and_authsign_issue_verifiable_chains() {
 
 #[tokio::test]
 async fn cfssl_wrong_auth_key_fails_with_the_cas_message() {
-    let env = Env::start("cfssl-auth").await;
+    let mut env = Env::start_opts("cfssl-auth", false).await;
     let ca = CfsslCa::start(&env).await;
+    env.start_controller_allowing(&[&ca.url()]).await;
     cfssl_issuer(&env,
         "authed",
         json!({"url": ca.url(), "profile": "authed", "authKey": {"name": "cfssl-wrong", "key": "key"}}),
@@ -239,8 +241,9 @@ async fn cfssl_wrong_auth_key_fails_with_the_cas_message() {
 
 #[tokio::test]
 async fn cfssl_down_then_back_is_pending_then_issued() {
-    let env = Env::start("cfssl-down").await;
+    let mut env = Env::start_opts("cfssl-down", false).await;
     let mut ca = CfsslCa::start(&env).await;
+    env.start_controller_allowing(&[&ca.url()]).await;
     cfssl_issuer(
         &env,
         "open",
@@ -307,10 +310,12 @@ async fn slow_proxy(target: u16, delay: Duration, delay_next: Arc<AtomicU32>) ->
 
 #[tokio::test]
 async fn cfssl_slow_ca_is_retried_without_duplicate_writes() {
-    let env = Env::start("cfssl-slow").await;
+    let mut env = Env::start_opts("cfssl-slow", false).await;
     let ca = CfsslCa::start(&env).await;
     let delay_next = Arc::new(AtomicU32::new(0));
     let proxy = slow_proxy(ca.port, Duration::from_secs(3), delay_next.clone()).await;
+    env.start_controller_allowing(&[&format!("http://{proxy}")])
+        .await;
     cfssl_issuer(
         &env,
         "slow",
@@ -341,8 +346,9 @@ async fn cfssl_slow_ca_is_retried_without_duplicate_writes() {
 
 #[tokio::test]
 async fn cfssl_dropping_the_spiffe_uri_fails_the_request() {
-    let env = Env::start("cfssl-uri").await;
+    let mut env = Env::start_opts("cfssl-uri", false).await;
     let ca = CfsslCa::start(&env).await;
+    env.start_controller_allowing(&[&ca.url()]).await;
     cfssl_issuer(
         &env,
         "open",
@@ -373,8 +379,10 @@ async fn cfssl_dropping_the_spiffe_uri_fails_the_request() {
 
 #[tokio::test]
 async fn cfssl_issuer_health_reports_clear_reasons() {
-    let env = Env::start("cfssl-health").await;
+    let mut env = Env::start_opts("cfssl-health", false).await;
     let ca = CfsslCa::start(&env).await;
+    let down = format!("http://127.0.0.1:{}", free_port());
+    env.start_controller_allowing(&[&ca.url(), &down]).await;
     cfssl_issuer(
         &env,
         "typo",
@@ -382,7 +390,13 @@ async fn cfssl_issuer_health_reports_clear_reasons() {
         &ca.root.pem,
     )
     .await;
-    cfssl_issuer(&env, "down", json!({"url": format!("http://127.0.0.1:{}", free_port()), "profile": "workload", "timeout": "1s"}), &ca.root.pem).await;
+    cfssl_issuer(
+        &env,
+        "down",
+        json!({"url": down, "profile": "workload", "timeout": "1s"}),
+        &ca.root.pem,
+    )
+    .await;
     let other = fixtures::root("Unrelated Root");
     cfssl_issuer(
         &env,

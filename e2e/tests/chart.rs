@@ -198,32 +198,72 @@ async fn chart_rbac_is_sufficient_and_leader_election_fails_over() {
     env.kubectl(&["certificate", "approve", &csr_name], None)
         .await
         .expect("kubectl certificate approve");
-    let mut signed = false;
-    for _ in 0..100 {
-        let out = env
-            .kubectl(
-                &[
-                    "get",
-                    "csr",
-                    &csr_name,
-                    "-o",
-                    "jsonpath={.status.certificate}",
-                ],
-                None,
-            )
-            .await
-            .unwrap();
-        if !out.trim().is_empty() {
-            signed = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert!(
-        signed,
+    assert_eq!(
+        csr_outcome(&env, &csr_name).await,
+        "signed",
         "CSR not signed under the chart's RBAC\n{}",
         env.logs()
     );
+
+    // A CSR naming team-a's PKIIssuer: the controller asks a SubjectAccessReview (the chart
+    // grants `create`), and the chart's tenantSignerReference example lets team-a/csr-client, and
+    // nobody else, reference team-ca.
+    env.kubectl(
+        &[
+            "create",
+            "clusterrole",
+            "team-a-csr-create",
+            "--verb=create,get",
+            "--resource=certificatesigningrequests.certificates.k8s.io",
+        ],
+        None,
+    )
+    .await
+    .unwrap();
+    env.kubectl(
+        &["apply", "-f", "-"],
+        Some(&json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
+            "metadata": {"name": "team-a-csr-create"},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "team-a-csr-create"},
+            "subjects": [{"kind": "Group", "name": format!("system:serviceaccounts:{TEAM_NS}")}]}).to_string()),
+    )
+    .await
+    .unwrap();
+    for (sa, expected) in [("csr-client", "signed"), ("csr-stranger", "failed")] {
+        env.kubectl(&["create", "serviceaccount", sa, "-n", TEAM_NS], None)
+            .await
+            .unwrap();
+        let token = env
+            .kubectl(&["create", "token", sa, "-n", TEAM_NS], None)
+            .await
+            .unwrap();
+        let (_, csr) = fixtures::csr(&[&format!("{sa}.{TEAM_NS}.svc")]);
+        let name = format!("{}-{sa}", env.ns);
+        env.kubectl(
+            &["apply", "-f", "-", &format!("--token={}", token.trim())],
+            Some(
+                &json!({
+                    "apiVersion": "certificates.k8s.io/v1", "kind": "CertificateSigningRequest",
+                    "metadata": {"name": name},
+                    "spec": {"request": base64(csr.as_bytes()),
+                             "signerName": format!("pkiissuers.pki-issuer.io/{TEAM_NS}.team-ca"),
+                             "usages": ["digital signature", "key encipherment", "server auth"]}
+                })
+                .to_string(),
+            ),
+        )
+        .await
+        .unwrap();
+        env.kubectl(&["certificate", "approve", &name], None)
+            .await
+            .expect("kubectl certificate approve");
+        assert_eq!(
+            csr_outcome(&env, &name).await,
+            expected,
+            "CSR of {TEAM_NS}/{sa} for PKIIssuer team-ca\n{}",
+            env.logs()
+        );
+    }
 
     // kill -9 the leader: the other replica takes over within the lease duration.
     let server = env.server.as_ref().unwrap();
@@ -273,6 +313,34 @@ async fn chart_rbac_is_sufficient_and_leader_election_fails_over() {
         holder.is_empty(),
         "the lease is released on SIGTERM, still held by {holder:?}"
     );
+}
+
+/// Poll a CSR with kubectl until it is signed or Failed: "signed", "failed" or "pending".
+async fn csr_outcome(env: &Env, name: &str) -> &'static str {
+    for _ in 0..200 {
+        let out = env
+            .kubectl(
+                &[
+                    "get",
+                    "csr",
+                    name,
+                    "-o",
+                    "jsonpath={.status.certificate}|{.status.conditions[?(@.type==\"Failed\")].status}",
+                ],
+                None,
+            )
+            .await
+            .unwrap();
+        let (cert, failed) = out.trim().split_once('|').unwrap_or_default();
+        if !cert.is_empty() {
+            return "signed";
+        }
+        if failed == "True" {
+            return "failed";
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    "pending"
 }
 
 async fn wait_for_holder(env: &Env, leases: &Api<Lease>, not: Option<&str>) -> String {

@@ -122,12 +122,12 @@ impl<'a> Csrs<'a> {
     }
 }
 
-fn base64_encode(b: &[u8]) -> String {
+pub(crate) fn base64_encode(b: &[u8]) -> String {
     use base64::Engine;
     base64::engine::general_purpose::STANDARD.encode(b)
 }
 
-fn failed_message(csr: &CertificateSigningRequest) -> Option<String> {
+pub(crate) fn failed_message(csr: &CertificateSigningRequest) -> Option<String> {
     csr.status
         .as_ref()?
         .conditions
@@ -143,7 +143,7 @@ fn lifetime(chain_pem: &str) -> i64 {
     (info.not_after - info.not_before).whole_seconds()
 }
 
-async fn install(env: &Env, ns: &str) -> fixtures::Ca {
+pub(crate) async fn install(env: &Env, ns: &str) -> fixtures::Ca {
     let root = fixtures::root("Example Corp Root CA");
     let int = fixtures::intermediate(&root, "Example Corp CSR Intermediate");
     env.put_tls_secret(ns, "mesh-intermediate", &int.pem, &int.key_pem)
@@ -153,7 +153,7 @@ async fn install(env: &Env, ns: &str) -> fixtures::Ca {
     root
 }
 
-fn spec(dns: &[&str]) -> serde_json::Value {
+pub(crate) fn spec(dns: &[&str]) -> serde_json::Value {
     json!({
         "secret": {"name": "mesh-intermediate"},
         "trustAnchors": {"configMap": {"name": "corp-roots", "key": "roots.pem"}},

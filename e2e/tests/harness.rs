@@ -142,6 +142,17 @@ impl Env {
         self.start_controller_with(&kubeconfig, extra).await;
     }
 
+    /// Start the local pki-issuer process allowing namespaced PKIIssuers to use the remote CA
+    /// URLs `urls` (`--allowed-remote-ca-urls`); nothing with `E2E_KUBECONFIG`, where the
+    /// cluster's controller runs.
+    pub async fn start_controller_allowing(&mut self, urls: &[&str]) {
+        if external() {
+            return;
+        }
+        let flag = format!("--allowed-remote-ca-urls={}", urls.join(","));
+        self.start_controller(&[&flag]).await;
+    }
+
     /// Start a pki-issuer process with a given kubeconfig.
     pub async fn start_controller_with(&mut self, kubeconfig: &Path, extra: &[&str]) {
         let mut args: Vec<String> = vec![

@@ -8,8 +8,9 @@ use serde::{Deserialize, Serialize};
 
 use super::condition::{self, Condition};
 
-const ONE_SIGNER_RULE: &str = "[has(self.secret), has(self.cfssl)].filter(x, x).size() == 1";
-const ONE_SIGNER_MESSAGE: &str = "exactly one signer must be set: secret or cfssl";
+const ONE_SIGNER_RULE: &str =
+    "[has(self.secret), has(self.cfssl), has(self.vault)].filter(x, x).size() == 1";
+const ONE_SIGNER_MESSAGE: &str = "exactly one signer must be set: secret, cfssl or vault";
 
 /// The shared spec of both issuer kinds.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
@@ -22,6 +23,9 @@ pub struct IssuerSpec {
     /// Sign through a remote CFSSL CA (`sign` / `authsign` API).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cfssl: Option<CfsslSignerSpec>,
+    /// Sign through a remote Vault or OpenBao PKI secrets engine.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vault: Option<super::vault::VaultSignerSpec>,
     /// The existing PKI's root certificate(s). Several are allowed during a root rollover.
     pub trust_anchors: TrustAnchorsSpec,
     /// Which certificates this issuer may sign.
@@ -30,9 +34,10 @@ pub struct IssuerSpec {
     /// Extensions copied into every leaf.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub extensions: Option<ExtensionsSpec>,
-    /// How often the signer is re-checked (Go duration, default `5m`).
+    /// How often the signer is re-checked (Go duration, default `5m`, at least `30s`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(regex(pattern = r"^([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$"))]
+    #[schemars(extend("x-kubernetes-validations" = [{"rule": "duration(self) >= duration('30s')", "message": "healthCheckInterval must be at least 30s"}]))]
     pub health_check_interval: Option<String>,
 }
 
@@ -67,9 +72,10 @@ pub struct CfsslSignerSpec {
     /// Secret (`tls.crt`, `tls.key`) with a client certificate for mTLS to the CA.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client_cert_secret: Option<String>,
-    /// Per-request timeout (Go duration, default `10s`).
+    /// Per-request timeout (Go duration, default `10s`, at most `60s`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(regex(pattern = r"^([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$"))]
+    #[schemars(extend("x-kubernetes-validations" = [{"rule": "duration(self) <= duration('60s')", "message": "timeout must be at most 60s"}]))]
     pub timeout: Option<String>,
     /// Further intermediates (PEM) between the CFSSL signer and the trust anchors.
     #[serde(default, skip_serializing_if = "Option::is_none")]

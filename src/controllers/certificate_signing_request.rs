@@ -1,5 +1,7 @@
 //! The Kubernetes CertificateSigningRequest controller (DESIGN.md section 4): signs
-//! `certificates.k8s.io/v1` requests whose signerName names one of our issuers.
+//! `certificates.k8s.io/v1` requests whose signerName names one of our issuers. A request
+//! naming a namespaced issuer is signed only if its requester may reference that issuer
+//! (see [`super::signer_access`]).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -21,6 +23,7 @@ use super::certificate_request::issue::RequestInput;
 use super::certificate_request::{service_account, IssuerStores};
 use super::events::{publish, report_invalid};
 use super::requests::{self, Outcome};
+use super::signer_access::{self, Access, Needed};
 use super::{Context, Error};
 use crate::api::duration;
 use crate::api::issuer::{IssuerKey, IssuerKind};
@@ -221,6 +224,39 @@ async fn fail(
     Ok(Action::await_change())
 }
 
+/// A retryable failure: back off (Warning Event), or fail once the retry budget is spent.
+async fn retry(
+    ctx: &Context,
+    csr: &CertificateSigningRequest,
+    what: String,
+) -> Result<Action, Error> {
+    let uid = csr.uid().unwrap_or_default();
+    match ctx.backoff.failed(&uid, Instant::now()) {
+        Retry::GiveUp => fail(ctx, csr, "RetriesExhausted", what).await,
+        Retry::After(d) => {
+            tracing::warn!(csr = %csr.name_any(), %what, retry_in = ?d, "retryable error");
+            publish(
+                &ctx.recorder,
+                &csr.object_ref(&()),
+                EventType::Warning,
+                "RetryableError",
+                "Sign",
+                format!("{what}; will retry"),
+            )
+            .await;
+            Ok(Action::requeue(d))
+        }
+    }
+}
+
+/// An API error for a message: HTTP status, reason and the API server's message.
+fn api_error(e: &kube::Error) -> String {
+    match e {
+        kube::Error::Api(s) => format!("HTTP {} {}: {}", s.code, s.reason, s.message),
+        other => other.to_string(),
+    }
+}
+
 async fn sign(
     ctx: &Context,
     csr: &CertificateSigningRequest,
@@ -232,9 +268,28 @@ async fn sign(
         return Ok(Action::requeue(Duration::from_secs(5)));
     };
     let loaded = &cached.loaded;
+    match signer_access::reviews(csr, &key) {
+        Needed::Nothing => {}
+        Needed::Refuse(message) => return fail(ctx, csr, "PolicyViolation", message).await,
+        Needed::Review(reviews) => match signer_access::check(&ctx.client, &reviews).await {
+            Ok(Access::Allowed) => {}
+            Ok(Access::Denied(message)) => return fail(ctx, csr, "PolicyViolation", message).await,
+            Err(e) => {
+                let what = format!(
+                    "checking that {} may reference {key}: SubjectAccessReview failed: {}",
+                    reviews.requester,
+                    api_error(&e)
+                );
+                return retry(ctx, csr, what).await;
+            }
+        },
+    }
     let duration = match requested_duration(csr) {
         Ok(d) => d,
-        Err(e) => return fail(ctx, csr, "InvalidRequest", e).await,
+        Err(e) => {
+            let msg = format!("refused before signing: {e}");
+            return fail(ctx, csr, "PolicyViolation", msg).await;
+        }
     };
     let input = RequestInput {
         csr: &csr.spec.request.0,
@@ -243,31 +298,19 @@ async fn sign(
         usages: csr.spec.usages.as_deref().unwrap_or(&[]),
         context: policy_context(csr, &key),
     };
-    let (chain_pem, validity) = match requests::issue(&input, loaded).await {
+    let (chain_pem, validity) = match requests::issue(&input, loaded, &ctx.remote_slots, &key).await
+    {
         Outcome::Issued {
             chain_pem,
             validity,
             ..
         } => (chain_pem, validity),
         Outcome::Failed { reason, message } => return fail(ctx, csr, reason, message).await,
-        Outcome::Retry(what) => {
-            let uid = csr.uid().unwrap_or_default();
-            return match ctx.backoff.failed(&uid, Instant::now()) {
-                Retry::GiveUp => fail(ctx, csr, "RetriesExhausted", what).await,
-                Retry::After(d) => {
-                    publish(
-                        &ctx.recorder,
-                        &csr.object_ref(&()),
-                        EventType::Warning,
-                        "RetryableError",
-                        "Sign",
-                        format!("{what}; will retry"),
-                    )
-                    .await;
-                    Ok(Action::requeue(d))
-                }
-            };
+        Outcome::Busy(what) => {
+            tracing::debug!(csr = %csr.name_any(), %what, "no remote CA slot; re-queued");
+            return Ok(Action::requeue(super::remote_slots::BUSY_REQUEUE));
         }
+        Outcome::Retry(what) => return retry(ctx, csr, what).await,
     };
     use base64::Engine;
     tracing::info!(csr = %csr.name_any(), uid = %csr.uid().unwrap_or_default(), serial = %requests::leaf_serial(&chain_pem), "certificate signed");

@@ -9,8 +9,10 @@ use kube::Client;
 
 use super::backoff::Backoff;
 use super::cache::IssuerCache;
+use super::remote_slots::RemoteSlots;
 use crate::runtime::leader::Fence;
 use crate::runtime::metrics::Metrics;
+use crate::signers::remote::AllowedUrls;
 
 /// Settings from the command line.
 #[derive(Clone, Debug)]
@@ -23,6 +25,10 @@ pub struct Config {
     pub watch_namespaces: Vec<String>,
     /// Requests reconciled in parallel.
     pub concurrency: u16,
+    /// Remote CA URLs that namespaced PKIIssuers may use.
+    pub allowed_remote_ca_urls: Arc<AllowedUrls>,
+    /// Remote CA calls in flight per issuer; further requests wait Pending.
+    pub remote_calls_per_issuer: usize,
 }
 
 /// Everything a reconcile needs.
@@ -37,6 +43,8 @@ pub struct Context {
     pub cache: Arc<IssuerCache>,
     /// Retry state of requests.
     pub backoff: Backoff,
+    /// Per-issuer limits on remote CA calls in flight.
+    pub remote_slots: RemoteSlots,
     /// Settings.
     pub config: Config,
     /// Open while this replica may write (always without leader election).

@@ -91,6 +91,21 @@ pub fn decide_status(
     }
 }
 
+/// Append remarks of the check (e.g. a Vault role's limits) to a Ready message.
+pub fn add_notes(status: &mut IssuerStatus, notes: &[String]) {
+    if notes.is_empty() {
+        return;
+    }
+    if let Some(c) = status.conditions.iter_mut().find(|c| c.type_ == "Ready") {
+        let mut m = c.message.clone().unwrap_or_default();
+        for n in notes {
+            m.push_str("; note: ");
+            m.push_str(n);
+        }
+        c.message = Some(m);
+    }
+}
+
 /// Whether two statuses differ in anything but transition times.
 pub fn status_changed(old: Option<&IssuerStatus>, new: &IssuerStatus) -> bool {
     let Some(old) = old else { return true };
@@ -146,13 +161,26 @@ pub fn references(spec: &IssuerSpec, is_secret: bool, name: &str) -> bool {
     if is_secret && spec.secret.as_ref().is_some_and(|s| s.name == name) {
         return true;
     }
+    let vault_secret = |v: &crate::api::vault::VaultSignerSpec| {
+        let a = &v.auth;
+        [
+            a.token_secret_ref.as_ref(),
+            a.app_role.as_ref().map(|r| &r.secret_ref),
+            v.ca_bundle_secret_ref.as_ref(),
+            v.client_cert_secret_ref.as_ref(),
+            v.client_key_secret_ref.as_ref(),
+        ]
+        .into_iter()
+        .flatten()
+        .any(|k| k.name == name)
+    };
     spec.cfssl.as_ref().is_some_and(|c| {
         c.ca_bundle.as_ref().is_some_and(pem_ref)
             || c.intermediates.as_ref().is_some_and(pem_ref)
             || (is_secret
                 && (c.auth_key.as_ref().is_some_and(|k| k.name == name)
                     || c.client_cert_secret.as_deref() == Some(name)))
-    })
+    }) || (is_secret && spec.vault.as_ref().is_some_and(vault_secret))
 }
 
 async fn reconcile<K>(guard: Arc<DeserializeGuard<K>>, ctx: Arc<Context>) -> Result<Action, Error>
@@ -176,15 +204,24 @@ where
     let metrics = ctx.metrics.clone();
     let observe: load::Observer =
         Arc::new(move |d| metrics.remote_ca_duration.observe(d.as_secs_f64()));
-    let result = load::load(issuer.issuer_spec(), &src, now, Some(observe)).await;
+    let opts = load::LoadOptions {
+        observe: Some(observe),
+        allowed_urls: (K::KIND == IssuerKind::Namespaced)
+            .then(|| ctx.config.allowed_remote_ca_urls.clone()),
+        audience: crate::signers::vault::default_audience(key.namespace.as_deref(), &name),
+    };
+    let result = load::load(issuer.issuer_spec(), &src, now, &opts).await;
 
-    let status = decide_status(
+    let mut status = decide_status(
         issuer.issuer_status(),
         generation,
         result
             .as_ref()
             .map(|l| (&l.signer_info, l.anchor_infos.as_slice())),
     );
+    if let Ok(loaded) = &result {
+        add_notes(&mut status, &loaded.notes);
+    }
     if status_changed(issuer.issuer_status(), &status) {
         ctx.check_fence()?;
         let api = K::api(ctx.client.clone(), key.namespace.as_deref());

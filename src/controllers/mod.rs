@@ -9,7 +9,9 @@ pub mod certificate_signing_request;
 pub mod context;
 pub mod events;
 pub mod issuer;
+pub mod remote_slots;
 pub mod requests;
+pub mod signer_access;
 pub mod sources;
 
 pub use context::{Config, Context};

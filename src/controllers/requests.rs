@@ -15,6 +15,7 @@ use serde::de::DeserializeOwned;
 
 use super::certificate_request::issue::{prepare, verify_issued, RequestInput};
 use super::named_ref;
+use super::remote_slots::RemoteSlots;
 use crate::api::issuer::IssuerKey;
 use crate::signers::load::LoadedIssuer;
 use crate::signers::SignRequest;
@@ -40,10 +41,18 @@ pub enum Outcome {
     },
     /// Retryable failure (remote CA unavailable); the message says what failed.
     Retry(String),
+    /// The issuer's remote CA calls are all in flight: try again shortly (no backoff).
+    Busy(String),
 }
 
-/// Steps 6-8 of the request flow for any request kind.
-pub async fn issue(input: &RequestInput<'_>, loaded: &LoadedIssuer) -> Outcome {
+/// Steps 6-8 of the request flow for any request kind. A remote backend's call needs one of
+/// the issuer's `slots`.
+pub async fn issue(
+    input: &RequestInput<'_>,
+    loaded: &LoadedIssuer,
+    slots: &RemoteSlots,
+    key: &IssuerKey,
+) -> Outcome {
     let prepared = match prepare(input, loaded, time::OffsetDateTime::now_utc()) {
         Ok(p) => p,
         Err(e) => {
@@ -54,6 +63,19 @@ pub async fn issue(input: &RequestInput<'_>, loaded: &LoadedIssuer) -> Outcome {
         }
     };
     let backend = loaded.signer.backend();
+    let _slot = if loaded.signer.is_remote() {
+        match slots.try_acquire(key) {
+            Some(slot) => Some(slot),
+            None => {
+                return Outcome::Busy(format!(
+                    "waiting for the {backend} CA: {} calls of {key} are already in flight",
+                    slots.per_issuer()
+                ))
+            }
+        }
+    } else {
+        None
+    };
     let request = SignRequest {
         csr: &prepared.csr,
         template: &prepared.template,

@@ -1,18 +1,25 @@
 //! [`ObjectSource`] over the Kubernetes API.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
+use futures::future::BoxFuture;
 use futures::FutureExt;
-use k8s_openapi::api::core::v1::{ConfigMap, Secret};
+use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
+use k8s_openapi::api::core::v1::{ConfigMap, Secret, ServiceAccount};
+use kube::api::PostParams;
 use kube::{Api, Client};
 
 use crate::signers::load::{LoadError, ObjectSource, ReadResult};
+use crate::signers::vault::auth::ServiceAccountTokens;
+use crate::signers::vault::response::Token;
 
 /// Reads Secrets and ConfigMaps of one namespace.
 pub struct KubeSource {
     namespace: String,
     secrets: Api<Secret>,
     config_maps: Api<ConfigMap>,
+    tokens: Arc<KubeTokens>,
 }
 
 impl KubeSource {
@@ -21,8 +28,58 @@ impl KubeSource {
         KubeSource {
             namespace: namespace.to_string(),
             secrets: Api::namespaced(client.clone(), namespace),
-            config_maps: Api::namespaced(client, namespace),
+            config_maps: Api::namespaced(client.clone(), namespace),
+            tokens: Arc::new(KubeTokens {
+                namespace: namespace.to_string(),
+                service_accounts: Api::namespaced(client, namespace),
+            }),
         }
+    }
+}
+
+/// Bound ServiceAccount tokens from the TokenRequest API (`serviceaccounts/token`).
+pub struct KubeTokens {
+    namespace: String,
+    service_accounts: Api<ServiceAccount>,
+}
+
+impl ServiceAccountTokens for KubeTokens {
+    fn token<'a>(
+        &'a self,
+        name: &'a str,
+        audiences: &'a [String],
+        seconds: i64,
+    ) -> BoxFuture<'a, Result<Token, String>> {
+        async move {
+            let req = TokenRequest {
+                spec: TokenRequestSpec {
+                    audiences: audiences.to_vec(),
+                    expiration_seconds: Some(seconds),
+                    bound_object_ref: None,
+                },
+                ..Default::default()
+            };
+            let resp = self
+                .service_accounts
+                .create_token_request(name, &PostParams::default(), &req)
+                .await
+                .map_err(|e| {
+                    format!(
+                        "requesting a token for ServiceAccount {}/{name}: {e}",
+                        self.namespace
+                    )
+                })?;
+            resp.status
+                .map(|s| Token(s.token))
+                .filter(|t| !t.0.is_empty())
+                .ok_or_else(|| {
+                    format!(
+                        "the TokenRequest for ServiceAccount {}/{name} returned no token",
+                        self.namespace
+                    )
+                })
+        }
+        .boxed()
     }
 }
 
@@ -79,5 +136,9 @@ impl ObjectSource for KubeSource {
             }))
         }
         .boxed()
+    }
+
+    fn service_account_tokens(&self) -> Option<Arc<dyn ServiceAccountTokens>> {
+        Some(self.tokens.clone())
     }
 }

@@ -181,12 +181,14 @@ pub fn parse_csr(pem_or_der: &[u8]) -> Result<ParsedCsr, PkiError> {
         return Err(PkiError::CsrSignatureInvalid);
     }
 
-    let common_name = super::subject::single_common_name(&info.subject, "the CSR")?;
+    let subject_der = super::subject::subject_tlv(info.raw, false)
+        .map_err(|_| PkiError::InvalidCsr("cannot locate the subject".into()))?;
+    let common_name = super::subject::single_common_name(&info.subject, &subject_der, "the CSR")?;
 
     let mut ext_requests = info
         .iter_attributes()
         .filter_map(|a| match a.parsed_attribute() {
-            ParsedCriAttribute::ExtensionRequest(r) => Some(r),
+            ParsedCriAttribute::ExtensionRequest(r) => Some((r, a.value)),
             _ => None,
         });
     let ext_request = ext_requests.next();
@@ -195,6 +197,23 @@ pub fn parse_csr(pem_or_der: &[u8]) -> Result<ParsedCsr, PkiError> {
             "more than one extensionRequest attribute".into(),
         ));
     }
+    let ext_request = match ext_request {
+        Some((r, set)) => {
+            // The attribute's SET must hold exactly one Extensions value: a parser reading
+            // only the first would miss what a CA reading another one signs.
+            let values = super::der::read_tlv(set)
+                .and_then(|(t, _)| super::der::children(t.content))
+                .map(|v| v.len())
+                .unwrap_or(0);
+            if values != 1 {
+                return Err(PkiError::InvalidCsr(format!(
+                    "the extensionRequest attribute holds {values} values instead of one"
+                )));
+            }
+            Some(r)
+        }
+        None => None,
+    };
     let requested = ext_request.map_or(&[][..], |r| r.extensions.as_slice());
     extensions::check_allowed(requested, CSR_EXTENSIONS, "the CSR requests")?;
 

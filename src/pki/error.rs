@@ -26,7 +26,7 @@ pub enum PkiError {
     #[error("common name {0:?} is not allowed by the issuer policy (the common name must be one of the requested subject alternative names)")]
     CommonNameNotAllowed(String),
     /// A name in the request is syntactically invalid.
-    #[error("invalid name {0:?}")]
+    #[error("invalid name: {0}")]
     InvalidName(String),
     /// A SAN violates a nameConstraints extension of a CA in the signer chain.
     #[error("{name} violates the name constraints of the signer chain: {constraint}")]
@@ -57,7 +57,7 @@ pub enum PkiError {
     #[error("certificate signing request is too large ({0} bytes, maximum is 65536)")]
     CsrTooLarge(usize),
     /// A CA certificate was requested but the policy forbids it.
-    #[error("issuing CA certificates is not allowed by the issuer policy")]
+    #[error("issuing CA certificates (isCA) is not allowed by the issuer policy (it does not set policy.allowCA)")]
     CaNotAllowed,
     /// A key usage is not allowed by the policy.
     #[error("usage {0:?} is not allowed by the issuer policy{1}")]

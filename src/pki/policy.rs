@@ -189,6 +189,9 @@ pub fn check_policy(
         }
     }
     names::check_syntax(&req.sans)?;
+    if let Some(cn) = &req.common_name {
+        check_common_name(req, cn)?;
+    }
     if policy.require_subject_alt_name && req.sans.is_empty() {
         return Err(PkiError::NoSubjectAltName);
     }
@@ -214,9 +217,6 @@ pub fn check_policy(
         if !allowed(&policy.email_addresses, |p| email_matches(p, email, ctx)) {
             return Err(PkiError::EmailNotAllowed(email.clone()));
         }
-    }
-    if let Some(cn) = &req.common_name {
-        check_common_name(req, cn)?;
     }
     check_usages(policy, req)
 }

@@ -144,6 +144,7 @@ pub struct CaOpts {
     pub path_len: Option<u8>,
     pub key_usages: Vec<KeyUsagePurpose>,
     pub name_constraints: Option<rcgen::NameConstraints>,
+    pub ext_key_usages: Vec<rcgen::ExtendedKeyUsagePurpose>,
     pub not_before: OffsetDateTime,
     pub not_after: OffsetDateTime,
 }
@@ -160,6 +161,7 @@ impl Default for CaOpts {
                 KeyUsagePurpose::DigitalSignature,
             ],
             name_constraints: None,
+            ext_key_usages: vec![],
             not_before: now - Duration::days(1),
             not_after: now + Duration::days(365),
         }
@@ -188,6 +190,7 @@ pub fn ca(kind: KeyKind, cn: &str, parent: Option<&TestCa>, opts: CaOpts) -> Tes
     };
     params.key_usages = opts.key_usages;
     params.name_constraints = opts.name_constraints;
+    params.extended_key_usages = opts.ext_key_usages;
     params.not_before = opts.not_before;
     params.not_after = opts.not_after;
     params.use_authority_key_identifier_extension = parent.is_some();

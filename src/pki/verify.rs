@@ -310,8 +310,45 @@ fn webpki_check(
     Ok(())
 }
 
+/// Every CA on the path that carries an extendedKeyUsage must allow each of the leaf's
+/// extended usages (`any` allows all), as Go and rustls-webpki require of intermediates.
+fn check_eku_chaining(
+    leaf: &X509Certificate<'_>,
+    path_issuers: &[Vec<u8>],
+) -> Result<(), PkiError> {
+    const ANY: &str = "2.5.29.37.0";
+    let wanted = leaf_eku_oids(leaf)?;
+    for ca_der in path_issuers {
+        let ca = parse_cert(ca_der)?;
+        let allowed = leaf_eku_oids(&ca)?;
+        if allowed.is_empty() || allowed.iter().any(|o| o == ANY) {
+            continue;
+        }
+        if let Some(missing) = wanted.iter().find(|o| !allowed.contains(o)) {
+            return Err(PkiError::ChainInvalid(format!(
+                "CA \"{}\" restricts extended key usage to [{}], which does not include {:?}",
+                ca.subject(),
+                allowed
+                    .iter()
+                    .map(|o| eku_name(o))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                eku_name(missing)
+            )));
+        }
+        if wanted.is_empty() {
+            return Err(PkiError::ChainInvalid(format!(
+                "CA \"{}\" restricts extended key usage, so a certificate without one cannot chain to it",
+                ca.subject()
+            )));
+        }
+    }
+    Ok(())
+}
+
 fn check_subject(leaf: &X509Certificate<'_>, expect: &Expectations) -> Result<(), PkiError> {
-    let cn = single_common_name(leaf.subject(), "the issued certificate")
+    let subject_der = super::subject::subject_tlv(leaf.tbs_certificate.as_ref(), true)?;
+    let cn = single_common_name(leaf.subject(), &subject_der, "the issued certificate")
         .map_err(|e| mismatch(e.to_string()))?;
     if cn != expect.common_name {
         return Err(mismatch(format!(
@@ -423,6 +460,7 @@ pub fn check_issued(
         now,
         u32::from(expect.is_ca),
     )?;
+    check_eku_chaining(&leaf, &path.issuers)?;
     let constraints = chain_constraints(&path.issuers)?;
     let sans = SubjectAltNames::from_general_names(
         &leaf

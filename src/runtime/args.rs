@@ -54,6 +54,16 @@ pub struct Args {
     /// Requests reconciled in parallel.
     #[arg(long, env = "PKI_ISSUER_CONCURRENCY", default_value_t = 16)]
     pub concurrency: u16,
+    /// Remote CA URLs (CFSSL `url`, Vault `server`) that namespaced PKIIssuers may use,
+    /// comma-separated `scheme://host[:port][/path-prefix]`; compared parsed (scheme, host,
+    /// port, whole path segments). Empty: PKIIssuers may use no remote CA. PKIClusterIssuers
+    /// are trusted and not limited.
+    #[arg(long, env = "PKI_ISSUER_ALLOWED_REMOTE_CA_URLS", value_delimiter = ',')]
+    pub allowed_remote_ca_urls: Vec<String>,
+    /// Remote CA calls one issuer may have in flight; further requests of that issuer wait
+    /// (Pending) instead of holding workers, so a slow CA cannot stall other issuers.
+    #[arg(long, env = "PKI_ISSUER_REMOTE_CALLS_PER_ISSUER", default_value_t = 4)]
+    pub remote_calls_per_issuer: u16,
 }
 
 /// Turn `:8080` into `0.0.0.0:8080`; keep full addresses.
@@ -99,5 +109,13 @@ mod tests {
         assert_eq!(bind_addr(":8080").unwrap().to_string(), "0.0.0.0:8080");
         assert_eq!(bind_addr("127.0.0.1:0").unwrap().port(), 0);
         assert!(bind_addr("nope").is_err());
+        assert!(a.allowed_remote_ca_urls.is_empty());
+        assert_eq!(a.remote_calls_per_issuer, 4);
+        let a = Args::try_parse_from([
+            "pki-issuer",
+            "--allowed-remote-ca-urls=https://vault.example.com:8200,http://cfssl:8888/",
+        ])
+        .unwrap();
+        assert_eq!(a.allowed_remote_ca_urls.len(), 2);
     }
 }

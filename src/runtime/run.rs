@@ -20,7 +20,9 @@ use crate::controllers::backoff::Backoff;
 use crate::controllers::cache::IssuerCache;
 use crate::controllers::certificate_request::{self, IssuerStores, RequestContextData};
 use crate::controllers::certificate_signing_request::{self, CsrContext};
+use crate::controllers::remote_slots::RemoteSlots;
 use crate::controllers::{issuer, Config, Context};
+use crate::signers::remote::AllowedUrls;
 
 /// A future that resolves once shutdown starts; cheap to clone.
 pub type ShutdownSignal =
@@ -53,6 +55,8 @@ pub async fn run(
     args: Args,
     stop: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), RuntimeError> {
+    let allowed_remote_ca_urls = AllowedUrls::parse(&args.allowed_remote_ca_urls)
+        .map_err(|e| RuntimeError::Flag(format!("--allowed-remote-ca-urls: {e}")))?;
     let max_retry_duration = duration::parse(&args.max_retry_duration)
         .map_err(|e| RuntimeError::Flag(format!("--max-retry-duration: {e}")))?;
     let cluster_resource_namespace = args
@@ -129,6 +133,8 @@ pub async fn run(
                 .cloned()
                 .collect(),
             concurrency: args.concurrency,
+            allowed_remote_ca_urls: Arc::new(allowed_remote_ca_urls),
+            remote_calls_per_issuer: usize::from(args.remote_calls_per_issuer),
         },
         fence: election
             .as_ref()
@@ -136,6 +142,7 @@ pub async fn run(
             .unwrap_or_else(Fence::open),
         issued: Default::default(),
         invalid_reported: Default::default(),
+        remote_slots: RemoteSlots::new(usize::from(args.remote_calls_per_issuer)),
     });
 
     let tasks = spawn_controllers(&ctx, shutdown.clone());

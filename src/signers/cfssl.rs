@@ -3,27 +3,18 @@
 //! The CA is never trusted: every certificate it returns goes through the same after-signing
 //! checks as a locally signed one (a CFSSL that silently drops a URI SAN is caught there).
 
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use base64::Engine;
 use futures::future::BoxFuture;
 use futures::FutureExt;
 use hmac::{Hmac, Mac};
-use http_body_util::{BodyExt, Full};
-use hyper::body::Bytes;
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 
+use super::remote::{self, Observer};
 use super::{SignRequest, Signer, SignerError};
 use crate::pki::{ParsedCsr, SignerChain};
-
-type HttpClient = Client<
-    hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector>,
-    Full<Bytes>,
->;
 
 /// How many times one sign call tries a retryable failure before giving up for this reconcile.
 pub const RETRY_BUDGET: u32 = 2;
@@ -60,8 +51,8 @@ impl std::fmt::Debug for CfsslConfig {
 /// A CFSSL client.
 pub struct CfsslClient {
     config: CfsslConfig,
-    http: HttpClient,
-    observe: Option<Arc<dyn Fn(Duration) + Send + Sync>>,
+    http: reqwest::Client,
+    observe: Option<Observer>,
 }
 
 #[derive(Deserialize)]
@@ -132,107 +123,97 @@ pub fn hosts(csr: &ParsedCsr) -> Vec<String> {
         .collect()
 }
 
+/// Parse any CFSSL API answer with HTTP `status`. Only CFSSL's own `errors[].message` texts
+/// (cleaned, truncated) and the status reach the error; a body that is not a CFSSL envelope
+/// is never quoted. 5xx and 429 are retryable.
+fn parse_envelope<T: for<'de> Deserialize<'de>>(
+    status: u16,
+    body: &[u8],
+) -> Result<T, SignerError> {
+    let envelope: Option<Envelope<T>> = serde_json::from_slice(body).ok();
+    let messages = envelope
+        .as_ref()
+        .map(|e| {
+            remote::join_messages(e.errors.iter().map(|m| m.message.as_str()))
+                + &e.errors
+                    .first()
+                    .filter(|m| m.code != 0)
+                    .map(|m| format!(" (code {})", m.code))
+                    .unwrap_or_default()
+        })
+        .filter(|m| !m.trim().is_empty());
+    let detail = || match (&envelope, &messages) {
+        (_, Some(m)) => format!("{}: {m}", remote::status_text(status)),
+        (Some(_), None) => format!("{} without an error message", remote::status_text(status)),
+        (None, None) => format!(
+            "{} with an answer that is not a CFSSL API response",
+            remote::status_text(status)
+        ),
+    };
+    if remote::is_retryable_status(status) {
+        return Err(SignerError::Unavailable(detail()));
+    }
+    if !(200..300).contains(&status) {
+        return Err(SignerError::Refused(detail()));
+    }
+    match envelope {
+        Some(Envelope {
+            success: true,
+            result: Some(r),
+            ..
+        }) => Ok(r),
+        _ => Err(SignerError::Refused(detail())),
+    }
+}
+
+/// Parse the answer of CFSSL `sign` / `authsign`: the leaf certificate (DER). The answer must
+/// be a successful CFSSL envelope whose `result.certificate` is exactly one PEM certificate.
+pub fn parse_sign_response(status: u16, body: &[u8]) -> Result<Vec<u8>, SignerError> {
+    let result: CertResult = parse_envelope(status, body)?;
+    let blocks = pem::parse_many(result.certificate.as_bytes())
+        .map_err(|_| SignerError::Refused("the CA's certificate is not valid PEM".into()))?;
+    match blocks.as_slice() {
+        [one] if one.tag() == "CERTIFICATE" => Ok(one.contents().to_vec()),
+        [] => Err(SignerError::Refused(
+            "the CA returned no certificate".into(),
+        )),
+        [_] => Err(SignerError::Refused(
+            "the CA returned a PEM block that is not a CERTIFICATE".into(),
+        )),
+        more => Err(SignerError::Refused(format!(
+            "the CA returned {} PEM blocks where one certificate was expected",
+            more.len()
+        ))),
+    }
+}
+
+/// Parse the answer of CFSSL `info`.
+pub fn parse_info_response(status: u16, body: &[u8]) -> Result<Info, SignerError> {
+    parse_envelope(status, body)
+}
+
 impl CfsslClient {
     /// Build a client; `observe` receives each round trip's duration (for metrics).
-    pub fn new(
-        config: CfsslConfig,
-        observe: Option<Arc<dyn Fn(Duration) + Send + Sync>>,
-    ) -> CfsslClient {
-        let builder = hyper_rustls::HttpsConnectorBuilder::new();
-        let connector = match &config.tls {
-            Some(tls) => builder
-                .with_tls_config(tls.clone())
-                .https_or_http()
-                .enable_http1()
-                .build(),
-            None => builder
-                .with_tls_config(
-                    rustls::ClientConfig::builder()
-                        .with_root_certificates(rustls::RootCertStore::empty())
-                        .with_no_client_auth(),
-                )
-                .https_or_http()
-                .enable_http1()
-                .build(),
-        };
-        CfsslClient {
+    pub fn new(config: CfsslConfig, observe: Option<Observer>) -> Result<CfsslClient, String> {
+        let http = remote::client(config.tls.clone(), config.timeout)?;
+        Ok(CfsslClient {
             config,
-            http: Client::builder(TokioExecutor::new()).build(connector),
+            http,
             observe,
-        }
+        })
     }
 
-    async fn post<T: for<'de> Deserialize<'de>>(
-        &self,
-        endpoint: &str,
-        body: Vec<u8>,
-    ) -> Result<T, SignerError> {
+    async fn post(&self, endpoint: &str, body: Vec<u8>) -> Result<remote::Answer, SignerError> {
         let url = format!(
             "{}/api/v1/cfssl/{endpoint}",
             self.config.url.trim_end_matches('/')
         );
-        let req = hyper::Request::post(&url)
+        let req = self
+            .http
+            .post(&url)
             .header("content-type", "application/json")
-            .body(Full::new(Bytes::from(body)))
-            .map_err(|e| SignerError::Refused(format!("invalid CFSSL URL {url}: {e}")))?;
-        let started = Instant::now();
-        let call = async {
-            let resp = self
-                .http
-                .request(req)
-                .await
-                .map_err(|e| SignerError::Unavailable(format!("{url}: {e}")))?;
-            let status = resp.status();
-            let bytes = resp
-                .into_body()
-                .collect()
-                .await
-                .map_err(|e| SignerError::Unavailable(format!("{url}: reading the response: {e}")))?
-                .to_bytes();
-            Ok::<_, SignerError>((status, bytes))
-        };
-        let result = tokio::time::timeout(self.config.timeout, call).await;
-        if let Some(observe) = &self.observe {
-            observe(started.elapsed());
-        }
-        let (status, bytes) = result.map_err(|_| {
-            SignerError::Unavailable(format!("{url}: no answer within {:?}", self.config.timeout))
-        })??;
-        let envelope: Option<Envelope<T>> = serde_json::from_slice(&bytes).ok();
-        let message = || match &envelope {
-            Some(e) if !e.errors.is_empty() => e
-                .errors
-                .iter()
-                .map(|m| format!("{} (code {})", m.message, m.code))
-                .collect::<Vec<_>>()
-                .join("; "),
-            _ => String::from_utf8_lossy(&bytes[..bytes.len().min(300)])
-                .trim()
-                .to_string(),
-        };
-        if status.is_server_error() {
-            return Err(SignerError::Unavailable(format!(
-                "{url}: HTTP {status}: {}",
-                message()
-            )));
-        }
-        if !status.is_success() {
-            return Err(SignerError::Refused(format!(
-                "HTTP {status}: {}",
-                message()
-            )));
-        }
-        match envelope {
-            Some(Envelope {
-                success: true,
-                result: Some(r),
-                ..
-            }) => Ok(r),
-            _ => Err(SignerError::Refused(format!(
-                "unexpected answer from {url}: {}",
-                message()
-            ))),
-        }
+            .body(body);
+        remote::send(req, &url, self.config.timeout, self.observe.as_ref()).await
     }
 
     /// `info`: the signer certificate and the profile's settings.
@@ -241,12 +222,14 @@ impl CfsslClient {
             "label": self.config.label.clone().unwrap_or_default(),
             "profile": self.config.profile.clone().unwrap_or_default(),
         });
-        self.post("info", serde_json::to_vec(&body).expect("json"))
-            .await
+        let a = self
+            .post("info", serde_json::to_vec(&body).expect("json"))
+            .await?;
+        parse_info_response(a.status, &a.body)
     }
 
-    /// `sign` or `authsign`: the leaf (PEM) for a CSR.
-    pub async fn sign(&self, csr_pem: &str, hosts: Vec<String>) -> Result<String, SignerError> {
+    /// `sign` or `authsign`: the leaf (DER) for a CSR.
+    pub async fn sign(&self, csr_pem: &str, hosts: Vec<String>) -> Result<Vec<u8>, SignerError> {
         let inner = InnerSignRequest {
             certificate_request: csr_pem,
             hosts,
@@ -263,12 +246,16 @@ impl CfsslClient {
         };
         let mut attempt = 0;
         loop {
-            match self.post::<CertResult>(endpoint, body.clone()).await {
+            let result = match self.post(endpoint, body.clone()).await {
+                Ok(a) => parse_sign_response(a.status, &a.body),
+                Err(e) => Err(e),
+            };
+            match result {
                 Err(e) if e.is_retryable() && attempt < RETRY_BUDGET => {
                     attempt += 1;
                     tokio::time::sleep(Duration::from_millis(200 * u64::from(attempt))).await;
                 }
-                other => return other.map(|r| r.certificate),
+                other => return other,
             }
         }
     }
@@ -296,6 +283,10 @@ impl Signer for CfsslSigner {
         &self.chain
     }
 
+    fn is_remote(&self) -> bool {
+        true
+    }
+
     fn exact_validity(&self) -> bool {
         false
     }
@@ -303,11 +294,7 @@ impl Signer for CfsslSigner {
     fn sign<'a>(&'a self, req: SignRequest<'a>) -> BoxFuture<'a, Result<Vec<u8>, SignerError>> {
         async move {
             let csr_pem = pem::encode(&pem::Pem::new("CERTIFICATE REQUEST", req.csr.der.clone()));
-            let leaf_pem = self.client.sign(&csr_pem, hosts(req.csr)).await?;
-            let block = pem::parse(leaf_pem.as_bytes()).map_err(|e| {
-                SignerError::Refused(format!("the CA returned no PEM certificate: {e}"))
-            })?;
-            Ok(block.into_contents())
+            self.client.sign(&csr_pem, hosts(req.csr)).await
         }
         .boxed()
     }
@@ -344,5 +331,67 @@ mod tests {
         };
         let text = format!("{c:?}");
         assert!(!text.contains("topsecretkey") && text.contains("redacted"));
+    }
+
+    #[test]
+    fn answers_that_are_not_cfssl_envelopes_are_never_quoted() {
+        let page = b"<html>internal admin page: secret=hunter2</html>";
+        for status in [200, 404, 500] {
+            let e = parse_sign_response(status, page).unwrap_err();
+            let text = e.to_string();
+            assert!(
+                !text.contains("hunter2") && !text.contains("html"),
+                "{text}"
+            );
+            assert!(text.contains(&format!("HTTP {status}")), "{text}");
+            assert_eq!(e.is_retryable(), status == 500);
+        }
+    }
+
+    #[test]
+    fn cfssl_error_messages_are_cleaned_and_bounded() {
+        let body = serde_json::json!({"success": false, "result": null, "errors": [
+            {"code": 2400, "message": format!("bad\n\u{1b}[31mrequest {}", "x".repeat(400))}
+        ]});
+        let e = parse_sign_response(400, body.to_string().as_bytes()).unwrap_err();
+        let text = e.to_string();
+        assert!(
+            text.contains("HTTP 400 Bad Request: bad [31mrequest xxx"),
+            "{text}"
+        );
+        assert!(
+            text.contains("(code 2400)") && !text.contains('\u{1b}'),
+            "{text}"
+        );
+        assert!(text.len() < 400, "{text}");
+        assert!(matches!(e, SignerError::Refused(_)));
+        let e = parse_sign_response(429, body.to_string().as_bytes()).unwrap_err();
+        assert!(e.is_retryable());
+    }
+
+    #[test]
+    fn sign_answer_needs_exactly_one_certificate() {
+        let cert = |pem: &str| {
+            serde_json::json!({"success": true, "result": {"certificate": pem}, "errors": []})
+                .to_string()
+        };
+        let block = pem::encode(&pem::Pem::new("CERTIFICATE", vec![1, 2, 3]));
+        assert_eq!(
+            parse_sign_response(200, cert(&block).as_bytes()).unwrap(),
+            vec![1, 2, 3]
+        );
+        for bad in [
+            String::new(),
+            format!("{block}{block}"),
+            pem::encode(&pem::Pem::new("PRIVATE KEY", vec![1])),
+        ] {
+            assert!(
+                parse_sign_response(200, cert(&bad).as_bytes()).is_err(),
+                "{bad}"
+            );
+        }
+        let failed =
+            serde_json::json!({"success": false, "result": {"certificate": block}, "errors": []});
+        assert!(parse_sign_response(200, failed.to_string().as_bytes()).is_err());
     }
 }

@@ -9,7 +9,9 @@ use std::time::Duration;
 use futures::future::BoxFuture;
 
 use super::cfssl::{CfsslClient, CfsslConfig, CfsslSigner, Info};
+use super::remote::{self, AllowedUrls};
 use super::secret::SecretSigner;
+use super::vault::auth::ServiceAccountTokens;
 use super::{Signer, SignerError};
 use crate::api::duration;
 use crate::api::issuer::{
@@ -32,6 +34,21 @@ pub trait ObjectSource: Send + Sync {
     fn secret(&self, name: &str) -> ReadResult<'_>;
     /// A ConfigMap's `data` and `binaryData`, or `Ok(None)` when it does not exist.
     fn config_map(&self, name: &str) -> ReadResult<'_>;
+    /// Mints ServiceAccount tokens in the namespace (Vault Kubernetes auth), if supported.
+    fn service_account_tokens(&self) -> Option<Arc<dyn ServiceAccountTokens>> {
+        None
+    }
+}
+
+/// How one issuer is loaded, besides its spec.
+#[derive(Clone, Default)]
+pub struct LoadOptions {
+    /// Receives each remote CA round trip's duration (metrics).
+    pub observe: Option<Observer>,
+    /// Remote CA URLs this issuer may use; `None` trusts every URL (PKIClusterIssuers).
+    pub allowed_urls: Option<Arc<AllowedUrls>>,
+    /// The issuer's own token audience for Vault Kubernetes auth (`vault://<ns>/<name>`).
+    pub audience: String,
 }
 
 /// Why an issuer could not be loaded.
@@ -74,18 +91,55 @@ pub struct LoadedIssuer {
     pub signer_info: SignerInfo,
     /// The trust anchors.
     pub anchor_infos: Vec<SignerInfo>,
+    /// Remarks for the Ready message (e.g. a Vault role that refuses some key types).
+    pub notes: Vec<String>,
 }
 
 /// The default health-check interval.
 pub const DEFAULT_HEALTH_CHECK_INTERVAL: Duration = Duration::from_secs(300);
 
-/// `spec.healthCheckInterval`, defaulted.
+/// `spec.healthCheckInterval`, defaulted, never below [`remote::MIN_HEALTH_CHECK_INTERVAL`]
+/// (a shorter one fails the check, see [`check_health_check_interval`]).
 pub fn health_check_interval(spec: &IssuerSpec) -> Duration {
     spec.health_check_interval
         .as_deref()
         .and_then(|s| duration::parse(s).ok())
         .filter(|d| !d.is_zero())
         .unwrap_or(DEFAULT_HEALTH_CHECK_INTERVAL)
+        .max(remote::MIN_HEALTH_CHECK_INTERVAL)
+}
+
+/// `spec.healthCheckInterval` must parse and be at least 30s (the CRD's CEL rule says the
+/// same, but API servers without CEL do not enforce it).
+pub fn check_health_check_interval(spec: &IssuerSpec) -> Result<(), LoadError> {
+    let Some(text) = spec.health_check_interval.as_deref() else {
+        return Ok(());
+    };
+    let d = duration::parse(text)
+        .map_err(|e| LoadError::Invalid(format!("healthCheckInterval: {e}")))?;
+    if d < remote::MIN_HEALTH_CHECK_INTERVAL {
+        return Err(LoadError::Invalid(format!(
+            "healthCheckInterval {text:?} is shorter than the minimum {}",
+            duration::format(remote::MIN_HEALTH_CHECK_INTERVAL)
+        )));
+    }
+    Ok(())
+}
+
+/// A remote CA's per-request timeout: default 10s, at most 60s (enforced here as well as by
+/// the CRD's CEL rule).
+pub fn remote_timeout(field: &str, text: Option<&str>) -> Result<Duration, LoadError> {
+    let Some(text) = text else {
+        return Ok(DEFAULT_REMOTE_TIMEOUT);
+    };
+    let d = duration::parse(text).map_err(|e| LoadError::Invalid(format!("{field}: {e}")))?;
+    if d.is_zero() || d > remote::MAX_TIMEOUT {
+        return Err(LoadError::Invalid(format!(
+            "{field} {text:?} must be more than 0s and at most {}",
+            duration::format(remote::MAX_TIMEOUT)
+        )));
+    }
+    Ok(d)
 }
 
 /// Load and check everything the issuer references (DESIGN.md section 5, steps 1-3).
@@ -93,9 +147,22 @@ pub async fn load(
     spec: &IssuerSpec,
     src: &dyn ObjectSource,
     now: time::OffsetDateTime,
-    observe: Option<Observer>,
+    opts: &LoadOptions,
 ) -> Result<LoadedIssuer, LoadError> {
+    check_health_check_interval(spec)?;
     let policy = policy_from_spec(spec.policy.as_ref())?;
+    if let Some(allowed) = &opts.allowed_urls {
+        if let Some(c) = &spec.cfssl {
+            allowed
+                .check("cfssl.url", &c.url)
+                .map_err(LoadError::Invalid)?;
+        }
+        if let Some(v) = &spec.vault {
+            allowed
+                .check("vault.server", &v.server)
+                .map_err(LoadError::Invalid)?;
+        }
+    }
     let anchors_pem = read_pem(src, &spec.trust_anchors, "trustAnchors").await?;
     let anchors_der = pki::parse_pem_certs(&anchors_pem)
         .map_err(|e| LoadError::Invalid(format!("trustAnchors: {e}")))?;
@@ -103,38 +170,48 @@ pub async fn load(
         .iter()
         .map(|d| pki::cert_info(d))
         .collect::<Result<Vec<_>, _>>()?;
-    let (signer, signer_info): (Arc<dyn Signer>, SignerInfo) = match (&spec.secret, &spec.cfssl) {
-        (Some(secret), None) => {
-            let data = src.secret(&secret.name).await?.ok_or_else(|| {
-                LoadError::Missing(format!(
-                    "signer Secret {}/{} not found",
-                    src.namespace(),
-                    secret.name
+    let mut notes = Vec::new();
+    let (signer, signer_info): (Arc<dyn Signer>, SignerInfo) =
+        match (&spec.secret, &spec.cfssl, &spec.vault) {
+            (Some(secret), None, None) => {
+                let data = src.secret(&secret.name).await?.ok_or_else(|| {
+                    LoadError::Missing(format!(
+                        "signer Secret {}/{} not found",
+                        src.namespace(),
+                        secret.name
+                    ))
+                })?;
+                let crt = text_key(&data, "tls.crt", "Secret", src.namespace(), &secret.name)?;
+                let key = text_key(&data, "tls.key", "Secret", src.namespace(), &secret.name)?;
+                let signer = SecretSigner::from_pem(&crt, &key).map_err(|e| {
+                    LoadError::Invalid(format!(
+                        "signer Secret {}/{}: {e}",
+                        src.namespace(),
+                        secret.name
+                    ))
+                })?;
+                let info =
+                    pki::check_signer(signer.chain(), Some(signer.key()), &anchors_der, now)?;
+                (Arc::new(signer), info)
+            }
+            (None, Some(cfssl), None) => {
+                let signer = load_cfssl(cfssl, src, &policy, opts.observe.clone()).await?;
+                let info = pki::check_signer(signer.chain(), None, &anchors_der, now)?;
+                (Arc::new(signer), info)
+            }
+            (None, None, Some(vault)) => {
+                let (signer, role_notes) =
+                    super::vault::load_vault(vault, src, &policy, opts).await?;
+                let info = pki::check_signer(signer.chain(), None, &anchors_der, now)?;
+                notes = role_notes;
+                (Arc::new(signer), info)
+            }
+            _ => {
+                return Err(LoadError::Invalid(
+                    "exactly one signer must be set: secret, cfssl or vault".into(),
                 ))
-            })?;
-            let crt = text_key(&data, "tls.crt", "Secret", src.namespace(), &secret.name)?;
-            let key = text_key(&data, "tls.key", "Secret", src.namespace(), &secret.name)?;
-            let signer = SecretSigner::from_pem(&crt, &key).map_err(|e| {
-                LoadError::Invalid(format!(
-                    "signer Secret {}/{}: {e}",
-                    src.namespace(),
-                    secret.name
-                ))
-            })?;
-            let info = pki::check_signer(signer.chain(), Some(signer.key()), &anchors_der, now)?;
-            (Arc::new(signer), info)
-        }
-        (None, Some(cfssl)) => {
-            let signer = load_cfssl(cfssl, src, &policy, observe).await?;
-            let info = pki::check_signer(signer.chain(), None, &anchors_der, now)?;
-            (Arc::new(signer), info)
-        }
-        _ => {
-            return Err(LoadError::Invalid(
-                "exactly one signer must be set: secret or cfssl".into(),
-            ))
-        }
-    };
+            }
+        };
     Ok(LoadedIssuer {
         signer,
         // Re-encoded from the parsed certificates: nothing else of the source text is copied.
@@ -144,11 +221,12 @@ pub async fn load(
         extensions: extensions_from_spec(spec.extensions.as_ref()),
         signer_info,
         anchor_infos,
+        notes,
     })
 }
 
 /// Receives the duration of each remote CA round trip.
-pub type Observer = Arc<dyn Fn(Duration) + Send + Sync>;
+pub type Observer = remote::Observer;
 
 /// The default per-request timeout of remote CAs.
 pub const DEFAULT_REMOTE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -175,54 +253,38 @@ async fn load_cfssl(
         }
         None => None,
     };
-    let timeout = match &spec.timeout {
-        Some(t) => {
-            duration::parse(t).map_err(|e| LoadError::Invalid(format!("cfssl.timeout: {e}")))?
-        }
-        None => DEFAULT_REMOTE_TIMEOUT,
-    };
+    let timeout = remote_timeout("cfssl.timeout", spec.timeout.as_deref())?;
     let tls = if spec.url.starts_with("https://") {
-        let mut roots = rustls::RootCertStore::empty();
-        if let Some(bundle) = &spec.ca_bundle {
-            let pem = read_pem(src, bundle, "cfssl.caBundle").await?;
-            for der in pki::parse_pem_certs(&pem)
-                .map_err(|e| LoadError::Invalid(format!("cfssl.caBundle: {e}")))?
-            {
-                roots
-                    .add(rustls_pki_types::CertificateDer::from(der))
-                    .map_err(|e| LoadError::Invalid(format!("cfssl.caBundle: {e}")))?;
-            }
-        } else {
+        let Some(bundle) = &spec.ca_bundle else {
             return Err(LoadError::Invalid(
                 "cfssl.caBundle is required for an https:// URL".into(),
             ));
-        }
-        let builder = rustls::ClientConfig::builder().with_root_certificates(roots);
-        let config = match &spec.client_cert_secret {
+        };
+        let ca_pem = read_pem(src, bundle, "cfssl.caBundle").await?;
+        let client = match &spec.client_cert_secret {
             Some(name) => {
-                use rustls_pki_types::pem::PemObject;
                 let data = src.secret(name).await?.ok_or_else(|| {
                     LoadError::Missing(format!(
                         "cfssl.clientCertSecret: Secret {ns}/{name} not found"
                     ))
                 })?;
-                let crt = text_key(&data, "tls.crt", "Secret", &ns, name)?;
-                let key = text_key(&data, "tls.key", "Secret", &ns, name)?;
-                let certs = pki::parse_pem_certs(&crt)
-                    .map_err(|e| LoadError::Invalid(format!("cfssl.clientCertSecret: {e}")))?
-                    .into_iter()
-                    .map(rustls_pki_types::CertificateDer::from)
-                    .collect();
-                let key = rustls_pki_types::PrivateKeyDer::from_pem_slice(key.as_bytes()).map_err(|_| {
-                    LoadError::Invalid(format!("cfssl.clientCertSecret: Secret {ns}/{name} tls.key is not a PEM private key"))
-                })?;
-                builder
-                    .with_client_auth_cert(certs, key)
-                    .map_err(|e| LoadError::Invalid(format!("cfssl.clientCertSecret: {e}")))?
+                Some((
+                    text_key(&data, "tls.crt", "Secret", &ns, name)?,
+                    text_key(&data, "tls.key", "Secret", &ns, name)?,
+                ))
             }
-            None => builder.with_no_client_auth(),
+            None => None,
         };
-        Some(config)
+        Some(
+            remote::tls::config(
+                &ca_pem,
+                client.as_ref().map(|(c, k)| remote::tls::ClientCert {
+                    cert_pem: c,
+                    key_pem: k,
+                }),
+            )
+            .map_err(|e| LoadError::Invalid(format!("cfssl: {e}")))?,
+        )
     } else {
         None
     };
@@ -236,7 +298,8 @@ async fn load_cfssl(
             tls,
         },
         observe,
-    );
+    )
+    .map_err(|e| LoadError::Invalid(format!("cfssl: {e}")))?;
     let info = client.info().await.map_err(|e| match e {
         SignerError::Unavailable(m) => LoadError::Unavailable(format!("CFSSL info: {m}")),
         other => LoadError::Invalid(format!(
@@ -302,7 +365,8 @@ pub async fn read_pem(
     text_key(&data, &r.key, kind, src.namespace(), &r.name)
 }
 
-fn text_key(
+/// A key of a Secret's or ConfigMap's data as UTF-8 text.
+pub(crate) fn text_key(
     data: &BTreeMap<String, Vec<u8>>,
     key: &str,
     kind: &str,

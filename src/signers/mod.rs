@@ -5,7 +5,9 @@
 
 pub mod cfssl;
 pub mod load;
+pub mod remote;
 pub mod secret;
+pub mod vault;
 
 use futures::future::BoxFuture;
 
@@ -42,8 +44,12 @@ impl SignerError {
 
 /// A signing backend.
 pub trait Signer: Send + Sync {
-    /// Backend name for logs, Events and metrics (`secret`, `cfssl`).
+    /// Backend name for logs, Events and metrics (`secret`, `cfssl`, `vault`).
     fn backend(&self) -> &'static str;
+    /// Whether signing calls a remote CA (such calls are limited per issuer).
+    fn is_remote(&self) -> bool {
+        false
+    }
     /// The signer certificate and the intermediates above it (never the root).
     fn chain(&self) -> &SignerChain;
     /// Whether the backend issues exactly the requested validity. Remote CAs whose profile
@@ -51,6 +57,11 @@ pub trait Signer: Send + Sync {
     /// the policy's limit (maxDuration and the chain's notAfter), not to the requested duration.
     fn exact_validity(&self) -> bool {
         true
+    }
+    /// How much later than the requested notAfter an exact-validity backend may end the
+    /// certificate: a remote CA that is told a TTL counts it from its own clock.
+    fn validity_tolerance(&self) -> std::time::Duration {
+        std::time::Duration::ZERO
     }
     /// Sign and return the leaf certificate (DER). The caller checks the result.
     fn sign<'a>(&'a self, req: SignRequest<'a>) -> BoxFuture<'a, Result<Vec<u8>, SignerError>>;

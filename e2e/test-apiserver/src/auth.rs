@@ -53,7 +53,12 @@ pub struct SaToken {
     pub uid: String,
     /// Expiry, unix seconds.
     pub expires: i64,
+    /// Audiences (`aud`) the token was minted for.
+    pub audiences: Vec<String>,
 }
+
+/// The audience of tokens minted without one (kube-apiserver's default issuer audience).
+pub const DEFAULT_AUDIENCE: &str = "https://kubernetes.default.svc.cluster.local";
 
 /// Token database.
 #[derive(Debug)]
@@ -92,6 +97,9 @@ impl Authenticator {
             serde_json::json!({
                 "iss": "https://kubernetes.default.svc.cluster.local",
                 "sub": format!("system:serviceaccount:{}:{}", t.namespace, t.name),
+                "aud": t.audiences,
+                "iat": jiff::Timestamp::now().as_second(),
+                "nbf": jiff::Timestamp::now().as_second(),
                 "exp": t.expires,
                 "kubernetes.io": {"namespace": t.namespace, "serviceaccount": {"name": t.name, "uid": t.uid}},
             })
@@ -147,6 +155,7 @@ mod tests {
             name: "sa".into(),
             uid: "u".into(),
             expires: i64::MAX,
+            audiences: vec![DEFAULT_AUDIENCE.into()],
         });
         assert_eq!(tok.split('.').count(), 3);
         let t = a.lookup(&tok).unwrap().unwrap_err();
@@ -156,6 +165,7 @@ mod tests {
             name: "sa".into(),
             uid: "u".into(),
             expires: 0,
+            audiences: vec![],
         });
         assert!(a.lookup(&expired).is_none());
         assert_eq!(bearer(Some("Bearer abc")), Some("abc"));

@@ -444,8 +444,23 @@ pub fn prepare(
                 if obj.pointer("/spec/usages").is_none() {
                     obj["spec"]["usages"] = json!(["digital signature", "key encipherment"]);
                 }
-                obj["spec"]["username"] = json!(user.name);
-                obj["spec"]["groups"] = json!(user.groups);
+                // Requester info comes from the authenticated user, never from the body (as
+                // kube-apiserver's CSR strategy does): a forged username/groups/uid/extra is
+                // overwritten. Users here have no extra attributes; ServiceAccounts have a UID.
+                // (spec is an object: spec.request was found above.)
+                if let Some(spec) = obj["spec"].as_object_mut() {
+                    spec.insert("username".into(), json!(user.name));
+                    spec.insert("groups".into(), json!(user.groups));
+                    spec.remove("extra");
+                    match &user.service_account {
+                        Some((_, _, uid)) if !uid.is_empty() => {
+                            spec.insert("uid".into(), json!(uid));
+                        }
+                        _ => {
+                            spec.remove("uid");
+                        }
+                    }
+                }
                 if obj.get("status").is_some() {
                     obj["status"] = json!({});
                 }

@@ -226,6 +226,7 @@ impl TestApiServer {
             name: name.into(),
             uid,
             expires: i64::MAX,
+            audiences: vec![auth::DEFAULT_AUDIENCE.into()],
         }))
     }
 

@@ -11,7 +11,7 @@ use axum::response::Response;
 use serde_json::{json, Value};
 
 use crate::auth::{bearer, Authenticator, SaToken, UserInfo};
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult, Cause};
 use crate::faults::{FaultInjector, FaultSpec, RequestInfo};
 use crate::ops::{self, DeleteOpts, ListOpts, PatchType, Target, WriteOpts};
 use crate::rbac::{self, Attributes};
@@ -426,7 +426,7 @@ async fn handle_inner(app: &Arc<App>, req: Request<Body>) -> ApiResult<Response>
                     "meta.k8s.io",
                     "ListOptions",
                     "",
-                    vec![crate::error::Cause::forbidden(
+                    vec![Cause::forbidden(
                         "resourceVersionMatch",
                         "sendInitialEvents requires setting resourceVersionMatch to NotOlderThan",
                     )],
@@ -727,6 +727,42 @@ where
     f(&mut g, t, opts)
 }
 
+/// kube-apiserver's validation of (Self)SubjectAccessReview specs: exactly one of
+/// resourceAttributes / nonResourceAttributes; for SubjectAccessReview a user or a group.
+fn validate_access_review(def: &ResourceDef, body: &Value) -> ApiResult<()> {
+    let spec = body.get("spec").cloned().unwrap_or(json!({}));
+    let has = |k: &str| spec.get(k).is_some_and(|v| !v.is_null());
+    let mut causes = vec![];
+    match (has("resourceAttributes"), has("nonResourceAttributes")) {
+        (true, true) => causes.push(Cause::invalid(
+            "spec.nonResourceAttributes",
+            &spec["nonResourceAttributes"],
+            "cannot be specified in combination with resourceAttributes",
+        )),
+        (false, false) => causes.push(Cause::invalid(
+            "spec.resourceAttributes",
+            &Value::Null,
+            "exactly one of nonResourceAttributes or resourceAttributes must be specified",
+        )),
+        _ => {}
+    }
+    if def.plural == "subjectaccessreviews"
+        && crate::util::str_field(&spec, "user").is_empty()
+        && crate::util::str_array(spec.get("groups")).is_empty()
+    {
+        causes.push(Cause::invalid(
+            "spec.user",
+            &json!(""),
+            "at least one of user or group must be specified",
+        ));
+    }
+    if causes.is_empty() {
+        Ok(())
+    } else {
+        Err(ApiError::invalid(&def.group, &def.kind, "", causes))
+    }
+}
+
 fn special_create(
     app: &App,
     user: &UserInfo,
@@ -762,16 +798,17 @@ fn special_create(
                 .unwrap_or_default()
                 .to_string();
             let exp = jiff::Timestamp::now().as_second() + secs;
+            let mut audiences = crate::util::str_array(body.pointer("/spec/audiences"));
+            if audiences.is_empty() {
+                audiences.push(crate::auth::DEFAULT_AUDIENCE.into());
+            }
             let token = app.auth.mint(SaToken {
                 namespace: t.namespace.clone(),
                 name: t.name.clone(),
                 uid,
                 expires: exp,
+                audiences: audiences.clone(),
             });
-            let audiences = body
-                .pointer("/spec/audiences")
-                .cloned()
-                .unwrap_or(json!(["https://kubernetes.default.svc.cluster.local"]));
             Ok(json_response(
                 201,
                 &json!({
@@ -783,7 +820,10 @@ fn special_create(
             ))
         }
         ("authorization.k8s.io", "selfsubjectaccessreviews" | "subjectaccessreviews", _) => {
+            validate_access_review(def, &body)?;
             let subject = if def.plural == "subjectaccessreviews" {
+                // The user and groups exactly as given (no implicit system:authenticated),
+                // evaluated against the RBAC store like kube-apiserver's RBAC authorizer.
                 let groups = crate::util::str_array(body.pointer("/spec/groups"));
                 UserInfo {
                     name: body
@@ -823,15 +863,19 @@ fn special_create(
                     ..Default::default()
                 }
             };
-            let allowed =
-                !app.authorization || rbac::authorize(&app.store.lock(), &subject, &attrs).is_ok();
+            let decision = if app.authorization {
+                rbac::authorize(&app.store.lock(), &subject, &attrs)
+            } else {
+                Ok(())
+            };
             let mut out = body.clone();
             out["apiVersion"] = json!("authorization.k8s.io/v1");
             out["kind"] = json!(def.kind);
             out["metadata"] = json!({"creationTimestamp": null});
-            out["status"] = json!({"allowed": allowed});
-            if !allowed {
-                out["status"]["reason"] = json!("");
+            out["status"] = json!({"allowed": decision.is_ok()});
+            if let Err(reason) = decision {
+                // RBAC's NoOpinion reason: empty, or the bindings whose roles are missing.
+                out["status"]["reason"] = json!(reason);
             }
             Ok(json_response(201, &out))
         }
@@ -844,9 +888,33 @@ fn special_create(
             if let Ok(v) = format!("Bearer {tok}").parse() {
                 h.insert(header::AUTHORIZATION, v);
             }
+            // Like kube-apiserver: the token's audiences must meet the requested ones (none
+            // requested: the API server's own), and the answer names the user's UID and the
+            // audiences that matched, which Vault/OpenBao's Kubernetes auth compares.
+            let token_audiences = match app.auth.lookup(tok) {
+                Some(Err(sa)) => sa.audiences,
+                _ => vec![crate::auth::DEFAULT_AUDIENCE.into()],
+            };
+            let mut wanted = crate::util::str_array(body.pointer("/spec/audiences"));
+            if wanted.is_empty() {
+                wanted.push(crate::auth::DEFAULT_AUDIENCE.into());
+            }
+            let matched: Vec<String> = wanted
+                .into_iter()
+                .filter(|a| token_audiences.contains(a))
+                .collect();
             let status = match authenticate(app, &h) {
+                Some(_) if matched.is_empty() => {
+                    json!({"authenticated": false, "error": "token audiences do not match"})
+                }
                 Some(u) => {
-                    json!({"authenticated": true, "user": {"username": u.name, "groups": u.groups}})
+                    let uid = u
+                        .service_account
+                        .as_ref()
+                        .map(|(_, _, uid)| uid.clone())
+                        .unwrap_or_default();
+                    json!({"authenticated": true, "audiences": matched,
+                           "user": {"username": u.name, "uid": uid, "groups": u.groups}})
                 }
                 None => json!({"authenticated": false, "error": "invalid bearer token"}),
             };

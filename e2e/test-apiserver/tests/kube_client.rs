@@ -965,3 +965,320 @@ async fn cert_manager_crds_load_and_validate() {
     );
     server.shutdown().await;
 }
+
+/// Create a Role/ClusterRole/RoleBinding/ClusterRoleBinding (as `Api<DynamicObject>`).
+async fn rbac_object(client: &Client, kind: &str, ns: Option<&str>, obj: Value) {
+    let plural = format!("{}s", kind.to_lowercase());
+    let ar = ApiResource::from_gvk_with_plural(
+        &GroupVersionKind::gvk("rbac.authorization.k8s.io", "v1", kind),
+        &plural,
+    );
+    let api: Api<DynamicObject> = match ns {
+        Some(ns) => Api::namespaced_with(client.clone(), ns, &ar),
+        None => Api::all_with(client.clone(), &ar),
+    };
+    let mut obj = obj;
+    obj["apiVersion"] = json!("rbac.authorization.k8s.io/v1");
+    obj["kind"] = json!(kind);
+    api.create(
+        &PostParams::default(),
+        &serde_json::from_value(obj).unwrap(),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("create {kind}: {e}"));
+}
+
+async fn create_namespace(client: &Client, name: &str) {
+    Api::<Namespace>::all(client.clone())
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({"metadata": {"name": name}})).unwrap(),
+        )
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn subject_access_reviews_evaluate_rbac_for_the_given_user() {
+    use k8s_openapi::api::authorization::v1::SubjectAccessReview;
+    let server = start().await;
+    let client = admin(&server).await;
+    create_namespace(&client, "team-b").await;
+    let sars: Api<SubjectAccessReview> = Api::all(client.clone());
+    let review = |user: Option<&str>,
+                  groups: &[&str],
+                  ns: &str,
+                  name: &str|
+     -> SubjectAccessReview {
+        serde_json::from_value(json!({"spec": {
+            "user": user, "groups": groups, "uid": "u-1", "extra": {"k": ["v"]},
+            "resourceAttributes": {"group": "pki-issuer.io", "resource": "signers", "verb": "reference",
+                                   "namespace": ns, "name": name, "version": "*"}}}))
+        .unwrap()
+    };
+    let allowed = |sar: SubjectAccessReview| {
+        let sars = sars.clone();
+        async move {
+            let out = sars.create(&PostParams::default(), &sar).await.unwrap();
+            assert_eq!(out.spec, sar.spec, "the spec is echoed");
+            out.status.expect("status").allowed
+        }
+    };
+    let web = "system:serviceaccount:team-a:web";
+    assert!(
+        !allowed(review(Some(web), &[], "team-b", "apps")).await,
+        "no binding yet"
+    );
+
+    // resourceNames [apps] in team-b for the ServiceAccount team-a/web.
+    rbac_object(&client, "Role", Some("team-b"), json!({"metadata": {"name": "ref-apps"},
+        "rules": [{"apiGroups": ["pki-issuer.io"], "resources": ["signers"], "verbs": ["reference"], "resourceNames": ["apps"]}]})).await;
+    rbac_object(
+        &client,
+        "RoleBinding",
+        Some("team-b"),
+        json!({"metadata": {"name": "ref-apps"},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "ref-apps"},
+        "subjects": [{"kind": "ServiceAccount", "name": "web", "namespace": "team-a"}]}),
+    )
+    .await;
+    assert!(allowed(review(Some(web), &[], "team-b", "apps")).await);
+    assert!(
+        !allowed(review(Some(web), &[], "team-b", "other")).await,
+        "another name"
+    );
+    assert!(
+        !allowed(review(Some(web), &[], "team-b", "*")).await,
+        "`*` is a literal name"
+    );
+    assert!(
+        !allowed(review(Some(web), &[], "team-a", "apps")).await,
+        "another namespace"
+    );
+    assert!(
+        !allowed(review(
+            Some("system:serviceaccount:team-a:db"),
+            &[],
+            "team-b",
+            "apps"
+        ))
+        .await,
+        "another ServiceAccount"
+    );
+
+    // resourceNames ["*"] for a group: matches only the literal name "*".
+    rbac_object(&client, "Role", Some("team-b"), json!({"metadata": {"name": "ref-star"},
+        "rules": [{"apiGroups": ["pki-issuer.io"], "resources": ["signers"], "verbs": ["reference"], "resourceNames": ["*"]}]})).await;
+    rbac_object(
+        &client,
+        "RoleBinding",
+        Some("team-b"),
+        json!({"metadata": {"name": "ref-star"},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "ref-star"},
+        "subjects": [{"kind": "Group", "name": "ops"}]}),
+    )
+    .await;
+    assert!(allowed(review(None, &["ops"], "team-b", "*")).await);
+    assert!(!allowed(review(None, &["ops"], "team-b", "apps")).await);
+    assert!(
+        !allowed(review(Some("bob"), &[], "team-b", "*")).await,
+        "groups as given only"
+    );
+
+    // No resourceNames: every name, through a ClusterRole bound by a RoleBinding.
+    rbac_object(&client, "ClusterRole", None, json!({"metadata": {"name": "ref-all"},
+        "rules": [{"apiGroups": ["pki-issuer.io"], "resources": ["signers"], "verbs": ["reference"]}]})).await;
+    rbac_object(&client, "RoleBinding", Some("team-b"), json!({"metadata": {"name": "ref-all"},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "ref-all"},
+        "subjects": [{"kind": "User", "name": "alice"}]})).await;
+    for name in ["apps", "other", "*"] {
+        assert!(
+            allowed(review(Some("alice"), &[], "team-b", name)).await,
+            "{name}"
+        );
+    }
+    assert!(!allowed(review(Some("alice"), &[], "default", "apps")).await);
+    assert!(allowed(review(Some("root"), &["system:masters"], "x", "y")).await);
+    // A binding whose role is missing: denied, the reason names the role.
+    rbac_object(
+        &client,
+        "RoleBinding",
+        Some("team-b"),
+        json!({"metadata": {"name": "dangling"},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "gone"},
+        "subjects": [{"kind": "User", "name": "carol"}]}),
+    )
+    .await;
+    let out = sars
+        .create(
+            &PostParams::default(),
+            &review(Some("carol"), &[], "team-b", "apps"),
+        )
+        .await
+        .unwrap()
+        .status
+        .unwrap();
+    assert!(!out.allowed);
+    assert_eq!(
+        out.reason.as_deref(),
+        Some("RBAC: [role.rbac.authorization.k8s.io \"gone\" not found]")
+    );
+
+    // Non-resource attributes.
+    let nr = |user: &str| -> SubjectAccessReview {
+        serde_json::from_value(json!({"spec": {"user": user, "nonResourceAttributes": {"path": "/metrics", "verb": "get"}}})).unwrap()
+    };
+    assert!(!allowed(nr("alice")).await);
+    rbac_object(
+        &client,
+        "ClusterRole",
+        None,
+        json!({"metadata": {"name": "metrics"},
+        "rules": [{"nonResourceURLs": ["/metrics"], "verbs": ["get"]}]}),
+    )
+    .await;
+    rbac_object(&client, "ClusterRoleBinding", None, json!({"metadata": {"name": "metrics"},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "metrics"},
+        "subjects": [{"kind": "User", "name": "alice"}]})).await;
+    assert!(allowed(nr("alice")).await);
+
+    // kube-apiserver's validation.
+    let invalid = |body: Value| {
+        let sars = sars.clone();
+        async move {
+            api_err(
+                sars.create(
+                    &PostParams::default(),
+                    &serde_json::from_value(body).unwrap(),
+                )
+                .await
+                .unwrap_err(),
+            )
+        }
+    };
+    let e =
+        invalid(json!({"spec": {"resourceAttributes": {"verb": "get", "resource": "pods"}}})).await;
+    assert_eq!((e.code, e.reason.as_str()), (422, "Invalid"));
+    assert_eq!(
+        e.message,
+        "SubjectAccessReview.authorization.k8s.io \"\" is invalid: spec.user: Invalid value: \"\": at least one of user or group must be specified"
+    );
+    let e = invalid(json!({"spec": {"user": "a"}})).await;
+    assert!(
+        e.message.contains(
+            "exactly one of nonResourceAttributes or resourceAttributes must be specified"
+        ),
+        "{}",
+        e.message
+    );
+    let e = invalid(json!({"spec": {"user": "a", "resourceAttributes": {"verb": "get"}, "nonResourceAttributes": {"path": "/x", "verb": "get"}}})).await;
+    assert!(
+        e.message
+            .contains("cannot be specified in combination with resourceAttributes"),
+        "{}",
+        e.message
+    );
+
+    // Creating a SubjectAccessReview needs `create` on subjectaccessreviews.
+    let sas: Api<ServiceAccount> = Api::namespaced(client.clone(), "default");
+    sas.create(
+        &PostParams::default(),
+        &serde_json::from_value(json!({"metadata": {"name": "ctrl"}})).unwrap(),
+    )
+    .await
+    .unwrap();
+    let token = server.service_account_token("default", "ctrl").unwrap();
+    let ctrl: Api<SubjectAccessReview> = Api::all(client_with(&server, &token).await);
+    let e = api_err(
+        ctrl.create(
+            &PostParams::default(),
+            &review(Some(web), &[], "team-b", "apps"),
+        )
+        .await
+        .unwrap_err(),
+    );
+    assert_eq!(e.code, 403);
+    assert!(
+        e.message.ends_with("User \"system:serviceaccount:default:ctrl\" cannot create resource \"subjectaccessreviews\" in API group \"authorization.k8s.io\" at the cluster scope"),
+        "{}",
+        e.message
+    );
+    rbac_object(&client, "ClusterRole", None, json!({"metadata": {"name": "sar"},
+        "rules": [{"apiGroups": ["authorization.k8s.io"], "resources": ["subjectaccessreviews"], "verbs": ["create"]}]})).await;
+    rbac_object(
+        &client,
+        "ClusterRoleBinding",
+        None,
+        json!({"metadata": {"name": "sar"},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "sar"},
+        "subjects": [{"kind": "ServiceAccount", "name": "ctrl", "namespace": "default"}]}),
+    )
+    .await;
+    let out = ctrl
+        .create(
+            &PostParams::default(),
+            &review(Some(web), &[], "team-b", "apps"),
+        )
+        .await
+        .unwrap();
+    assert!(
+        out.status.unwrap().allowed,
+        "evaluated for spec.user, not the caller"
+    );
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn csr_requester_info_comes_from_the_authenticated_user() {
+    use k8s_openapi::api::certificates::v1::CertificateSigningRequest as Csr;
+    let server = start().await;
+    let client = admin(&server).await;
+    create_namespace(&client, "team-a").await;
+    let sas: Api<ServiceAccount> = Api::namespaced(client.clone(), "team-a");
+    let sa = sas
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({"metadata": {"name": "web"}})).unwrap(),
+        )
+        .await
+        .unwrap();
+    rbac_object(&client, "ClusterRole", None, json!({"metadata": {"name": "csr-create"},
+        "rules": [{"apiGroups": ["certificates.k8s.io"], "resources": ["certificatesigningrequests"], "verbs": ["create", "get"]}]})).await;
+    rbac_object(&client, "ClusterRoleBinding", None, json!({"metadata": {"name": "csr-create"},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "csr-create"},
+        "subjects": [{"kind": "ServiceAccount", "name": "web", "namespace": "team-a"}]})).await;
+    let token = server.service_account_token("team-a", "web").unwrap();
+    let csrs: Api<Csr> = Api::all(client_with(&server, &token).await);
+    // Every requester field forged: another namespace's ServiceAccount, system:masters, a uid and extra.
+    let forged: Csr = serde_json::from_value(json!({"metadata": {"name": "forged"}, "spec": {
+        "request": "LS0tLS1CRUdJTg==", "signerName": "pkiissuers.pki-issuer.io/team-b.apps",
+        "username": "system:serviceaccount:team-b:apps", "groups": ["system:masters"],
+        "uid": "forged-uid", "extra": {"scopes": ["admin"]}}}))
+    .unwrap();
+    let created = csrs.create(&PostParams::default(), &forged).await.unwrap();
+    let spec = created.spec;
+    assert_eq!(
+        spec.username.as_deref(),
+        Some("system:serviceaccount:team-a:web")
+    );
+    assert_eq!(
+        spec.groups.unwrap(),
+        [
+            "system:serviceaccounts",
+            "system:serviceaccounts:team-a",
+            "system:authenticated"
+        ]
+    );
+    assert_eq!(spec.uid, sa.metadata.uid, "the ServiceAccount's uid");
+    assert_eq!(spec.extra, None, "forged extra dropped");
+    // The admin (a static token) has no uid.
+    let mut by_admin = forged.clone();
+    by_admin.metadata.name = Some("by-admin".into());
+    let created = Api::<Csr>::all(client.clone())
+        .create(&PostParams::default(), &by_admin)
+        .await
+        .unwrap();
+    assert_eq!(created.spec.username.as_deref(), Some("admin"));
+    assert_eq!((created.spec.uid, created.spec.extra), (None, None));
+    server.shutdown().await;
+}

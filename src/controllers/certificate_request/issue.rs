@@ -131,7 +131,9 @@ pub fn verify_issued(
     let intermediates = chain_ders(chain);
     let mut expect = prepared.expect.clone();
     expect.not_after_max = Some(if issuer.signer.exact_validity() {
-        prepared.template.validity.not_after
+        let tolerance =
+            time::Duration::try_from(issuer.signer.validity_tolerance()).unwrap_or_default();
+        (prepared.template.validity.not_after + tolerance).min(chain.earliest_not_after())
     } else {
         policy_limit(issuer, now)
     });

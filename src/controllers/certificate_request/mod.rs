@@ -345,7 +345,10 @@ async fn sign(
     let loaded = &issuer.loaded;
     let input = match input(cr) {
         Ok(i) => i,
-        Err(msg) => return fail(ctx, cr, "InvalidRequest", msg).await,
+        Err(msg) => {
+            let msg = format!("refused before signing: {msg}");
+            return fail(ctx, cr, "PolicyViolation", msg).await;
+        }
     };
     let uid = cr.uid().unwrap_or_default();
     let signed_with = (
@@ -358,7 +361,7 @@ async fn sign(
             tracing::info!(request = %ObjectRef::from_obj(cr), "writing the certificate signed before the last failed write");
             kept
         }
-        None => match requests::issue(&input, loaded).await {
+        None => match requests::issue(&input, loaded, &ctx.remote_slots, key).await {
             Outcome::Issued {
                 chain_pem,
                 ca_pem,
@@ -374,6 +377,10 @@ async fn sign(
             }
             Outcome::Failed { reason, message } => return fail(ctx, cr, reason, message).await,
             Outcome::Retry(what) => return retry(ctx, cr, what).await,
+            Outcome::Busy(what) => {
+                pending(ctx, cr, format!("{what}; will retry")).await?;
+                return Ok(Action::requeue(super::remote_slots::BUSY_REQUEUE));
+            }
         },
     };
     let message = format!("Certificate issued by {key}, {}", issued.validity);

@@ -406,10 +406,15 @@ fn require_san_and_common_name() {
         ..pol_dns(&["*.example.com"])
     };
     let mut r = req(SubjectAltNames::default());
-    r.common_name = Some("a.example.com".into());
     assert_eq!(
         check_policy(&p, &r, &ctx()),
         Err(PkiError::NoSubjectAltName)
+    );
+    r.common_name = Some("a.example.com".into());
+    assert_eq!(
+        check_policy(&p, &r, &ctx()),
+        Err(PkiError::CommonNameNotAllowed("a.example.com".into())),
+        "a CN-only request is refused naming the CN"
     );
     let p = Policy {
         require_subject_alt_name: false,

@@ -532,3 +532,27 @@ fn webpki_still_checks_dns_when_the_chain_has_uri_constraints() {
         .to_string();
     assert!(err.contains("server auth"), "{err}");
 }
+
+#[test]
+fn a_ca_with_an_eku_restricts_its_leaves() {
+    let root = testutil::root(KeyKind::P256, "Root");
+    let int = testutil::ca(
+        KeyKind::P256,
+        "Server-only Int",
+        Some(&root),
+        CaOpts {
+            ext_key_usages: vec![rcgen::ExtendedKeyUsagePurpose::ServerAuth],
+            ..CaOpts::default()
+        },
+    );
+    let kp = testutil::key(KeyKind::P256);
+    let sans = ["web.team-a.svc"];
+    let leaf = raw_leaf(&int, &kp, good_params(&sans));
+    let err = check_with(&leaf, &int, &root, &expect_for(&kp, &sans))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("client auth") && err.contains("Server-only Int"),
+        "{err}"
+    );
+}

@@ -1,0 +1,195 @@
+//! A small programmable CA speaking CFSSL's `info` and `sign` API over HTTP/1.1, signing with
+//! a real intermediate: it can return hostile certificates (extra subject attributes, other
+//! keys, extra extensions, longer lifetimes...) or hang, to prove what pki-issuer does with
+//! them.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use rcgen::{
+    CertificateSigningRequestParams, CustomExtension, DnType, ExtendedKeyUsagePurpose, IsCa,
+    KeyPair, SanType,
+};
+use serde_json::{json, Value};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+use crate::fixtures::Ca;
+
+/// What the fake CA does to a `sign` request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Sign the CSR faithfully.
+    Honest,
+    /// Add `O=system:masters` to the subject.
+    ExtraSubjectAttribute,
+    /// Put another common name in the subject.
+    OtherCommonName,
+    /// Add an unknown critical extension.
+    UnknownCriticalExtension,
+    /// Add a second basicConstraints extension.
+    DuplicateBasicConstraints,
+    /// Certify another public key.
+    OtherKey,
+    /// Issue for 30 days (more than the issuers' maxDuration).
+    LongerLifetime,
+    /// Add a DNS SAN nobody asked for.
+    ExtraSan,
+    /// Add the code-signing extended usage.
+    UnrequestedEku,
+    /// Never answer `sign` (answers `info`).
+    Hang,
+}
+
+/// A running fake CA.
+pub struct FakeCa {
+    /// Where it listens.
+    pub addr: SocketAddr,
+}
+
+impl FakeCa {
+    /// Serve in the background with `mode`, signing with `int`.
+    pub async fn start(int: Arc<Ca>, mode: Mode) -> FakeCa {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                let int = int.clone();
+                tokio::spawn(async move {
+                    let _ = serve(stream, &int, mode).await;
+                });
+            }
+        });
+        FakeCa { addr }
+    }
+
+    /// `http://addr`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+}
+
+async fn serve(mut stream: TcpStream, int: &Ca, mode: Mode) -> std::io::Result<()> {
+    loop {
+        let mut buf = Vec::new();
+        let head_end = loop {
+            let mut chunk = [0u8; 4096];
+            let n = stream.read(&mut chunk).await?;
+            if n == 0 {
+                return Ok(());
+            }
+            buf.extend_from_slice(&chunk[..n]);
+            if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                break i + 4;
+            }
+        };
+        let head = String::from_utf8_lossy(&buf[..head_end]).to_string();
+        let len: usize = head
+            .lines()
+            .find_map(|l| {
+                let (k, v) = l.split_once(':')?;
+                k.eq_ignore_ascii_case("content-length")
+                    .then(|| v.trim().parse().ok())
+                    .flatten()
+            })
+            .unwrap_or(0);
+        while buf.len() < head_end + len {
+            let mut chunk = vec![0u8; 65536];
+            let n = stream.read(&mut chunk).await?;
+            if n == 0 {
+                return Ok(());
+            }
+            buf.extend_from_slice(&chunk[..n]);
+        }
+        let body: Value =
+            serde_json::from_slice(&buf[head_end..head_end + len]).unwrap_or_default();
+        let path = head
+            .split_whitespace()
+            .nth(1)
+            .unwrap_or_default()
+            .to_string();
+        let answer = if path.ends_with("/info") {
+            json!({"success": true, "errors": [], "messages": [],
+                   "result": {"certificate": int.pem, "usages": ["signing"], "expiry": "24h"}})
+        } else if path.ends_with("/sign") {
+            if mode == Mode::Hang {
+                tokio::time::sleep(Duration::from_secs(3600)).await;
+                return Ok(());
+            }
+            let csr = body["certificate_request"].as_str().unwrap_or_default();
+            match sign(csr, int, mode) {
+                Ok(pem) => {
+                    json!({"success": true, "errors": [], "messages": [], "result": {"certificate": pem}})
+                }
+                Err(e) => json!({"success": false, "result": null, "messages": [],
+                                 "errors": [{"code": 1000, "message": e}]}),
+            }
+        } else {
+            json!({"success": false, "result": null, "errors": [{"code": 404, "message": "no such endpoint"}]})
+        };
+        let text = answer.to_string();
+        let resp = format!(
+            "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{text}",
+            text.len()
+        );
+        stream.write_all(resp.as_bytes()).await?;
+    }
+}
+
+fn sign(csr_pem: &str, int: &Ca, mode: Mode) -> Result<String, String> {
+    let mut csr = CertificateSigningRequestParams::from_pem(csr_pem).map_err(|e| e.to_string())?;
+    let now = time::OffsetDateTime::now_utc();
+    let p = &mut csr.params;
+    p.not_before = now - time::Duration::minutes(1);
+    p.not_after = now + time::Duration::hours(24);
+    p.is_ca = IsCa::ExplicitNoCa;
+    p.key_usages = vec![
+        rcgen::KeyUsagePurpose::DigitalSignature,
+        rcgen::KeyUsagePurpose::KeyEncipherment,
+    ];
+    p.extended_key_usages = vec![
+        ExtendedKeyUsagePurpose::ServerAuth,
+        ExtendedKeyUsagePurpose::ClientAuth,
+    ];
+    p.use_authority_key_identifier_extension = true;
+    match mode {
+        Mode::Honest | Mode::Hang => {}
+        Mode::ExtraSubjectAttribute => p
+            .distinguished_name
+            .push(DnType::OrganizationName, "system:masters"),
+        Mode::OtherCommonName => p.distinguished_name.push(DnType::CommonName, "admin"),
+        Mode::UnknownCriticalExtension => {
+            let mut ext =
+                CustomExtension::from_oid_content(&[1, 3, 6, 1, 4, 1, 55555, 1], vec![0x05, 0x00]);
+            ext.set_criticality(true);
+            p.custom_extensions.push(ext);
+        }
+        Mode::DuplicateBasicConstraints => {
+            // SEQUENCE { BOOLEAN TRUE }: a second basicConstraints saying cA.
+            let mut ext = CustomExtension::from_oid_content(
+                &[2, 5, 29, 19],
+                vec![0x30, 0x03, 0x01, 0x01, 0xff],
+            );
+            ext.set_criticality(true);
+            p.custom_extensions.push(ext);
+        }
+        Mode::LongerLifetime => p.not_after = now + time::Duration::days(30),
+        Mode::ExtraSan => p
+            .subject_alt_names
+            .push(SanType::DnsName("db.kube-system.svc".try_into().unwrap())),
+        Mode::UnrequestedEku => p
+            .extended_key_usages
+            .push(ExtendedKeyUsagePurpose::CodeSigning),
+        Mode::OtherKey => {
+            let other = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+            let cert = csr
+                .params
+                .signed_by(&other, &int.issuer())
+                .map_err(|e| e.to_string())?;
+            return Ok(cert.pem());
+        }
+    }
+    let cert = csr.signed_by(&int.issuer()).map_err(|e| e.to_string())?;
+    Ok(cert.pem())
+}

