@@ -689,9 +689,8 @@ async fn remote_ca_outage(name: &'static str, max_retry: Option<&str>) {
             }),
         )
         .await;
-    let extra: Vec<String> = max_retry
-        .map(|m| vec![format!("--max-retry-duration={m}")])
-        .unwrap_or_default();
+    let mut extra = vec![format!("--allowed-remote-ca-urls={}", ca.url())];
+    extra.extend(max_retry.map(|m| format!("--max-retry-duration={m}")));
     let extra: Vec<&str> = extra.iter().map(String::as_str).collect();
     sc.start_replica(&extra).await;
     sc.env.wait_issuer_ready("mesh", false, "True").await;

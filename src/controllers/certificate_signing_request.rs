@@ -307,6 +307,10 @@ async fn sign(
         } => (chain_pem, validity),
         Outcome::Failed { reason, message } => return fail(ctx, csr, reason, message).await,
         Outcome::Busy(what) => {
+            let uid = csr.uid().unwrap_or_default();
+            if ctx.backoff.waited(&uid, Instant::now()) == Retry::GiveUp {
+                return fail(ctx, csr, "RetriesExhausted", what).await;
+            }
             tracing::debug!(csr = %csr.name_any(), %what, "no remote CA slot; re-queued");
             return Ok(Action::requeue(super::remote_slots::BUSY_REQUEUE));
         }

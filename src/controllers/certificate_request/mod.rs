@@ -378,6 +378,11 @@ async fn sign(
             Outcome::Failed { reason, message } => return fail(ctx, cr, reason, message).await,
             Outcome::Retry(what) => return retry(ctx, cr, what).await,
             Outcome::Busy(what) => {
+                if ctx.backoff.waited(&uid, Instant::now()) == Retry::GiveUp {
+                    let limit = duration::format(ctx.config.max_retry_duration);
+                    let message = format!("{what}; gave up after retrying for {limit}");
+                    return fail(ctx, cr, "RetriesExhausted", message).await;
+                }
                 pending(ctx, cr, format!("{what}; will retry")).await?;
                 return Ok(Action::requeue(super::remote_slots::BUSY_REQUEUE));
             }
