@@ -53,6 +53,8 @@ pub struct Context {
     pub issued: IssuedMemo,
     /// `uid/resourceVersion` of invalid objects already reported.
     pub invalid_reported: Mutex<HashSet<String>>,
+    /// UIDs of requests this process finished (wrote Issued/Failed/Denied or found finished).
+    pub finished: Mutex<HashSet<String>>,
 }
 
 impl Context {
@@ -63,6 +65,21 @@ impl Context {
         } else {
             Err(super::Error::NotLeader)
         }
+    }
+
+    /// Remember that request `uid` is finished: a version of it in the watch cache that says
+    /// otherwise is stale (a dropped watch or a relist has not caught up with our write yet).
+    pub fn mark_finished(&self, uid: &str) {
+        let mut f = self.finished.lock().expect("finished lock");
+        if f.len() > 200_000 {
+            f.clear();
+        }
+        f.insert(uid.to_string());
+    }
+
+    /// Whether this process finished request `uid` (see [`Context::mark_finished`]).
+    pub fn is_finished(&self, uid: &str) -> bool {
+        self.finished.lock().expect("finished lock").contains(uid)
     }
 
     /// Whether `key` (an invalid object's `uid/resourceVersion`) is new; remembers it.

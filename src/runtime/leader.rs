@@ -24,9 +24,9 @@ use super::RuntimeError;
 
 /// How long before the lease's expiry a leader stops writing (covers a write in flight and
 /// scheduling delays).
-pub const FENCE_MARGIN: Duration = Duration::from_secs(3);
+pub const FENCE_MARGIN: Duration = Duration::from_secs(2);
 /// How often the leader re-reads its Lease to extend its fence.
-pub const FENCE_POLL: Duration = Duration::from_secs(2);
+pub const FENCE_POLL: Duration = Duration::from_secs(1);
 
 fn now_ms() -> u64 {
     SystemTime::now()
@@ -117,7 +117,7 @@ pub const LEASE_NAME: &str = "pki-issuer-leader";
 /// Seconds a lease stays valid after its last renewal.
 pub const LEASE_DURATION_SECS: u64 = 15;
 /// Seconds before expiry at which the holder renews.
-pub const LEASE_GRACE_SECS: u64 = 5;
+pub const LEASE_GRACE_SECS: u64 = 7;
 
 /// A running election.
 pub struct Election {
@@ -262,13 +262,13 @@ mod tests {
         assert!(f.allows_write());
         let left = f.remaining().unwrap();
         assert!(
-            left > Duration::from_secs(9) && left <= Duration::from_secs(11),
+            left > Duration::from_secs(10) && left <= Duration::from_secs(12),
             "{left:?}"
         );
         f.observe(&lease("other", Duration::ZERO), "me");
         assert!(!f.allows_write(), "another holder closes it");
         let g = Fence::elected();
-        g.observe(&lease("me", Duration::from_secs(13)), "me");
+        g.observe(&lease("me", Duration::from_secs(14)), "me");
         assert!(
             !g.allows_write(),
             "a renewal older than duration - margin is expired"

@@ -142,6 +142,7 @@ pub async fn run(
             .unwrap_or_else(Fence::open),
         issued: Default::default(),
         invalid_reported: Default::default(),
+        finished: Default::default(),
         remote_slots: RemoteSlots::new(usize::from(args.remote_calls_per_issuer)),
     });
 

@@ -249,7 +249,9 @@ async fn fail(
         ca: None,
         failure_time: true,
     };
-    if write_status(ctx, cr, &w, open).await? == Written::Superseded {
+    let written = write_status(ctx, cr, &w, open).await?;
+    ctx.mark_finished(&cr.uid().unwrap_or_default());
+    if written == Written::Superseded {
         return Ok(Action::await_change());
     }
     ctx.backoff.reset(&cr.uid().unwrap_or_default());
@@ -351,6 +353,11 @@ async fn sign(
         }
     };
     let uid = cr.uid().unwrap_or_default();
+    if ctx.is_finished(&uid) {
+        // Our own write finished it; the watch cache has not caught up yet.
+        tracing::debug!(request = %ObjectRef::from_obj(cr), "stale cached version of a finished request; waiting for the watch");
+        return Ok(Action::await_change());
+    }
     let signed_with = (
         issuer.uid.clone(),
         issuer.generation,
@@ -401,8 +408,9 @@ async fn sign(
         open(fresh) && decide(fresh, |_| IssuerState::Ready) == Decision::Sign
     };
     match write_status(ctx, cr, &w, still_unsigned).await {
-        Ok(Written::Done) => {}
+        Ok(Written::Done) => ctx.mark_finished(&uid),
         Ok(Written::Superseded) => {
+            ctx.mark_finished(&uid);
             tracing::warn!(request = %ObjectRef::from_obj(cr), serial = %requests::leaf_serial(&issued.chain_pem), "discarded a signed certificate: the request was finished or changed meanwhile");
             return Ok(Action::await_change());
         }
