@@ -3,16 +3,38 @@ SHELL := /bin/bash
 CARGO ?= cargo
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: all build test test-deps lint lint-packaging fmt-check clippy generate sync-crds check-generated demo bench e2e-kind chaos clean
+.PHONY: all build test test-deps lint lint-packaging fmt-check clippy generate sync-crds check-generated demo bench e2e-kind chaos clean leak-scan fuzz-replay fuzz
 
 all: build
 
 build:
 	$(CARGO) build --workspace --all-targets
 
-## test: everything CI runs: formatting, lints, generated files, unit, test API server and e2e tests.
+# Where the e2e suite dumps pki-issuer logs, Events and status for the leak scan (one per make run).
+RUN_ID := $(shell date +%Y%m%d-%H%M%S)
+E2E_OUTPUT_DIR ?= $(or $(CARGO_TARGET_DIR),$(CURDIR)/target)/e2e-output/run-$(RUN_ID)
+export E2E_OUTPUT_DIR
+
+## test: everything CI runs: formatting, lints, generated files, unit, test API server and e2e
+## tests, the leak scan of the e2e output, and the fuzz corpus replay.
 test: test-deps fmt-check clippy check-generated lint-packaging
 	$(CARGO) test --workspace --all-targets --locked
+	$(MAKE) leak-scan
+	$(MAKE) fuzz-replay
+
+## leak-scan: fail when the e2e run in E2E_OUTPUT_DIR wrote a private key or auth secret to a log,
+## Event or status (run after the e2e suite).
+leak-scan:
+	$(CARGO) test --locked --test e2e -- --ignored --exact leak_scan::scan_e2e_output --nocapture
+
+## fuzz-replay: build the fuzz targets and run every checked-in corpus file through them.
+fuzz-replay:
+	bash fuzz/replay.sh
+
+## fuzz: fuzz each target for FUZZ_SECONDS (default 300) seconds; see docs/fuzzing.md.
+FUZZ_SECONDS ?= 300
+fuzz:
+	FUZZ_SECONDS=$(FUZZ_SECONDS) bash fuzz/run.sh
 
 ## test-deps: install the tools the tests call (Debian packages) when they are missing.
 test-deps:
@@ -20,6 +42,7 @@ test-deps:
 
 fmt-check:
 	$(CARGO) fmt --all -- --check
+	$(CARGO) fmt --manifest-path fuzz/Cargo.toml -- --check
 
 clippy:
 	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings

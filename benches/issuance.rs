@@ -10,6 +10,9 @@ mod fixtures;
 #[path = "../e2e/tests/harness.rs"]
 #[allow(dead_code)]
 mod harness;
+#[path = "../e2e/tests/leak_scan.rs"]
+#[allow(dead_code)]
+mod leak_scan;
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};

@@ -27,7 +27,7 @@ ensure_venv
 
 step "shellcheck"
 mapfile -t scripts < <(find . -name '*.sh' -not -path './target/*' -not -path './.git/*' \
-  -not -path './e2e/.work/*' -not -path '*/node_modules/*' | sort)
+  -not -path './e2e/.work/*' -not -path './fuzz/target/*' -not -path '*/node_modules/*' | sort)
 shellcheck -x "${scripts[@]}"
 printf '%s\n' "${scripts[@]}"
 

@@ -15,6 +15,7 @@ use crate::fixtures::{self, Ca};
 use crate::harness::{issuer_ref, ready_message, Env};
 
 const AUTH_KEY_HEX: &str = "0123456789abcdef0123456789abcdef";
+const WRONG_AUTH_KEY_HEX: &str = "ffffffffffffffffffffffffffffffff";
 const USAGES: [&str; 4] = [
     "digital signature",
     "key encipherment",
@@ -41,6 +42,8 @@ pub fn free_port() -> u16 {
 
 impl CfsslCa {
     pub(crate) async fn start(env: &Env) -> CfsslCa {
+        crate::leak_scan::register("CFSSL auth key", AUTH_KEY_HEX);
+        crate::leak_scan::register("CFSSL wrong auth key", WRONG_AUTH_KEY_HEX);
         let root = fixtures::root("Corp Root CA");
         let int = fixtures::intermediate(&root, "Corp CFSSL Intermediate");
         let dir = env.dir.path().join(format!("cfssl-{}", free_port()));
@@ -212,12 +215,8 @@ async fn cfssl_wrong_auth_key_fails_with_the_cas_message() {
         &ca.root.pem,
     )
     .await;
-    env.put_secret(
-        &env.ns,
-        "cfssl-wrong",
-        &[("key", "ffffffffffffffffffffffffffffffff")],
-    )
-    .await;
+    env.put_secret(&env.ns, "cfssl-wrong", &[("key", WRONG_AUTH_KEY_HEX)])
+        .await;
     env.wait_issuer_ready("authed", false, "True").await;
     request(
         &env,

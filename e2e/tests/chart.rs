@@ -77,6 +77,7 @@ async fn install(
         .kubectl(&["create", "token", "pki-issuer", "-n", RELEASE_NS], None)
         .await
         .expect("kubectl create token");
+    crate::leak_scan::register("pki-issuer ServiceAccount token", &token);
     let server = env
         .server
         .as_ref()

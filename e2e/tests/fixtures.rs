@@ -59,6 +59,7 @@ pub fn root(cn: &str) -> Ca {
         now + Duration::days(3650),
     );
     let cert = params.self_signed(&key).expect("self-signed root");
+    crate::leak_scan::register_private_key(&format!("key of root {cn:?}"), &key.serialize_pem());
     Ca {
         pem: cert.pem(),
         key_pem: key.serialize_pem(),
@@ -79,6 +80,10 @@ pub fn intermediate_between(
     let cert = params
         .signed_by(&key, &parent.issuer())
         .expect("intermediate");
+    crate::leak_scan::register_private_key(
+        &format!("key of intermediate {cn:?}"),
+        &key.serialize_pem(),
+    );
     Ca {
         pem: cert.pem(),
         key_pem: key.serialize_pem(),
@@ -145,6 +150,10 @@ pub fn csr(sans: &[&str]) -> (String, String) {
         })
         .collect();
     let csr = params.serialize_request(&key).expect("csr");
+    crate::leak_scan::register_private_key(
+        &format!("workload key for {sans:?}"),
+        &key.serialize_pem(),
+    );
     (key.serialize_pem(), csr.pem().expect("csr pem"))
 }
 
@@ -154,6 +163,7 @@ pub fn leaf_cert(parent: &Ca, dns: &str) -> (String, String) {
     let mut params = CertificateParams::new(vec![dns.to_string()]).expect("params");
     params.is_ca = IsCa::ExplicitNoCa;
     let cert = params.signed_by(&key, &parent.issuer()).expect("leaf");
+    crate::leak_scan::register_private_key(&format!("key of leaf {dns:?}"), &key.serialize_pem());
     (cert.pem(), key.serialize_pem())
 }
 

@@ -504,6 +504,8 @@ impl Drop for Env {
         for c in &mut self.controllers {
             let _ = c.start_kill();
         }
+        let n = self.controllers.len();
+        crate::leak_scan::on_env_drop(&self.ns, n, || self.logs(), self.server.as_ref());
         if std::thread::panicking() {
             eprintln!("{}", self.logs());
         }

@@ -12,6 +12,7 @@ mod fixtures;
 mod harness;
 mod hostile;
 mod hostile_ca;
+mod leak_scan;
 mod openbao;
 mod scenarios;
 mod vault;

@@ -81,6 +81,8 @@ impl OpenBao {
             .expect("sys/init");
         bao.root_token = init["root_token"].as_str().unwrap().to_string();
         bao.unseal_key = init["keys"][0].as_str().unwrap().to_string();
+        crate::leak_scan::register("OpenBao root token", &bao.root_token);
+        crate::leak_scan::register("OpenBao unseal key", &bao.unseal_key);
         bao.unseal().await;
         bao
     }

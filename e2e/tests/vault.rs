@@ -246,6 +246,7 @@ async fn vault_approle_and_kubernetes_auth_issue_and_log_in_again_after_revocati
         .as_str()
         .unwrap()
         .to_string();
+    crate::leak_scan::register("Vault AppRole secret ID", &secret_id);
     env.put_secret(&env.ns, "approle", &[("secretId", &secret_id)])
         .await;
     vault_issuer(
@@ -361,6 +362,7 @@ async fn vault_approle_and_kubernetes_auth_issue_and_log_in_again_after_revocati
 async fn vault_wrong_token_fails_the_issuer_without_echoing_it() {
     let v = setup("vault-wrong").await;
     let env = &v.env;
+    crate::leak_scan::register("wrong Vault token", "s.notarealtoken12345");
     env.put_secret(&env.ns, "bad-token", &[("token", "s.notarealtoken12345")])
         .await;
     vault_issuer(

@@ -49,19 +49,11 @@ pub const LEAF_EXTENSIONS: &[&str] = &[
     SCT_LIST,
 ];
 
-/// Extensions an issued CA certificate may carry: the leaf list plus nameConstraints.
-pub const CA_EXTENSIONS: &[&str] = &[
-    SAN,
-    KEY_USAGE,
-    EXT_KEY_USAGE,
-    BASIC_CONSTRAINTS,
-    SUBJECT_KEY_ID,
-    AUTHORITY_KEY_ID,
-    CRL_DP,
-    AIA,
-    SCT_LIST,
-    NAME_CONSTRAINTS,
-];
+/// Extensions an issued certificate may carry: [`LEAF_EXTENSIONS`], plus nameConstraints
+/// on CA certificates.
+pub fn issued_allowed(is_ca: bool) -> impl Fn(&str) -> bool {
+    move |oid| LEAF_EXTENSIONS.contains(&oid) || (is_ca && oid == NAME_CONSTRAINTS)
+}
 
 fn name(oid: &str) -> &'static str {
     match oid {
@@ -92,14 +84,14 @@ pub fn describe(oid: &str) -> String {
 /// `what` begins the message, e.g. "the CSR requests".
 pub fn check_allowed(
     exts: &[X509Extension<'_>],
-    allowed: &[&str],
+    allowed: impl Fn(&str) -> bool,
     what: &str,
 ) -> Result<(), PkiError> {
     let mut seen: Vec<String> = Vec::new();
     for ext in exts {
         let oid = ext.oid.to_id_string();
         let critical = if ext.critical { "critical " } else { "" };
-        if !allowed.contains(&oid.as_str()) {
+        if !allowed(&oid) {
             return Err(PkiError::ExtensionNotAllowed(format!(
                 "{what} the {critical}extension {}, which is not allowed",
                 describe(&oid)

@@ -24,7 +24,7 @@ use x509_parser::x509::SubjectPublicKeyInfo;
 use super::csr::SubjectAltNames;
 use super::der;
 use super::error::PkiError;
-use super::extensions::{check_allowed, CA_EXTENSIONS, LEAF_EXTENSIONS};
+use super::extensions::{check_allowed, issued_allowed};
 use super::name_constraints::{
     cert_constraints, chain_constraints, check_name_constraints, GeneralSubtrees,
 };
@@ -141,20 +141,7 @@ fn leaf_eku_oids(leaf: &X509Certificate<'_>) -> Result<Vec<String>, PkiError> {
         .map_err(|e| mismatch(format!("malformed EKU: {e}")))?;
     let Some(eku) = eku else { return Ok(vec![]) };
     let e = eku.value;
-    let mut usages = Vec::new();
-    for (on, u) in [
-        (e.any, Usage::Any),
-        (e.server_auth, Usage::ServerAuth),
-        (e.client_auth, Usage::ClientAuth),
-        (e.code_signing, Usage::CodeSigning),
-        (e.email_protection, Usage::EmailProtection),
-        (e.time_stamping, Usage::Timestamping),
-        (e.ocsp_signing, Usage::OcspSigning),
-    ] {
-        if on {
-            usages.push(u);
-        }
-    }
+    let usages = super::csr::known_eku_usages(e);
     let mut oids = eku_oids(&usages);
     oids.extend(e.other.iter().map(|o| o.to_id_string()));
     oids.sort();
@@ -364,11 +351,7 @@ fn check_subject(leaf: &X509Certificate<'_>, expect: &Expectations) -> Result<()
 }
 
 fn check_ca_fields(leaf: &X509Certificate<'_>, expect: &Expectations) -> Result<(), PkiError> {
-    let allowed = if expect.is_ca {
-        CA_EXTENSIONS
-    } else {
-        LEAF_EXTENSIONS
-    };
+    let allowed = issued_allowed(expect.is_ca);
     check_allowed(leaf.extensions(), allowed, "the issued certificate has")
         .map_err(|e| mismatch(e.to_string()))?;
     let bc = leaf

@@ -172,6 +172,22 @@ impl TestApiServer {
         self.addr
     }
 
+    /// Every version of every object written so far that the store still holds (the watch history
+    /// window, then the current objects), each with its resource name (`events`,
+    /// `certificaterequests`, ...): for tests that audit everything a controller wrote.
+    pub fn written_objects(&self) -> Vec<(String, Arc<serde_json::Value>)> {
+        let inner = self.app.store.lock();
+        let mut out: Vec<(String, Arc<serde_json::Value>)> = inner
+            .history
+            .iter()
+            .map(|e| (e.key.1.clone(), e.object.clone()))
+            .collect();
+        for (key, objects) in &inner.objects {
+            out.extend(objects.values().map(|o| (key.1.clone(), o.clone())));
+        }
+        out
+    }
+
     /// Bearer token of the `admin` user (group `system:masters`).
     pub fn admin_token(&self) -> String {
         self.app.auth.admin_token().to_string()

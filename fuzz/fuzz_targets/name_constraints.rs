@@ -1,0 +1,4 @@
+#![no_main]
+//! See `pki_issuer_fuzz::name_constraints` for the input format and the invariants checked.
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| pki_issuer_fuzz::name_constraints::run(data));
