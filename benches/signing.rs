@@ -54,7 +54,9 @@ fn run(name: &str, alg: &'static SignatureAlgorithm) {
     let once = || {
         let now = time::OffsetDateTime::now_utc();
         let csr = pki::parse_csr(csr_pem.as_bytes()).unwrap();
-        let usages = pki::usage::default_usages();
+        // An mTLS workload's usages (a request without an extended usage is refused).
+        let mut usages = pki::usage::default_usages();
+        usages.extend([pki::usage::Usage::ServerAuth, pki::usage::Usage::ClientAuth]);
         let req = RequestedCert::from_csr(
             &csr,
             false,
