@@ -3,7 +3,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: all build test test-deps lint lint-packaging fmt-check clippy generate sync-crds check-generated demo bench bench-sign bench-e2e e2e-kind e2e-kube kube-apiserver clean leak-scan fuzz-replay fuzz
+.PHONY: all build test test-deps lint lint-packaging fmt-check clippy generate sync-crds check-generated demo bench bench-sign bench-e2e e2e-kind e2e-kube kube-apiserver chaos clean leak-scan fuzz-replay fuzz
 
 all: build
 
@@ -81,6 +81,12 @@ lint: fmt-check clippy lint-packaging
 APISERVER ?= test
 demo:
 	APISERVER=$(APISERVER) bash e2e/scripts/demo.sh
+
+## chaos: the long fault scenarios (500 requests each, the issue's fault durations), one at a
+## time; one JSON line per scenario in $(CHAOS_REPORT) (see docs/reliability.md).
+CHAOS_REPORT ?= target/chaos-report.jsonl
+chaos: test-deps
+	E2E_FAULTS_LONG=1 E2E_FAULTS_REPORT=$(abspath $(CHAOS_REPORT)) $(CARGO) test --locked --test e2e faults:: -- --test-threads=1 --nocapture
 
 ## e2e-kind: e2e suite + kind-only checks on a kind cluster with real cert-manager (needs Docker, kind, helm; KEEP_CLUSTER=1 keeps it).
 e2e-kind:

@@ -24,12 +24,12 @@ const USAGES: [&str; 4] = [
 ];
 
 /// A running `cfssl serve` with an intermediate issued by `root`.
-struct CfsslCa {
+pub(crate) struct CfsslCa {
     dir: PathBuf,
     port: u16,
     child: Option<tokio::process::Child>,
-    root: Ca,
-    int: Ca,
+    pub(crate) root: Ca,
+    pub(crate) int: Ca,
 }
 
 pub fn free_port() -> u16 {
@@ -41,7 +41,7 @@ pub fn free_port() -> u16 {
 }
 
 impl CfsslCa {
-    async fn start(env: &Env) -> CfsslCa {
+    pub(crate) async fn start(env: &Env) -> CfsslCa {
         crate::leak_scan::register("CFSSL auth key", AUTH_KEY_HEX);
         crate::leak_scan::register("CFSSL wrong auth key", WRONG_AUTH_KEY_HEX);
         let root = fixtures::root("Corp Root CA");
@@ -72,12 +72,12 @@ impl CfsslCa {
         ca
     }
 
-    fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
     }
 
     /// (Re)start the process on the same port and wait until it answers.
-    async fn resume(&mut self) {
+    pub(crate) async fn resume(&mut self) {
         let log = std::fs::File::create(self.dir.join("serve.log")).unwrap();
         let child = tokio::process::Command::new("cfssl")
             .args([
@@ -111,7 +111,7 @@ impl CfsslCa {
         );
     }
 
-    async fn stop(&mut self) {
+    pub(crate) async fn stop(&mut self) {
         if let Some(mut c) = self.child.take() {
             let _ = c.kill().await;
         }
@@ -119,7 +119,12 @@ impl CfsslCa {
 }
 
 /// Install the CA material and a cfssl-backed PKIIssuer named `name`.
-async fn cfssl_issuer(env: &Env, name: &str, cfssl: serde_json::Value, anchors_pem: &str) {
+pub(crate) async fn cfssl_issuer(
+    env: &Env,
+    name: &str,
+    cfssl: serde_json::Value,
+    anchors_pem: &str,
+) {
     env.put_config_map(&env.ns, &format!("{name}-roots"), "roots.pem", anchors_pem)
         .await;
     env.put_secret(&env.ns, "cfssl-auth", &[("key", AUTH_KEY_HEX)])

@@ -9,6 +9,7 @@ mod csr;
 mod csr_access;
 mod differential;
 mod fake_ca;
+mod faults;
 mod fixtures;
 mod harness;
 mod hostile;

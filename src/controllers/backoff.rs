@@ -47,6 +47,19 @@ impl Backoff {
         Retry::After(delay)
     }
 
+    /// Record that `uid` waited without an attempt (its remote CA's call slots were all in
+    /// flight) at `now`: starts its retry clock if none runs, so waiting behind a down CA
+    /// spends the same budget as failing against it. `GiveUp` once the budget is spent.
+    pub fn waited(&self, uid: &str, now: Instant) -> Retry {
+        let mut state = self.state.lock().expect("backoff lock");
+        let entry = state.entry(uid.to_string()).or_insert((now, 0));
+        if now.duration_since(entry.0) >= self.max_total {
+            state.remove(uid);
+            return Retry::GiveUp;
+        }
+        Retry::After(Duration::ZERO)
+    }
+
     /// Forget `uid` (it succeeded, failed permanently or was deleted).
     pub fn reset(&self, uid: &str) {
         self.state.lock().expect("backoff lock").remove(uid);
@@ -87,5 +100,23 @@ mod tests {
         assert_eq!(b.attempts("a"), 0, "giving up forgets the object");
         b.reset("b");
         assert_eq!(b.attempts("b"), 0);
+    }
+
+    #[test]
+    fn waiting_spends_the_budget_too() {
+        let b = Backoff::new(
+            Duration::from_secs(1),
+            Duration::from_secs(5),
+            Duration::from_secs(10),
+        );
+        let t0 = Instant::now();
+        assert_eq!(b.waited("a", t0), Retry::After(Duration::ZERO));
+        assert_eq!(b.attempts("a"), 0, "waiting is not an attempt");
+        assert_eq!(
+            b.failed("a", t0 + Duration::from_secs(3)),
+            Retry::After(Duration::from_secs(1)),
+            "the first failure after waiting backs off from the start"
+        );
+        assert_eq!(b.waited("a", t0 + Duration::from_secs(10)), Retry::GiveUp);
     }
 }

@@ -19,6 +19,7 @@ use serde_json::json;
 use super::backoff::Retry;
 use super::certificate_request::decide::IssuerState;
 use super::certificate_request::{service_account, IssuerStores};
+use super::events::report_invalid;
 use super::metrics::IssuedLabels;
 use super::requests;
 use super::signer_access::{self, Access, Needed};
@@ -139,20 +140,50 @@ pub fn policy_context(csr: &CertificateSigningRequest, key: &IssuerKey) -> Reque
     }
 }
 
-async fn apply_status(ctx: &Context, name: &str, status: serde_json::Value) -> Result<(), Error> {
+/// Apply `status` to the CSR as decided on (`csr`), with its resourceVersion as a precondition;
+/// on a conflict, read it again and write again only while it is still approved and unsigned
+/// (at most 3 attempts). Returns whether the write happened.
+async fn apply_status(
+    ctx: &Context,
+    csr: &CertificateSigningRequest,
+    status: serde_json::Value,
+) -> Result<bool, Error> {
     let api: Api<CertificateSigningRequest> = Api::all(ctx.client.clone());
-    let patch = json!({
-        "apiVersion": "certificates.k8s.io/v1",
-        "kind": "CertificateSigningRequest",
-        "status": status,
-    });
-    api.patch_status(
-        name,
-        &PatchParams::apply(FIELD_MANAGER).force(),
-        &Patch::Apply(&patch),
-    )
-    .await?;
-    Ok(())
+    let name = csr.name_any();
+    let mut rv = csr.metadata.resource_version.clone();
+    for attempt in 1..=3 {
+        ctx.check_fence()?;
+        let mut patch = json!({
+            "apiVersion": "certificates.k8s.io/v1",
+            "kind": "CertificateSigningRequest",
+            "status": status,
+        });
+        if let Some(rv) = &rv {
+            patch["metadata"] = json!({ "resourceVersion": rv });
+        }
+        match api
+            .patch_status(
+                &name,
+                &PatchParams::apply(FIELD_MANAGER).force(),
+                &Patch::Apply(&patch),
+            )
+            .await
+        {
+            Ok(_) => return Ok(true),
+            Err(kube::Error::Api(e)) if e.code == 409 && attempt < 3 => {
+                let fresh = api.get(&name).await?;
+                let ready = |_: &IssuerKey| IssuerState::Ready;
+                if fresh.metadata.uid != csr.metadata.uid
+                    || !matches!(decide(&fresh, ready), CsrDecision::Sign(_))
+                {
+                    return Ok(false);
+                }
+                rv = fresh.metadata.resource_version;
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    unreachable!("the last attempt returns")
 }
 
 async fn fail(
@@ -165,15 +196,18 @@ async fn fail(
         .round(jiff::Unit::Second)
         .unwrap_or(jiff::Timestamp::now())
         .to_string();
-    apply_status(
+    let written = apply_status(
         ctx,
-        &csr.name_any(),
+        csr,
         json!({"conditions": [{
             "type": "Failed", "status": "True", "reason": reason, "message": message,
             "lastUpdateTime": now, "lastTransitionTime": now,
         }]}),
     )
     .await?;
+    if !written {
+        return Ok(Action::await_change());
+    }
     ctx.backoff.reset(&csr.uid().unwrap_or_default());
     ctx.metrics.fail(reason);
     tracing::warn!(csr = %csr.name_any(), reason, %message, "CertificateSigningRequest failed");
@@ -272,18 +306,27 @@ async fn sign(
         } => (chain_pem, validity),
         Outcome::Failed { reason, message } => return fail(ctx, csr, reason, message).await,
         Outcome::Busy(what) => {
+            let uid = csr.uid().unwrap_or_default();
+            if ctx.backoff.waited(&uid, Instant::now()) == Retry::GiveUp {
+                return fail(ctx, csr, "RetriesExhausted", what).await;
+            }
             tracing::debug!(csr = %csr.name_any(), %what, "no remote CA slot; re-queued");
             return Ok(Action::requeue(super::remote_slots::BUSY_REQUEUE));
         }
         Outcome::Retry(what) => return retry(ctx, csr, what).await,
     };
     use base64::Engine;
-    apply_status(
+    tracing::info!(csr = %csr.name_any(), uid = %csr.uid().unwrap_or_default(), serial = %requests::leaf_serial(&chain_pem), "certificate signed");
+    let written = apply_status(
         ctx,
-        &csr.name_any(),
+        csr,
         json!({"certificate": base64::engine::general_purpose::STANDARD.encode(chain_pem.as_bytes())}),
     )
     .await?;
+    if !written {
+        tracing::warn!(csr = %csr.name_any(), "discarded a signed certificate: the CSR was signed, denied or failed meanwhile");
+        return Ok(Action::await_change());
+    }
     ctx.backoff.reset(&csr.uid().unwrap_or_default());
     ctx.metrics
         .signing_duration
@@ -317,10 +360,11 @@ pub struct CsrContext {
 }
 
 async fn reconcile(guard: Arc<Guarded>, data: Arc<CsrContext>) -> Result<Action, Error> {
+    data.ctx.check_fence()?;
     let csr = match &guard.0 {
         Ok(c) => c,
         Err(invalid) => {
-            tracing::warn!(error = %invalid.error, "ignoring a CertificateSigningRequest that does not deserialize");
+            report_invalid::<CertificateSigningRequest>(&data.ctx, invalid).await;
             return Ok(Action::await_change());
         }
     };

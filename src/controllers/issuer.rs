@@ -20,7 +20,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use super::cache::CachedIssuer;
-use super::events::publish;
+use super::events::{publish, report_invalid};
 use super::metrics::SignerLabels;
 use super::named_ref;
 use super::sources::KubeSource;
@@ -180,10 +180,11 @@ async fn reconcile<K>(guard: Arc<DeserializeGuard<K>>, ctx: Arc<Context>) -> Res
 where
     K: AnyIssuer + Resource<DynamicType = ()> + DeserializeOwned + Serialize + Debug,
 {
+    ctx.check_fence()?;
     let issuer = match &guard.0 {
         Ok(issuer) => issuer,
         Err(invalid) => {
-            tracing::warn!(error = %invalid.error, "ignoring an issuer that does not deserialize");
+            report_invalid::<K>(&ctx, invalid).await;
             return Ok(Action::await_change());
         }
     };
@@ -215,6 +216,7 @@ where
         add_notes(&mut status, &loaded.notes);
     }
     if status_changed(issuer.issuer_status(), &status) {
+        ctx.check_fence()?;
         let api = K::api(ctx.client.clone(), key.namespace.as_deref());
         let patch = serde_json::json!({
             "apiVersion": K::api_version(&()),

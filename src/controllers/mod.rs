@@ -30,6 +30,9 @@ pub enum Error {
     /// The object lacks a name or namespace it must have.
     #[error("object is missing {0}")]
     MissingMeta(&'static str),
+    /// This replica's leader lease may have expired: it must not write.
+    #[error("not writing: this replica no longer holds the leader lease")]
+    NotLeader,
 }
 
 /// A reference to `obj`, or `None` for an object without a name (which a faulty API server

@@ -41,6 +41,16 @@ where
         .with_config(kube::runtime::controller::Config::default().concurrency(concurrency))
 }
 
+/// The serial number (hex) of the first certificate of a PEM chain, for logs; `?` when it
+/// does not parse.
+pub fn leaf_serial(chain_pem: &str) -> String {
+    pem::parse(chain_pem)
+        .ok()
+        .and_then(|p| crate::pki::cert_info(p.contents()).ok())
+        .map(|i| i.serial_hex)
+        .unwrap_or_else(|| "?".into())
+}
+
 /// Re-queue every stored request that `waits_for` an issuer announced on `ready_issuers`.
 pub fn requeue_on_ready<K>(
     ctl: Controller<DeserializeGuard<K>>,

@@ -11,7 +11,7 @@ use kube::Client;
 
 use super::admin::{self, Health};
 use super::args::{bind_addr, pod_namespace, Args};
-use super::leader::Election;
+use super::leader::{Election, Fence};
 use super::RuntimeError;
 use crate::api::duration;
 use crate::api::issuer::{PKIClusterIssuer, PKIIssuer};
@@ -86,6 +86,29 @@ pub async fn run(
     .await?;
     tracing::info!(probe = %probe, metrics = %metrics_bound, cluster_resource_namespace = %cluster_resource_namespace, "pki-issuer starting");
 
+    health.set_ready(true);
+    let mut election = match args.leader_elect {
+        true => {
+            let ns = args
+                .leader_election_namespace
+                .clone()
+                .unwrap_or_else(|| cluster_resource_namespace.clone());
+            let identity = std::env::var("POD_NAME").unwrap_or_else(|_| random_identity());
+            let mut election = Election::start(client.clone(), &ns, &identity).await?;
+            tracing::info!(%identity, namespace = %ns, "waiting to become leader");
+            let stop_waiting = termination();
+            tokio::select! {
+                _ = election.acquired() => tracing::info!(%identity, "became leader"),
+                _ = stop_waiting => {
+                    election.release().await;
+                    return Ok(());
+                }
+            }
+            Some(election)
+        }
+        false => None,
+    };
+
     let cache = Arc::new(IssuerCache::default());
     let reporter = Reporter {
         controller: "pki-issuer".into(),
@@ -103,7 +126,7 @@ pub async fn run(
             max_retry_duration,
         ),
         config: Config {
-            cluster_resource_namespace,
+            cluster_resource_namespace: cluster_resource_namespace.clone(),
             max_retry_duration,
             watch_namespaces: args
                 .watch_namespaces
@@ -115,31 +138,15 @@ pub async fn run(
             allowed_remote_ca_urls: Arc::new(allowed_remote_ca_urls),
             remote_calls_per_issuer: usize::from(args.remote_calls_per_issuer),
         },
+        fence: election
+            .as_ref()
+            .map(Election::fence)
+            .unwrap_or_else(Fence::open),
+        issued: Default::default(),
+        invalid_reported: Default::default(),
+        finished: Default::default(),
         remote_slots: RemoteSlots::new(usize::from(args.remote_calls_per_issuer)),
     });
-
-    health.set_ready(true);
-    let mut election = match args.leader_elect {
-        true => {
-            let ns = args
-                .leader_election_namespace
-                .clone()
-                .unwrap_or_else(|| ctx.config.cluster_resource_namespace.clone());
-            let identity = std::env::var("POD_NAME").unwrap_or_else(|_| random_identity());
-            let mut election = Election::start(client.clone(), &ns, &identity).await?;
-            tracing::info!(%identity, namespace = %ns, "waiting to become leader");
-            let stop_waiting = termination();
-            tokio::select! {
-                _ = election.acquired() => tracing::info!(%identity, "became leader"),
-                _ = stop_waiting => {
-                    election.release().await;
-                    return Ok(());
-                }
-            }
-            Some(election)
-        }
-        false => None,
-    };
 
     let tasks = spawn_controllers(&ctx, shutdown.clone());
     let lost = async {

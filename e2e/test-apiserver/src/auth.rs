@@ -65,6 +65,7 @@ pub const DEFAULT_AUDIENCE: &str = "https://kubernetes.default.svc.cluster.local
 pub struct Authenticator {
     admin_token: String,
     sa_tokens: Mutex<HashMap<String, SaToken>>,
+    user_tokens: Mutex<HashMap<String, UserInfo>>,
 }
 
 impl Authenticator {
@@ -73,7 +74,14 @@ impl Authenticator {
         Authenticator {
             admin_token: crate::util::random_token(40),
             sa_tokens: Mutex::new(HashMap::new()),
+            user_tokens: Mutex::new(HashMap::new()),
         }
+    }
+    /// Mint a static token for `user` (like a kube-apiserver token file entry).
+    pub fn mint_user(&self, user: UserInfo) -> String {
+        let token = crate::util::random_token(40);
+        self.user_tokens.lock().insert(token.clone(), user);
+        token
     }
     /// The admin bearer token.
     pub fn admin_token(&self) -> &str {
@@ -105,6 +113,9 @@ impl Authenticator {
     pub fn lookup(&self, token: &str) -> Option<Result<UserInfo, SaToken>> {
         if token == self.admin_token {
             return Some(Ok(UserInfo::admin()));
+        }
+        if let Some(u) = self.user_tokens.lock().get(token) {
+            return Some(Ok(u.clone()));
         }
         let t = self.sa_tokens.lock().get(token).cloned()?;
         if t.expires < jiff::Timestamp::now().as_second() {
@@ -159,5 +170,12 @@ mod tests {
         assert!(a.lookup(&expired).is_none());
         assert_eq!(bearer(Some("Bearer abc")), Some("abc"));
         assert_eq!(bearer(Some("Basic abc")), None);
+        let alice = UserInfo {
+            name: "alice".into(),
+            groups: vec!["system:masters".into()],
+            service_account: None,
+        };
+        let tok = a.mint_user(alice.clone());
+        assert_eq!(a.lookup(&tok).unwrap().unwrap(), alice);
     }
 }

@@ -1,8 +1,9 @@
-//! Fault injection (failures, latency, dropped watches, expired resourceVersions) and request counters.
+//! Fault injection (failures, latency, dropped watches, expired resourceVersions, periodic
+//! faults, first-write conflicts) and request counters plus a timestamped request log.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
@@ -28,6 +29,9 @@ pub struct Matcher {
     /// Object name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
+    /// Authenticated user name (e.g. one controller replica of several).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
 }
 
 impl Matcher {
@@ -38,6 +42,7 @@ impl Matcher {
             && m(&self.subresource, &r.subresource)
             && m(&self.namespace, &r.namespace)
             && m(&self.name, &r.name)
+            && m(&self.user, &r.user)
     }
 }
 
@@ -74,6 +79,12 @@ pub enum FaultSpec {
         matcher: Matcher,
         /// HTTP status (e.g. 500, 429, 409, 503).
         code: u16,
+        /// More codes: matching requests cycle through `code`, then these.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        also: Vec<u16>,
+        /// Fail only the first matching request of each object (namespace/name).
+        #[serde(default)]
+        first_per_object: bool,
         /// Number of requests to fail (unbounded if absent).
         #[serde(default)]
         count: Option<u64>,
@@ -96,7 +107,19 @@ pub enum FaultSpec {
         #[serde(default)]
         duration_seconds: Option<f64>,
     },
-    /// Remove all failure and latency rules.
+    /// Apply `fault` every `seconds` (first time after `seconds`) for `durationSeconds`
+    /// (unbounded if absent); `Clear` stops it.
+    #[serde(rename_all = "camelCase")]
+    Every {
+        /// Period.
+        seconds: f64,
+        /// How long to keep repeating.
+        #[serde(default)]
+        duration_seconds: Option<f64>,
+        /// The fault to repeat (usually `dropWatches` or `expireResourceVersions`).
+        fault: Box<FaultSpec>,
+    },
+    /// Remove all failure and latency rules and stop periodic faults.
     Clear,
     /// Reset the request counters.
     ResetCounters,
@@ -105,10 +128,73 @@ pub enum FaultSpec {
 #[derive(Debug, Clone)]
 struct Rule {
     matcher: Matcher,
-    code: Option<u16>,
+    codes: Vec<u16>,
+    next_code: usize,
+    first_per_object: Option<HashSet<(String, String)>>,
     latency: Duration,
     remaining: Option<u64>,
     until: Option<Instant>,
+}
+
+impl Rule {
+    fn failing(matcher: Matcher, codes: Vec<u16>, first_per_object: bool) -> Rule {
+        Rule {
+            matcher,
+            codes,
+            next_code: 0,
+            first_per_object: first_per_object.then(HashSet::new),
+            latency: Duration::ZERO,
+            remaining: None,
+            until: None,
+        }
+    }
+}
+
+/// One entry of the request log (`GET /testing/requests/log`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LoggedRequest {
+    /// Arrival time, milliseconds since the Unix epoch.
+    pub at_ms: u64,
+    /// Authenticated user.
+    pub user: String,
+    /// Verb.
+    pub verb: String,
+    /// Resource.
+    pub resource: String,
+    /// Subresource (`""` for the main resource).
+    pub subresource: String,
+    /// Namespace.
+    pub namespace: String,
+    /// Object name.
+    pub name: String,
+    /// The injected failure, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub injected: Option<u16>,
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or_default()
+}
+
+/// The most requests in any one-second window (sliding, millisecond resolution) among `log`
+/// entries that `keep` selects.
+pub fn peak_per_second(log: &[LoggedRequest], keep: impl Fn(&LoggedRequest) -> bool) -> u64 {
+    let mut times: Vec<u64> = log.iter().filter(|r| keep(r)).map(|r| r.at_ms).collect();
+    times.sort_unstable();
+    let mut best = 0;
+    let mut start = 0;
+    for end in 0..times.len() {
+        while times[end] - times[start] >= 1000 {
+            start += 1;
+        }
+        best = best.max(end - start + 1);
+    }
+    best as u64
 }
 
 /// A counter row of `GET /testing/requests`.
@@ -129,9 +215,14 @@ struct State {
     rules: Mutex<Vec<Rule>>,
     counts: Mutex<BTreeMap<(String, String, String), u64>>,
     user_counts: Mutex<BTreeMap<(String, String, String, String), u64>>,
+    log: Mutex<Vec<LoggedRequest>>,
+    periodic: Mutex<Vec<tokio::task::JoinHandle<()>>>,
     drop_tx: tokio::sync::watch::Sender<u64>,
     store: Arc<Store>,
 }
+
+/// Entries kept in the request log; older ones are dropped.
+const LOG_CAP: usize = 2_000_000;
 
 /// Handle for injecting faults into a running server (cheap to clone).
 #[derive(Debug, Clone)]
@@ -156,6 +247,8 @@ impl FaultInjector {
                 rules: Mutex::new(vec![]),
                 counts: Mutex::new(BTreeMap::new()),
                 user_counts: Mutex::new(BTreeMap::new()),
+                log: Mutex::new(Vec::new()),
+                periodic: Mutex::new(Vec::new()),
                 drop_tx,
                 store,
             }),
@@ -180,13 +273,22 @@ impl FaultInjector {
         count: Option<u64>,
         duration: Option<Duration>,
     ) {
-        self.st.rules.lock().push(Rule {
-            matcher,
-            code: Some(code),
-            latency: Duration::ZERO,
-            remaining: count,
-            until: duration.map(|d| Instant::now() + d),
-        });
+        self.fail_with(matcher, vec![code], false, count, duration);
+    }
+    /// Fail matching requests cycling through `codes`; with `first_per_object` only the first
+    /// matching request of each object fails.
+    pub fn fail_with(
+        &self,
+        matcher: Matcher,
+        codes: Vec<u16>,
+        first_per_object: bool,
+        count: Option<u64>,
+        duration: Option<Duration>,
+    ) {
+        let mut rule = Rule::failing(matcher, codes, first_per_object);
+        rule.remaining = count;
+        rule.until = duration.map(|d| Instant::now() + d);
+        self.st.rules.lock().push(rule);
     }
     /// Delay matching requests by `latency` for `count` requests and/or `duration`.
     pub fn add_latency(
@@ -196,17 +298,38 @@ impl FaultInjector {
         count: Option<u64>,
         duration: Option<Duration>,
     ) {
-        self.st.rules.lock().push(Rule {
-            matcher,
-            code: None,
-            latency,
-            remaining: count,
-            until: duration.map(|d| Instant::now() + d),
-        });
+        let mut rule = Rule::failing(matcher, vec![], false);
+        rule.latency = latency;
+        rule.remaining = count;
+        rule.until = duration.map(|d| Instant::now() + d);
+        self.st.rules.lock().push(rule);
     }
-    /// Remove all failure/latency rules.
+    /// Remove all failure/latency rules and stop periodic faults.
     pub fn clear(&self) {
         self.st.rules.lock().clear();
+        for t in self.st.periodic.lock().drain(..) {
+            t.abort();
+        }
+    }
+    /// Apply `fault` every `period` for `duration` (unbounded if `None`) from a background task
+    /// (needs a Tokio runtime); [`FaultInjector::clear`] stops it.
+    pub fn every(&self, period: Duration, duration: Option<Duration>, fault: FaultSpec) {
+        let me = self.clone();
+        let end = duration.map(|d| tokio::time::Instant::now() + d);
+        let period = period.max(Duration::from_millis(10));
+        let task = tokio::spawn(async move {
+            let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+            loop {
+                let at = tick.tick().await;
+                if end.is_some_and(|e| at > e) {
+                    return;
+                }
+                me.apply(fault.clone());
+            }
+        });
+        let mut periodic = self.st.periodic.lock();
+        periodic.retain(|t| !t.is_finished());
+        periodic.push(task);
     }
     /// Apply a [`FaultSpec`].
     pub fn apply(&self, spec: FaultSpec) {
@@ -217,9 +340,29 @@ impl FaultInjector {
             FaultSpec::Fail {
                 matcher,
                 code,
+                also,
+                first_per_object,
                 count,
                 duration_seconds,
-            } => self.fail(matcher, code, count, dur(duration_seconds)),
+            } => {
+                let codes = std::iter::once(code).chain(also).collect();
+                self.fail_with(
+                    matcher,
+                    codes,
+                    first_per_object,
+                    count,
+                    dur(duration_seconds),
+                )
+            }
+            FaultSpec::Every {
+                seconds,
+                duration_seconds,
+                fault,
+            } => self.every(
+                Duration::from_secs_f64(seconds.max(0.01)),
+                dur(duration_seconds),
+                *fault,
+            ),
             FaultSpec::Latency {
                 matcher,
                 millis,
@@ -262,18 +405,45 @@ impl FaultInjector {
             fail: None,
         };
         for rule in rules.iter_mut().filter(|x| x.matcher.matches(r)) {
-            if rule.code.is_some() && d.fail.is_some() {
+            let fails = !rule.codes.is_empty();
+            if fails && d.fail.is_some() {
                 continue;
+            }
+            if let Some(seen) = rule.first_per_object.as_mut() {
+                if !seen.insert((r.namespace.clone(), r.name.clone())) {
+                    continue;
+                }
             }
             if let Some(n) = rule.remaining.as_mut() {
                 *n -= 1;
             }
-            match rule.code {
-                Some(c) => d.fail = Some(c),
-                None => d.delay += rule.latency,
+            if fails {
+                d.fail = Some(rule.codes[rule.next_code % rule.codes.len()]);
+                rule.next_code += 1;
+            } else {
+                d.delay += rule.latency;
             }
         }
+        drop(rules);
+        let mut log = self.st.log.lock();
+        if log.len() >= LOG_CAP {
+            log.drain(..LOG_CAP / 2);
+        }
+        log.push(LoggedRequest {
+            at_ms: now_ms(),
+            user: r.user.clone(),
+            verb: r.verb.clone(),
+            resource: r.resource.clone(),
+            subresource: r.subresource.clone(),
+            namespace: r.namespace.clone(),
+            name: r.name.clone(),
+            injected: d.fail,
+        });
         d
+    }
+    /// The request log (every request that reached fault injection, oldest first).
+    pub fn request_log(&self) -> Vec<LoggedRequest> {
+        self.st.log.lock().clone()
     }
     /// Number of requests seen for (verb, resource, subresource).
     pub fn request_count(&self, verb: &str, resource: &str, subresource: &str) -> u64 {
@@ -313,10 +483,11 @@ impl FaultInjector {
             })
             .collect()
     }
-    /// Reset the request counters.
+    /// Reset the request counters and the request log.
     pub fn reset_counters(&self) {
         self.st.counts.lock().clear();
         self.st.user_counts.lock().clear();
+        self.st.log.lock().clear();
     }
 }
 
@@ -362,5 +533,84 @@ mod tests {
         f.apply(FaultSpec::ResetCounters);
         assert!(f.request_counts().is_empty());
         assert!(f.request_counts_for("alice").is_empty());
+        assert!(f.request_log().is_empty());
+    }
+
+    #[test]
+    fn first_write_per_object_cycled_codes_and_users() {
+        let f = FaultInjector::new(Arc::new(Store::new(Default::default(), 10)));
+        let spec: FaultSpec = serde_json::from_str(
+            r#"{"action":"fail","subresource":"status","code":409,"firstPerObject":true}"#,
+        )
+        .unwrap();
+        f.apply(spec);
+        let named = |name: &str| RequestInfo {
+            name: name.into(),
+            ..req("patch", "status")
+        };
+        assert_eq!(f.on_request(&named("a")).fail, Some(409));
+        assert_eq!(f.on_request(&named("a")).fail, None, "only the first write");
+        assert_eq!(f.on_request(&named("b")).fail, Some(409));
+        f.clear();
+        f.apply(
+            serde_json::from_str(r#"{"action":"fail","code":500,"also":[429],"user":"x"}"#)
+                .unwrap(),
+        );
+        let by = |user: &str| RequestInfo {
+            user: user.into(),
+            ..req("get", "")
+        };
+        assert_eq!(f.on_request(&by("x")).fail, Some(500));
+        assert_eq!(f.on_request(&by("x")).fail, Some(429));
+        assert_eq!(f.on_request(&by("x")).fail, Some(500));
+        assert_eq!(f.on_request(&by("y")).fail, None, "other users pass");
+        let log = f.request_log();
+        assert_eq!(log.len(), 7);
+        assert_eq!(log[3].injected, Some(500));
+        assert_eq!(peak_per_second(&log, |r| r.user == "x"), 3);
+    }
+
+    #[test]
+    fn peak_is_a_sliding_one_second_window() {
+        let at = |ms: u64| LoggedRequest {
+            at_ms: ms,
+            user: String::new(),
+            verb: String::new(),
+            resource: String::new(),
+            subresource: String::new(),
+            namespace: String::new(),
+            name: String::new(),
+            injected: None,
+        };
+        let log: Vec<_> = [0, 100, 900, 1000, 1050, 1899, 3000].map(at).into();
+        assert_eq!(peak_per_second(&log, |_| true), 4);
+        assert_eq!(peak_per_second(&[], |_| true), 0);
+    }
+
+    #[tokio::test]
+    async fn periodic_fault_repeats_until_cleared() {
+        let f = FaultInjector::new(Arc::new(Store::new(Default::default(), 10)));
+        let mut rx = f.drop_receiver();
+        f.apply(
+            serde_json::from_str(
+                r#"{"action":"every","seconds":0.02,"fault":{"action":"dropWatches"}}"#,
+            )
+            .unwrap(),
+        );
+        for _ in 0..3 {
+            tokio::time::timeout(Duration::from_secs(5), rx.changed())
+                .await
+                .expect("a drop within 5 s")
+                .unwrap();
+        }
+        f.clear();
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        rx.borrow_and_update();
+        assert!(
+            tokio::time::timeout(Duration::from_millis(200), rx.changed())
+                .await
+                .is_err(),
+            "no drops after clear"
+        );
     }
 }

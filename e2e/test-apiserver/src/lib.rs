@@ -33,7 +33,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use error::{ApiError, Cause};
-pub use faults::{FaultInjector, FaultSpec, Matcher, RequestCount};
+pub use faults::{peak_per_second, FaultInjector, FaultSpec, LoggedRequest, Matcher, RequestCount};
 
 /// Startup errors.
 #[derive(Debug, thiserror::Error)]
@@ -92,6 +92,22 @@ pub struct TestApiServer {
     task: tokio::task::JoinHandle<()>,
 }
 
+/// Serve `app` on `listener` until `rx` fires.
+fn serve(
+    app: Arc<server::App>,
+    listener: tls::DualListener,
+    rx: tokio::sync::oneshot::Receiver<()>,
+) -> tokio::task::JoinHandle<()> {
+    let router = server::router(app);
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, router)
+            .with_graceful_shutdown(async move {
+                let _ = rx.await;
+            })
+            .await;
+    })
+}
+
 impl TestApiServer {
     /// Start serving (returns once the listener is bound and CRDs are loaded).
     pub async fn start(cfg: Config) -> Result<TestApiServer, StartError> {
@@ -137,14 +153,7 @@ impl TestApiServer {
         let listener =
             tls::DualListener::new(listener, &tls).map_err(|e| StartError::Bind(cfg.listen, e))?;
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let router = server::router(app.clone());
-        let task = tokio::spawn(async move {
-            let _ = axum::serve(listener, router)
-                .with_graceful_shutdown(async move {
-                    let _ = rx.await;
-                })
-                .await;
-        });
+        let task = serve(app.clone(), listener, rx);
         Ok(TestApiServer {
             app,
             tls,
@@ -238,18 +247,73 @@ impl TestApiServer {
         }))
     }
 
-    /// Stop serving: closes watches, then the listener.
-    pub async fn shutdown(mut self) {
-        self.app.faults.drop_watches();
+    /// Mint a static bearer token for a user named `name` in `groups` (`system:authenticated`
+    /// is added), e.g. one identity per controller replica so the request log tells them apart.
+    pub fn user_token(&self, name: &str, groups: &[&str]) -> String {
+        let mut groups: Vec<String> = groups.iter().map(|g| g.to_string()).collect();
+        groups.push("system:authenticated".into());
+        self.app.auth.mint_user(auth::UserInfo {
+            name: name.into(),
+            groups,
+            service_account: None,
+        })
+    }
+
+    /// Store an object as is, skipping validation (see [`server::put_raw`]).
+    pub fn put_raw(
+        &self,
+        group: &str,
+        version: &str,
+        plural: &str,
+        namespace: &str,
+        obj: serde_json::Value,
+    ) -> Result<serde_json::Value, ApiError> {
+        server::put_raw(&self.app, group, version, plural, namespace, obj)
+    }
+
+    async fn stop_serving(&mut self) {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
+        // Watches started before the listener closed end here.
+        self.app.faults.drop_watches();
         if tokio::time::timeout(Duration::from_secs(5), &mut self.task)
             .await
             .is_err()
         {
             self.task.abort();
         }
+    }
+
+    /// Restart: stop serving (every watch and connection ends), stay down for `down`, then
+    /// serve again on the same address with the same store, history, tokens and TLS identity,
+    /// like a kube-apiserver restart in front of a kept etcd.
+    pub async fn restart(&mut self, down: Duration) -> Result<(), StartError> {
+        self.stop_serving().await;
+        tokio::time::sleep(down).await;
+        let mut tries = 0;
+        let listener = loop {
+            match tokio::net::TcpListener::bind(self.addr).await {
+                Ok(l) => break l,
+                Err(e) if tries < 50 => {
+                    tries += 1;
+                    tracing::debug!(error = %e, "rebinding after restart");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                Err(e) => return Err(StartError::Bind(self.addr, e)),
+            }
+        };
+        let listener = tls::DualListener::new(listener, &self.tls)
+            .map_err(|e| StartError::Bind(self.addr, e))?;
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        self.task = serve(self.app.clone(), listener, rx);
+        self.shutdown = Some(tx);
+        Ok(())
+    }
+
+    /// Stop serving: closes watches, then the listener.
+    pub async fn shutdown(mut self) {
+        self.stop_serving().await;
     }
 }
 

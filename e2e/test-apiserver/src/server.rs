@@ -1049,12 +1049,79 @@ async fn testing(app: &App, rest: &str, method: &Method, body: Body) -> ApiResul
             200,
             &json!({"counts": app.faults.request_counts()}),
         )),
+        ("GET", "requests/log") => Ok(json_response(
+            200,
+            &json!({"requests": app.faults.request_log()}),
+        )),
         ("DELETE", "requests") => {
             app.faults.reset_counters();
             Ok(json_response(200, &json!({"status": "ok"})))
         }
+        ("PUT", raw) if raw.starts_with("raw/") => {
+            let rp = parse_path(&raw["raw".len()..])
+                .filter(|p| !p.resource.is_empty() && p.subresource.is_empty())
+                .ok_or_else(ApiError::no_route)?;
+            let b = read_body(body).await?;
+            let obj = parse_json_body(&b)?;
+            let stored = put_raw(
+                app,
+                &rp.group,
+                &rp.version,
+                &rp.resource,
+                rp.namespace.as_deref().unwrap_or_default(),
+                obj,
+            )?;
+            Ok(json_response(200, &stored))
+        }
         _ => Err(ApiError::no_route()),
     }
+}
+
+/// Store `obj` as is, skipping defaulting, schema and every other validation (for tests of
+/// malformed objects in the watch stream); identity metadata is filled in. Returns the stored
+/// object.
+pub fn put_raw(
+    app: &App,
+    group: &str,
+    version: &str,
+    plural: &str,
+    namespace: &str,
+    mut obj: Value,
+) -> ApiResult<Value> {
+    let mut g = app.store.lock();
+    let def = g
+        .registry
+        .lookup(group, version, plural)
+        .ok_or_else(ApiError::no_route)?;
+    let name = crate::util::meta_str(&obj, "name")
+        .filter(|n| !n.is_empty())
+        .ok_or_else(|| ApiError::bad_request("metadata.name is required"))?
+        .to_string();
+    let ns = if def.namespaced { namespace } else { "" };
+    let old = g.get(&def.storage_key(), ns, &name);
+    let m = crate::util::meta_mut(&mut obj);
+    if def.namespaced {
+        m.insert("namespace".into(), json!(ns));
+    }
+    let keep = |k: &str| {
+        old.as_ref()
+            .and_then(|o| o.pointer(&format!("/metadata/{k}")).cloned())
+    };
+    m.insert(
+        "uid".into(),
+        keep("uid").unwrap_or_else(|| json!(crate::util::new_uid())),
+    );
+    m.insert(
+        "creationTimestamp".into(),
+        keep("creationTimestamp").unwrap_or_else(|| json!(crate::util::now_rfc3339())),
+    );
+    if def.generation {
+        m.insert("generation".into(), json!(1));
+    }
+    obj["apiVersion"] = json!(def.api_version(version));
+    obj["kind"] = json!(def.kind);
+    let stored = g.put(&def.storage_key(), obj);
+    Ok((*stored).clone())
 }
 
 #[cfg(test)]

@@ -19,6 +19,8 @@ use serde_json::json;
 use self::decide::{decide, reason, Decision, IssuerState};
 use super::backoff::Retry;
 use super::cache::CachedIssuer;
+use super::context::IssuedCert;
+use super::events::report_invalid;
 use super::issuer::IssuerView;
 use super::metrics::IssuedLabels;
 use super::requests;
@@ -129,7 +131,27 @@ struct StatusWrite {
     failure_time: bool,
 }
 
-async fn write_status(ctx: &Context, cr: &CertificateRequest, w: StatusWrite) -> Result<(), Error> {
+/// How a status write ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Written {
+    /// The status now says what we wrote.
+    Done,
+    /// The request changed in a way that makes the write wrong (e.g. it was issued by another
+    /// replica or an earlier run); nothing was written.
+    Superseded,
+}
+
+/// Attempts of a status write that meets newer versions of the request.
+const WRITE_ATTEMPTS: usize = 3;
+
+/// Whether the request is still open: not finished and no certificate written.
+fn open(cr: &CertificateRequest) -> bool {
+    let st = cr.status.as_ref();
+    !decide::is_finished(st.map(|s| s.conditions.as_slice()).unwrap_or(&[]))
+        && st.and_then(|s| s.certificate.as_ref()).is_none()
+}
+
+fn status_patch(cr: &CertificateRequest, w: &StatusWrite) -> serde_json::Value {
     use base64::Engine;
     let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s.as_bytes());
     let existing = cr
@@ -137,7 +159,7 @@ async fn write_status(ctx: &Context, cr: &CertificateRequest, w: StatusWrite) ->
         .as_ref()
         .map(|s| s.conditions.as_slice())
         .unwrap_or(&[]);
-    let ready = condition::merge(existing, w.ready);
+    let ready = condition::merge(existing, w.ready.clone());
     let mut status = json!({ "conditions": [ready] });
     if let Some(cert) = &w.certificate {
         status["certificate"] = json!(b64(cert));
@@ -151,20 +173,55 @@ async fn write_status(ctx: &Context, cr: &CertificateRequest, w: StatusWrite) ->
             .unwrap_or(jiff::Timestamp::now())
             .to_string());
     }
-    let patch = json!({
+    let mut patch = json!({
         "apiVersion": "cert-manager.io/v1",
         "kind": "CertificateRequest",
         "status": status,
     });
+    if let Some(rv) = &cr.metadata.resource_version {
+        patch["metadata"] = json!({ "resourceVersion": rv });
+    }
+    patch
+}
+
+/// Apply `w` to the status of the request as it was decided on (`cr`), with its
+/// resourceVersion as a precondition: the write never lands on a version this replica has not
+/// seen (a certificate another replica or an earlier run wrote, a denial). On a conflict the
+/// request is read again and written again while `still(fresh)` holds, at most
+/// [`WRITE_ATTEMPTS`] times; otherwise the write is [`Written::Superseded`].
+async fn write_status(
+    ctx: &Context,
+    cr: &CertificateRequest,
+    w: &StatusWrite,
+    still: impl Fn(&CertificateRequest) -> bool,
+) -> Result<Written, Error> {
     let ns = cr.namespace().ok_or(Error::MissingMeta("namespace"))?;
+    let name = cr.name_any();
     let api: Api<CertificateRequest> = Api::namespaced(ctx.client.clone(), &ns);
-    api.patch_status(
-        &cr.name_any(),
-        &PatchParams::apply(FIELD_MANAGER).force(),
-        &Patch::Apply(&patch),
-    )
-    .await?;
-    Ok(())
+    let mut fresh: Option<CertificateRequest> = None;
+    for attempt in 1..=WRITE_ATTEMPTS {
+        ctx.check_fence()?;
+        let current = fresh.as_ref().unwrap_or(cr);
+        let result = api
+            .patch_status(
+                &name,
+                &PatchParams::apply(FIELD_MANAGER).force(),
+                &Patch::Apply(&status_patch(current, w)),
+            )
+            .await;
+        match result {
+            Ok(_) => return Ok(Written::Done),
+            Err(kube::Error::Api(e)) if e.code == 409 && attempt < WRITE_ATTEMPTS => {
+                let now = api.get(&name).await?;
+                if now.metadata.uid != cr.metadata.uid || !still(&now) {
+                    return Ok(Written::Superseded);
+                }
+                fresh = Some(now);
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    unreachable!("the last attempt returns")
 }
 
 /// Whether the request's `Ready` condition already says this.
@@ -185,18 +242,18 @@ async fn fail(
     metric: &str,
     message: String,
 ) -> Result<Action, Error> {
+    let w = StatusWrite {
+        ready: Condition::new("Ready", false, reason::FAILED, message.clone()),
+        certificate: None,
+        ca: None,
+        failure_time: true,
+    };
+    let written = write_status(ctx, cr, &w, open).await?;
+    ctx.mark_finished(&cr.uid().unwrap_or_default());
+    if written == Written::Superseded {
+        return Ok(Action::await_change());
+    }
     ctx.backoff.reset(&cr.uid().unwrap_or_default());
-    write_status(
-        ctx,
-        cr,
-        StatusWrite {
-            ready: Condition::new("Ready", false, reason::FAILED, message.clone()),
-            certificate: None,
-            ca: None,
-            failure_time: true,
-        },
-    )
-    .await?;
     ctx.metrics.fail(metric);
     tracing::warn!(request = %ObjectRef::from_obj(cr), reason = metric, %message, "request failed");
     ctx.request_events
@@ -215,17 +272,13 @@ async fn pending(ctx: &Context, cr: &CertificateRequest, message: String) -> Res
     if already(cr, false, reason::PENDING, &message) {
         return Ok(());
     }
-    write_status(
-        ctx,
-        cr,
-        StatusWrite {
-            ready: Condition::new("Ready", false, reason::PENDING, message),
-            certificate: None,
-            ca: None,
-            failure_time: false,
-        },
-    )
-    .await
+    let w = StatusWrite {
+        ready: Condition::new("Ready", false, reason::PENDING, message),
+        certificate: None,
+        ca: None,
+        failure_time: false,
+    };
+    write_status(ctx, cr, &w, open).await.map(|_| ())
 }
 
 async fn retry(ctx: &Context, cr: &CertificateRequest, what: String) -> Result<Action, Error> {
@@ -298,32 +351,73 @@ async fn sign(
             return fail(ctx, cr, "PolicyViolation", msg).await;
         }
     };
-    let (chain_pem, ca_pem, validity) =
-        match issuance::issue(&input, loaded, &ctx.remote_slots, key).await {
+    let uid = cr.uid().unwrap_or_default();
+    if ctx.is_finished(&uid) {
+        // Our own write finished it; the watch cache has not caught up yet.
+        tracing::debug!(request = %ObjectRef::from_obj(cr), "stale cached version of a finished request; waiting for the watch");
+        return Ok(Action::await_change());
+    }
+    let signed_with = (
+        issuer.uid.clone(),
+        issuer.generation,
+        loaded.signer_info.sha256_fingerprint.clone(),
+    );
+    let issued = match ctx.issued.take(&uid, &signed_with) {
+        Some(kept) => {
+            tracing::info!(request = %ObjectRef::from_obj(cr), "writing the certificate signed before the last failed write");
+            kept
+        }
+        None => match issuance::issue(&input, loaded, &ctx.remote_slots, key).await {
             Outcome::Issued {
                 chain_pem,
                 ca_pem,
                 validity,
-            } => (chain_pem, ca_pem, validity),
+            } => {
+                tracing::info!(request = %ObjectRef::from_obj(cr), uid = %uid, serial = %requests::leaf_serial(&chain_pem), "certificate signed");
+                IssuedCert {
+                    signed_with,
+                    chain_pem,
+                    ca_pem,
+                    validity,
+                }
+            }
             Outcome::Failed { reason, message } => return fail(ctx, cr, reason, message).await,
             Outcome::Retry(what) => return retry(ctx, cr, what).await,
             Outcome::Busy(what) => {
+                if ctx.backoff.waited(&uid, Instant::now()) == Retry::GiveUp {
+                    let limit = duration::format(ctx.config.max_retry_duration);
+                    let message = format!("{what}; gave up after retrying for {limit}");
+                    return fail(ctx, cr, "RetriesExhausted", message).await;
+                }
                 pending(ctx, cr, format!("{what}; will retry")).await?;
                 return Ok(Action::requeue(super::remote_slots::BUSY_REQUEUE));
             }
-        };
-    let message = format!("Certificate issued by {key}, {validity}");
-    write_status(
-        ctx,
-        cr,
-        StatusWrite {
-            ready: Condition::new("Ready", true, reason::ISSUED, message.clone()),
-            certificate: Some(chain_pem),
-            ca: Some(ca_pem),
-            failure_time: false,
         },
-    )
-    .await?;
+    };
+    let message = format!("Certificate issued by {key}, {}", issued.validity);
+    let w = StatusWrite {
+        ready: Condition::new("Ready", true, reason::ISSUED, message.clone()),
+        certificate: Some(issued.chain_pem.clone()),
+        ca: Some(issued.ca_pem.clone()),
+        failure_time: false,
+    };
+    // Written only while the request still needs exactly this: approved, not denied, not
+    // finished, no certificate. A newer version with a certificate keeps its certificate.
+    let still_unsigned = |fresh: &CertificateRequest| {
+        open(fresh) && decide(fresh, |_| IssuerState::Ready) == Decision::Sign
+    };
+    match write_status(ctx, cr, &w, still_unsigned).await {
+        Ok(Written::Done) => ctx.mark_finished(&uid),
+        Ok(Written::Superseded) => {
+            ctx.mark_finished(&uid);
+            tracing::warn!(request = %ObjectRef::from_obj(cr), serial = %requests::leaf_serial(&issued.chain_pem), "discarded a signed certificate: the request was finished or changed meanwhile");
+            return Ok(Action::await_change());
+        }
+        Err(e) => {
+            ctx.issued.put(&uid, issued);
+            return Err(e);
+        }
+    }
     ctx.backoff.reset(&cr.uid().unwrap_or_default());
     ctx.metrics
         .signing_duration
@@ -335,7 +429,7 @@ async fn sign(
             issuer: key.to_string(),
         })
         .inc();
-    tracing::info!(request = %ObjectRef::from_obj(cr), issuer = %key, "certificate issued");
+    tracing::info!(request = %ObjectRef::from_obj(cr), issuer = %key, uid = %uid, serial = %requests::leaf_serial(&issued.chain_pem), "certificate issued");
     ctx.request_events
         .publish(
             &cr.object_ref(&()),
@@ -350,10 +444,11 @@ async fn sign(
 
 async fn reconcile(guard: Arc<Guarded>, data: Arc<RequestContextData>) -> Result<Action, Error> {
     let ctx = &data.ctx;
+    ctx.check_fence()?;
     let cr = match &guard.0 {
         Ok(cr) => cr,
         Err(invalid) => {
-            tracing::warn!(error = %invalid.error, "ignoring a CertificateRequest that does not deserialize");
+            report_invalid::<CertificateRequest>(ctx, invalid).await;
             return Ok(Action::await_change());
         }
     };
@@ -369,17 +464,15 @@ async fn reconcile(guard: Arc<Guarded>, data: Arc<RequestContextData>) -> Result
         // issuer list.
         Decision::AwaitIssuerCheck => Ok(Action::requeue(Duration::from_secs(2))),
         Decision::MarkDenied(message) => {
-            write_status(
-                ctx,
-                cr,
-                StatusWrite {
-                    ready: Condition::new("Ready", false, reason::DENIED, message.clone()),
-                    certificate: None,
-                    ca: None,
-                    failure_time: true,
-                },
-            )
-            .await?;
+            let w = StatusWrite {
+                ready: Condition::new("Ready", false, reason::DENIED, message.clone()),
+                certificate: None,
+                ca: None,
+                failure_time: true,
+            };
+            if write_status(ctx, cr, &w, open).await? == Written::Superseded {
+                return Ok(Action::await_change());
+            }
             ctx.metrics.fail("Denied");
             ctx.request_events
                 .publish(
