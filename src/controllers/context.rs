@@ -10,9 +10,9 @@ use kube::Client;
 use super::backoff::Backoff;
 use super::cache::IssuerCache;
 use super::events::RequestEvents;
+use super::fence::Fence;
 use super::metrics::Metrics;
 use super::remote_slots::RemoteSlots;
-use crate::runtime::leader::Fence;
 use crate::signers::remote::AllowedUrls;
 
 /// Settings from the command line.

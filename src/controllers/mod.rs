@@ -8,6 +8,7 @@ pub mod certificate_request;
 pub mod certificate_signing_request;
 pub mod context;
 pub mod events;
+pub mod fence;
 pub mod issuer;
 pub mod metrics;
 pub mod requests;

@@ -10,9 +10,7 @@
 //! `renewTime + leaseDuration - FENCE_MARGIN` of the last renewal this replica has seen in the
 //! Lease, and every write checks it first.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use k8s_openapi::api::coordination::v1::Lease;
 use kube::{Api, Client};
@@ -21,96 +19,10 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use super::RuntimeError;
+pub use crate::controllers::fence::Fence;
 
-/// How long before the lease's expiry a leader stops writing (covers a write in flight and
-/// scheduling delays).
-pub const FENCE_MARGIN: Duration = Duration::from_secs(2);
 /// How often the leader re-reads its Lease to extend its fence.
 pub const FENCE_POLL: Duration = Duration::from_secs(1);
-
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or_default()
-}
-
-/// Whether this replica may write: always without leader election; with it, only until the
-/// last renewal of its lease this replica has seen expires (minus [`FENCE_MARGIN`]).
-#[derive(Clone, Debug, Default)]
-pub struct Fence {
-    inner: Option<Arc<FenceState>>,
-}
-
-#[derive(Debug, Default)]
-struct FenceState {
-    /// Writes allowed before this time (Unix ms); 0 = closed.
-    open_until_ms: AtomicU64,
-    /// Closed for good (lease lost or released).
-    closed: AtomicBool,
-}
-
-impl Fence {
-    /// A fence that never closes (no leader election).
-    pub fn open() -> Fence {
-        Fence { inner: None }
-    }
-
-    fn elected() -> Fence {
-        Fence {
-            inner: Some(Arc::new(FenceState::default())),
-        }
-    }
-
-    /// Whether a write may start now.
-    pub fn allows_write(&self) -> bool {
-        match &self.inner {
-            None => true,
-            Some(st) => {
-                !st.closed.load(Ordering::SeqCst)
-                    && now_ms() < st.open_until_ms.load(Ordering::SeqCst)
-            }
-        }
-    }
-
-    /// How long writes stay allowed (zero when closed; `None` without leader election).
-    pub fn remaining(&self) -> Option<Duration> {
-        let st = self.inner.as_ref()?;
-        if st.closed.load(Ordering::SeqCst) {
-            return Some(Duration::ZERO);
-        }
-        let until = st.open_until_ms.load(Ordering::SeqCst);
-        Some(Duration::from_millis(until.saturating_sub(now_ms())))
-    }
-
-    /// Close for good.
-    pub fn close(&self) {
-        if let Some(st) = &self.inner {
-            st.closed.store(true, Ordering::SeqCst);
-        }
-    }
-
-    /// Extend the fence from a Lease read: open until its renewal expires, if `identity`
-    /// holds it; a Lease held by another identity closes the fence.
-    fn observe(&self, lease: &Lease, identity: &str) {
-        let Some(st) = &self.inner else { return };
-        let Some(spec) = lease.spec.as_ref() else {
-            return;
-        };
-        if spec.holder_identity.as_deref() != Some(identity) {
-            st.open_until_ms.store(0, Ordering::SeqCst);
-            return;
-        }
-        let (Some(renew), Some(secs)) = (spec.renew_time.as_ref(), spec.lease_duration_seconds)
-        else {
-            return;
-        };
-        let renewed_ms = renew.0.as_millisecond().max(0) as u64;
-        let until = (renewed_ms + (secs.max(0) as u64) * 1000)
-            .saturating_sub(FENCE_MARGIN.as_millis() as u64);
-        st.open_until_ms.fetch_max(until, Ordering::SeqCst);
-    }
-}
 
 /// The Lease name.
 pub const LEASE_NAME: &str = "pki-issuer-leader";
