@@ -94,7 +94,11 @@ fn dns_norm(v: &[String]) -> Vec<String> {
         .collect()
 }
 
-fn check_sans(leaf: &X509Certificate<'_>, expected: &SubjectAltNames) -> Result<(), PkiError> {
+/// The leaf's SANs, which must be exactly `expected`.
+fn check_sans(
+    leaf: &X509Certificate<'_>,
+    expected: &SubjectAltNames,
+) -> Result<SubjectAltNames, PkiError> {
     let ext = leaf.subject_alternative_name().map_err(|e| {
         mismatch(format!(
             "issued certificate has a malformed SAN extension: {e}"
@@ -127,7 +131,7 @@ fn check_sans(leaf: &X509Certificate<'_>, expected: &SubjectAltNames) -> Result<
         &mut problems,
     );
     if problems.is_empty() {
-        Ok(())
+        Ok(actual)
     } else {
         Err(mismatch(problems.join("; ")))
     }
@@ -257,7 +261,6 @@ pub fn check_issued(
     expect: &Expectations,
     now: OffsetDateTime,
 ) -> Result<(), PkiError> {
-    check_leaf_fields(&parse_cert(leaf_der)?, expect, now)?;
     let chain = ValidatedChain::for_leaf(leaf_der, chain_der, anchors_der, now)?;
     check_issued_with(leaf_der, &chain, expect, now).map(|_| ())
 }
@@ -271,18 +274,19 @@ pub struct IssuedValidity {
     pub not_after: OffsetDateTime,
 }
 
-/// Everything of the leaf itself that must be exactly what was validated.
+/// Everything of the leaf itself that must be exactly what was validated; returns its
+/// validity window and its SANs.
 fn check_leaf_fields(
     leaf: &X509Certificate<'_>,
     expect: &Expectations,
     now: OffsetDateTime,
-) -> Result<IssuedValidity, PkiError> {
+) -> Result<(IssuedValidity, SubjectAltNames), PkiError> {
     if !same_key(leaf.public_key().raw, &expect.spki_der) {
         return Err(mismatch(
             "issued certificate has a different public key than the CSR",
         ));
     }
-    check_sans(leaf, &expect.sans)?;
+    let sans = check_sans(leaf, &expect.sans)?;
     check_subject(leaf, expect)?;
     check_ca_fields(leaf, expect)?;
     check_usages(leaf, expect)?;
@@ -303,10 +307,11 @@ fn check_leaf_fields(
             )));
         }
     }
-    Ok(IssuedValidity {
+    let validity = IssuedValidity {
         not_before: nb,
         not_after: na,
-    })
+    };
+    Ok((validity, sans))
 }
 
 /// [`check_issued`] against a chain validated once ([`ValidatedChain::new`]): the leaf's
@@ -321,21 +326,12 @@ pub fn check_issued_with(
     now: OffsetDateTime,
 ) -> Result<IssuedValidity, PkiError> {
     let leaf = parse_cert(leaf_der)?;
-    let validity = check_leaf_fields(&leaf, expect, now)?;
+    let (validity, sans) = check_leaf_fields(&leaf, expect, now)?;
     let leaf_ekus: Vec<String> = cert_eku_oids(&leaf)
         .map_err(|e| mismatch(e.to_string()))?
         .map(|s| s.into_iter().collect())
         .unwrap_or_default();
     let verified = chain.check_leaf(&leaf, leaf_der, &leaf_ekus, now)?;
-    let sans = SubjectAltNames::from_general_names(
-        &leaf
-            .subject_alternative_name()
-            .ok()
-            .flatten()
-            .map(|e| e.value.general_names.clone())
-            .unwrap_or_default(),
-    )
-    .map_err(mismatch)?;
     check_name_constraints(chain.name_constraints(), &sans)?;
     if !expect.is_ca {
         chain.webpki_check(
