@@ -12,16 +12,11 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
 use crate::fixtures::{self, Ca};
-use crate::harness::{issuer_ref, ready_message, Env};
+use crate::harness::{ready_message, Env};
 
 const AUTH_KEY_HEX: &str = "0123456789abcdef0123456789abcdef";
 const WRONG_AUTH_KEY_HEX: &str = "ffffffffffffffffffffffffffffffff";
-const USAGES: [&str; 4] = [
-    "digital signature",
-    "key encipherment",
-    "server auth",
-    "client auth",
-];
+use crate::harness::MTLS_USAGES as USAGES;
 
 /// A running `cfssl serve` with an intermediate issued by `root`.
 pub(crate) struct CfsslCa {
@@ -147,16 +142,7 @@ pub(crate) async fn cfssl_issuer(
 }
 
 async fn request(env: &Env, name: &str, issuer: &str, sans: &[&str]) {
-    let (_, csr) = fixtures::csr(sans);
-    env.create_request(
-        name,
-        &csr,
-        issuer_ref(issuer, "PKIIssuer"),
-        Some("1h"),
-        &USAGES,
-    )
-    .await;
-    env.set_approval(name, true).await;
+    env.request_approved(name, issuer, sans, "1h").await;
 }
 
 #[tokio::test]

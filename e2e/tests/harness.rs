@@ -525,6 +525,21 @@ impl Env {
             .expect("create CertificateRequest");
     }
 
+    /// Create a request for a fresh key with `sans` and the mTLS usages against the PKIIssuer
+    /// `issuer`, asking for `duration`, and approve it.
+    pub async fn request_approved(&self, name: &str, issuer: &str, sans: &[&str], duration: &str) {
+        let (_, csr) = crate::fixtures::csr(sans);
+        self.create_request(
+            name,
+            &csr,
+            issuer_ref(issuer, "PKIIssuer"),
+            Some(duration),
+            MTLS_USAGES,
+        )
+        .await;
+        self.set_approval(name, true).await;
+    }
+
     /// Approve (or deny) a request with an update of /status, as cert-manager's approver does.
     pub async fn set_approval(&self, name: &str, approved: bool) {
         if external() && approved {

@@ -10,12 +10,7 @@ use crate::fixtures::{self, Ca};
 use crate::harness::{issuer_ref, ready_message, Env};
 use crate::openbao::OpenBao;
 
-const USAGES: [&str; 4] = [
-    "digital signature",
-    "key encipherment",
-    "server auth",
-    "client auth",
-];
+use crate::harness::MTLS_USAGES as USAGES;
 
 /// An environment with a controller allowed to use the OpenBao, a root, and an intermediate
 /// imported into the PKI mount `pki` with a role `web` (any key type, SPIFFE URIs allowed).
@@ -101,7 +96,7 @@ async fn request(env: &Env, name: &str, issuer: &str, sans: &[&str], duration: &
         &csr,
         issuer_ref(issuer, "PKIIssuer"),
         Some(duration),
-        &USAGES,
+        USAGES,
     )
     .await;
     env.set_approval(name, true).await;
