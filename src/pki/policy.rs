@@ -385,16 +385,11 @@ fn normalize_dns(s: &str) -> String {
     s.strip_suffix('.').unwrap_or(s).to_ascii_lowercase()
 }
 
-/// Syntactic DNS check for requested names (a leading `*` label allowed).
-pub(crate) fn valid_dns_name(name: &str) -> bool {
-    names::dns_problem(name).is_none()
-}
-
 fn dns_matches(pattern: &str, name: &str, ctx: &RequestContext) -> bool {
     let Some(p) = substitute(pattern, ctx) else {
         return false;
     };
-    if !valid_dns_name(name) {
+    if names::dns_problem(name).is_some() {
         return false;
     }
     let p = normalize_dns(&p);

@@ -265,3 +265,33 @@ pub fn leaf_params(sans: &[&str], nb: OffsetDateTime, na: OffsetDateTime) -> Cer
     params.use_authority_key_identifier_extension = true;
     params
 }
+
+/// What a leaf for `kp` with `sans` and `usages` must look like (no CN, not a CA).
+pub fn expectations(
+    kp: &KeyPair,
+    sans: &[&str],
+    usages: Vec<super::usage::Usage>,
+) -> super::verify::Expectations {
+    let parsed = super::csr::parse_csr(csr_for(kp, None, sans).der()).unwrap();
+    super::verify::Expectations {
+        spki_der: parsed.spki_der,
+        sans: parsed.sans,
+        usages,
+        is_ca: false,
+        not_after_max: None,
+        common_name: None,
+        name_constraints: None,
+    }
+}
+
+/// Signs `params` for `kp` with `ca` directly (bypassing sign_leaf), to produce
+/// deliberately wrong certificates.
+pub fn raw_leaf(ca: &TestCa, kp: &KeyPair, params: CertificateParams) -> Vec<u8> {
+    params.signed_by(kp, &ca.issuer()).unwrap().der().to_vec()
+}
+
+/// [`leaf_params`] valid from a minute ago for a day.
+pub fn good_params(sans: &[&str]) -> CertificateParams {
+    let now = OffsetDateTime::now_utc();
+    leaf_params(sans, now - Duration::minutes(1), now + Duration::days(1))
+}

@@ -1,8 +1,7 @@
 use super::*;
-use crate::pki::csr::parse_csr;
-use crate::pki::testutil::{self, CaOpts, KeyKind, TestCa};
+use crate::pki::testutil::{self, good_params, raw_leaf, CaOpts, KeyKind, TestCa};
 use crate::pki::verify::{check_issued_with, Expectations};
-use rcgen::{CertificateParams, ExtendedKeyUsagePurpose, KeyPair};
+use rcgen::{ExtendedKeyUsagePurpose, KeyPair};
 use time::Duration;
 
 fn now() -> OffsetDateTime {
@@ -19,28 +18,7 @@ fn validated(signer: &TestCa, above: &[&TestCa], root: &TestCa) -> ValidatedChai
 }
 
 fn expect_for(kp: &KeyPair, sans: &[&str], usages: Vec<Usage>) -> Expectations {
-    let parsed = parse_csr(testutil::csr_for(kp, None, sans).der()).unwrap();
-    Expectations {
-        spki_der: parsed.spki_der,
-        sans: parsed.sans,
-        usages,
-        is_ca: false,
-        not_after_max: None,
-        common_name: None,
-        name_constraints: None,
-    }
-}
-
-fn leaf(ca: &TestCa, kp: &KeyPair, params: CertificateParams) -> Vec<u8> {
-    params.signed_by(kp, &ca.issuer()).unwrap().der().to_vec()
-}
-
-fn params(sans: &[&str]) -> CertificateParams {
-    testutil::leaf_params(
-        sans,
-        now() - Duration::minutes(1),
-        now() + Duration::days(1),
-    )
+    testutil::expectations(kp, sans, usages)
 }
 
 const MTLS: [Usage; 4] = [
@@ -56,7 +34,7 @@ fn each_leaf_is_checked_against_the_cached_chain() {
     let v = validated(&int, &[], &root);
     let kp = testutil::key(KeyKind::P256);
     let expect = expect_for(&kp, &["a.b"], MTLS.to_vec());
-    let good = leaf(&int, &kp, params(&["a.b"]));
+    let good = raw_leaf(&int, &kp, good_params(&["a.b"]));
     let validity = check_issued_with(&good, &v, &expect, now()).unwrap();
     assert!(validity.not_after > now());
 
@@ -67,7 +45,7 @@ fn each_leaf_is_checked_against_the_cached_chain() {
         Some(&root),
         CaOpts::default(),
     );
-    let forged = leaf(&impostor, &kp, params(&["a.b"]));
+    let forged = raw_leaf(&impostor, &kp, good_params(&["a.b"]));
     let err = check_issued_with(&forged, &v, &expect, now()).unwrap_err();
     assert!(
         matches!(&err, PkiError::ChainInvalid(m) if m.contains("no issuer found")),
@@ -96,7 +74,7 @@ fn the_chain_validity_is_checked_at_each_leafs_time() {
     let v = validated(&int, &[], &root);
     let kp = testutil::key(KeyKind::P256);
     let expect = expect_for(&kp, &["a.b"], MTLS.to_vec());
-    let l = leaf(
+    let l = raw_leaf(
         &int,
         &kp,
         testutil::leaf_params(&["a.b"], now(), now() + Duration::days(1)),
@@ -142,7 +120,7 @@ fn eku_restrictions_of_every_ca_chain_down() {
     // After signing too: a leaf with client auth under that chain is refused.
     let kp = testutil::key(KeyKind::P256);
     let expect = expect_for(&kp, &["a.b"], MTLS.to_vec());
-    let l = leaf(&int, &kp, params(&["a.b"]));
+    let l = raw_leaf(&int, &kp, good_params(&["a.b"]));
     let err = check_issued_with(&l, &v, &expect, now()).unwrap_err();
     assert!(
         matches!(&err, PkiError::ChainInvalid(m) if m.contains("client auth")),
@@ -189,14 +167,14 @@ fn webpki_reuses_only_the_exact_signature_the_walk_verified() {
     let (root, int) = testutil::chain(KeyKind::P256);
     let v = validated(&int, &[], &root);
     let kp = testutil::key(KeyKind::P256);
-    let good = leaf(&int, &kp, params(&["a.b"]));
+    let good = raw_leaf(&int, &kp, good_params(&["a.b"]));
     let parsed = parse_cert(&good).unwrap();
     let verified = v.check_leaf(&parsed, &good, &[], now()).unwrap();
     v.webpki_check(&good, &[Usage::ServerAuth], now(), Some(&verified))
         .unwrap();
     // Another leaf whose signature is broken: the known signature of the good leaf does not
     // vouch for it, so webpki verifies it itself and refuses it.
-    let mut bad = leaf(&int, &kp, params(&["a.b"]));
+    let mut bad = raw_leaf(&int, &kp, good_params(&["a.b"]));
     let last = bad.len() - 1;
     bad[last] ^= 1;
     let err = v
@@ -222,9 +200,9 @@ fn webpki_requires_every_requested_tls_eku() {
     let (root, int) = testutil::chain(KeyKind::P256);
     let v = validated(&int, &[], &root);
     let kp = testutil::key(KeyKind::P256);
-    let mut p = params(&["a.b"]);
+    let mut p = good_params(&["a.b"]);
     p.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
-    let server_only = leaf(&int, &kp, p);
+    let server_only = raw_leaf(&int, &kp, p);
     v.webpki_check(&server_only, &[Usage::ServerAuth], now(), None)
         .unwrap();
     let err = v

@@ -3,8 +3,8 @@ use crate::pki::keys::SignerKey;
 use crate::pki::sign::tests::issue;
 use crate::pki::signer_chain::SignerChain;
 use crate::pki::template::LeafExtensions;
-use crate::pki::testutil::{self, CaOpts, KeyKind, TestCa};
-use rcgen::{CertificateParams, KeyPair};
+use crate::pki::testutil::{self, good_params, raw_leaf, CaOpts, KeyKind, TestCa};
+use rcgen::KeyPair;
 use time::Duration;
 
 mod tls;
@@ -16,36 +16,13 @@ fn now() -> OffsetDateTime {
 const SPIFFE: &str = "spiffe://cluster.local/ns/team-a/sa/web";
 
 fn expect_for(kp: &KeyPair, sans: &[&str]) -> Expectations {
-    let csr = testutil::csr_for(kp, None, sans);
-    let parsed = crate::pki::csr::parse_csr(csr.der()).unwrap();
-    Expectations {
-        spki_der: parsed.spki_der,
-        sans: parsed.sans,
-        usages: vec![
-            Usage::DigitalSignature,
-            Usage::KeyEncipherment,
-            Usage::ServerAuth,
-            Usage::ClientAuth,
-        ],
-        is_ca: false,
-        not_after_max: None,
-        common_name: None,
-        name_constraints: None,
-    }
-}
-
-/// Signs `params` for `kp` with the test CA directly (bypassing sign_leaf),
-/// to produce deliberately wrong certificates.
-fn raw_leaf(ca: &TestCa, kp: &KeyPair, params: CertificateParams) -> Vec<u8> {
-    params.signed_by(kp, &ca.issuer()).unwrap().der().to_vec()
-}
-
-fn good_params(sans: &[&str]) -> CertificateParams {
-    testutil::leaf_params(
-        sans,
-        now() - Duration::minutes(1),
-        now() + Duration::days(1),
-    )
+    let usages = vec![
+        Usage::DigitalSignature,
+        Usage::KeyEncipherment,
+        Usage::ServerAuth,
+        Usage::ClientAuth,
+    ];
+    testutil::expectations(kp, sans, usages)
 }
 
 fn mismatch_msg(r: Result<(), PkiError>) -> String {
