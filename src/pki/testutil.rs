@@ -145,6 +145,7 @@ pub struct CaOpts {
     pub key_usages: Vec<KeyUsagePurpose>,
     pub name_constraints: Option<rcgen::NameConstraints>,
     pub ext_key_usages: Vec<rcgen::ExtendedKeyUsagePurpose>,
+    pub extra_extensions: Vec<rcgen::CustomExtension>,
     pub not_before: OffsetDateTime,
     pub not_after: OffsetDateTime,
 }
@@ -162,6 +163,7 @@ impl Default for CaOpts {
             ],
             name_constraints: None,
             ext_key_usages: vec![],
+            extra_extensions: vec![],
             not_before: now - Duration::days(1),
             not_after: now + Duration::days(365),
         }
@@ -191,6 +193,7 @@ pub fn ca(kind: KeyKind, cn: &str, parent: Option<&TestCa>, opts: CaOpts) -> Tes
     params.key_usages = opts.key_usages;
     params.name_constraints = opts.name_constraints;
     params.extended_key_usages = opts.ext_key_usages;
+    params.custom_extensions = opts.extra_extensions;
     params.not_before = opts.not_before;
     params.not_after = opts.not_after;
     params.use_authority_key_identifier_extension = parent.is_some();

@@ -466,46 +466,41 @@ fn an_issued_ca_counts_against_path_len_and_carries_its_constraints() {
 
 #[test]
 fn webpki_still_checks_dns_when_the_chain_has_uri_constraints() {
-    // The intermediate permits a SPIFFE trust domain and excludes a DNS subtree: the
-    // excluded DNS name must be refused by both verifiers, not skipped.
+    use crate::pki::der;
+    // The intermediate permits the SPIFFE trust domain's host (a URI constraint, which webpki
+    // refuses to evaluate) and excludes a DNS subtree: the excluded DNS name must be refused
+    // by both verifiers, webpki included, even though the leaf carries a URI SAN.
     let root = testutil::root(KeyKind::P256, "Root");
-    let mut nc = rcgen::NameConstraints {
-        permitted_subtrees: vec![],
-        excluded_subtrees: vec![rcgen::GeneralSubtree::DnsName("secret.corp.example".into())],
-    };
+    let permitted = der::seq(&[der::tlv(0x86, b"cluster.local")]);
+    let excluded = der::seq(&[der::tlv(0x82, b"secret.corp.example")]);
+    let value = der::seq(&[der::tlv(0xa0, &permitted), der::tlv(0xa1, &excluded)]);
+    let mut ext = rcgen::CustomExtension::from_oid_content(&[2, 5, 29, 30], value);
+    ext.set_criticality(true);
     let int = testutil::ca(
         KeyKind::P256,
         "Int",
         Some(&root),
         CaOpts {
-            name_constraints: Some(nc.clone()),
+            extra_extensions: vec![ext],
             ..CaOpts::default()
         },
     );
     let kp = testutil::key(KeyKind::P256);
-    let sans = ["db.secret.corp.example", SPIFFE];
-    let leaf = raw_leaf(&int, &kp, good_params(&sans));
-    let err = check_with(&leaf, &int, &root, &expect_for(&kp, &sans))
+    let bad = ["db.secret.corp.example", SPIFFE];
+    let leaf = raw_leaf(&int, &kp, good_params(&bad));
+    let err = check_with(&leaf, &int, &root, &expect_for(&kp, &bad))
         .unwrap_err()
         .to_string();
     assert!(err.contains("db.secret.corp.example"), "{err}");
-    // The DNS/IP part handed to webpki keeps the DNS subtree and drops nothing else of it.
-    nc.permitted_subtrees = vec![rcgen::GeneralSubtree::Rfc822Name("corp.example".into())];
-    let int2 = testutil::ca(
-        KeyKind::P256,
-        "Int2",
-        Some(&root),
-        CaOpts {
-            name_constraints: Some(nc),
-            ..CaOpts::default()
-        },
-    );
-    let only_dns = dns_ip_constraints(&int2.der()).unwrap().unwrap();
+
+    // What webpki gets keeps the excluded DNS subtree and drops the URI one.
+    let only_dns = dns_ip_constraints(&int.der()).unwrap().unwrap();
     assert_eq!(only_dns[0], 0xa1, "only the excluded list remains");
-    // webpki alone refuses the excluded name with the signer as its anchor.
-    let leaf = raw_leaf(&int2, &kp, good_params(&["db.secret.corp.example"]));
+    assert!(!only_dns.windows(13).any(|w| w == b"cluster.local"));
+
+    // webpki alone refuses the excluded name although the leaf has a URI SAN...
     let chain = SignerChain {
-        signer_der: int2.der(),
+        signer_der: int.der(),
         intermediates_der: vec![],
     };
     let validated = ValidatedChain::new(chain, None, vec![root.der()], now()).unwrap();
@@ -514,6 +509,13 @@ fn webpki_still_checks_dns_when_the_chain_has_uri_constraints() {
         .unwrap_err()
         .to_string();
     assert!(err.contains("server auth"), "{err}");
+    // ...and accepts a permitted one with the same URI SAN (it does not fail closed).
+    let good = ["db.corp.example", SPIFFE];
+    let ok = raw_leaf(&int, &kp, good_params(&good));
+    validated
+        .webpki_check(&ok, &[Usage::ServerAuth], now(), None)
+        .unwrap();
+    check_with(&ok, &int, &root, &expect_for(&kp, &good)).unwrap();
 }
 
 #[test]
