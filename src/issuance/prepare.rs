@@ -75,6 +75,7 @@ pub fn prepare(
         // Set by `verify_issued`: it depends on the backend and on when the CA signed.
         not_after_max: None,
         common_name: csr.common_name.clone(),
+        echoable_subject: csr.echoable_subject.clone(),
         name_constraints: template.name_constraints.clone(),
     };
     Ok(Prepared {
