@@ -469,8 +469,12 @@ fn table(ns: &str) -> Table {
         ("subj-empty-email-address", oids::EMAIL_ADDRESS),
         ("subj-empty-unknown-oid", "1.3.6.1.4.1.99999.7"),
     ] {
-        t.add(name, "mesh", CsrBuilder::sans(&[&web]).attr(oid, "").build())
-            .fails("may not be empty");
+        t.add(
+            name,
+            "mesh",
+            CsrBuilder::sans(&[&web]).attr(oid, "").build(),
+        )
+        .fails("may not be empty");
     }
     for (name, value) in [
         ("subj-empty-o-octet-string", der::tlv(0x04, &[])),

@@ -14,6 +14,8 @@ mod fixtures;
 mod harness;
 mod hostile;
 mod hostile_ca;
+mod istio;
+mod istio_shapes;
 mod kube_faults;
 mod kube_server;
 mod leak_scan;
