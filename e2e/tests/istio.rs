@@ -490,3 +490,30 @@ async fn istio_csr_certificate_request_is_issued() {
     }
     env.delete_cluster_issuer(&issuer).await;
 }
+
+/// A remote CA that copies the request's subject (CFSSL does, Go's `pkix.Name` round trip) puts
+/// Istio's `O=""` into the certificate: accepted as exactly the request's own subject bytes.
+#[tokio::test]
+async fn istio_shaped_request_through_cfssl_may_echo_only_the_empty_o() {
+    let mut env = Env::start_opts("istiocfssl", false).await;
+    let ca = crate::cfssl::CfsslCa::start(&env).await;
+    env.start_controller_allowing(&[&ca.url()]).await;
+    crate::cfssl::cfssl_issuer(
+        &env,
+        "cfssl",
+        json!({"url": ca.url(), "profile": "workload"}),
+        &ca.root.pem,
+    )
+    .await;
+    env.wait_issuer_ready("cfssl", false, "True").await;
+    let kind = IstioKey::Rsa2048;
+    let csr = istio_csr(kind, &kind.generate(), &format!("istiod.{}.svc", env.ns));
+    env.create_request("istiod", &csr, issuer_ref("cfssl", "PKIIssuer"), Some("1h"), &[])
+        .await;
+    env.set_approval("istiod", true).await;
+    let done = env.wait_request_reason("istiod", "Issued").await;
+    let chain = String::from_utf8(done.status.unwrap().certificate.unwrap()).unwrap();
+    assert_eq!(leaf_of(&chain).subject, ISTIO_SUBJECT_DER, "CFSSL copied O=\"\"");
+    let (ok, out) = env.openssl_verify(&ca.root.pem, &chain, "sslserver");
+    assert!(ok, "{out}");
+}
