@@ -508,12 +508,22 @@ async fn istio_shaped_request_through_cfssl_may_echo_only_the_empty_o() {
     env.wait_issuer_ready("cfssl", false, "True").await;
     let kind = IstioKey::Rsa2048;
     let csr = istio_csr(kind, &kind.generate(), &format!("istiod.{}.svc", env.ns));
-    env.create_request("istiod", &csr, issuer_ref("cfssl", "PKIIssuer"), Some("1h"), &[])
-        .await;
+    env.create_request(
+        "istiod",
+        &csr,
+        issuer_ref("cfssl", "PKIIssuer"),
+        Some("1h"),
+        &[],
+    )
+    .await;
     env.set_approval("istiod", true).await;
     let done = env.wait_request_reason("istiod", "Issued").await;
     let chain = String::from_utf8(done.status.unwrap().certificate.unwrap()).unwrap();
-    assert_eq!(leaf_of(&chain).subject, ISTIO_SUBJECT_DER, "CFSSL copied O=\"\"");
+    assert_eq!(
+        leaf_of(&chain).subject,
+        ISTIO_SUBJECT_DER,
+        "CFSSL copied O=\"\""
+    );
     let (ok, out) = env.openssl_verify(&ca.root.pem, &chain, "sslserver");
     assert!(ok, "{out}");
 }

@@ -13,7 +13,7 @@ pub use prepare::{prepare, Prepared, RequestInput};
 use self::remote_slots::RemoteSlots;
 use crate::api::issuer::IssuerKey;
 use crate::signers::load::LoadedIssuer;
-use crate::signers::SignRequest;
+use crate::signers::{SignRequest, SignerError};
 
 /// The result of trying to issue one request.
 #[derive(Debug, Clone, PartialEq)]
@@ -38,6 +38,9 @@ pub enum Outcome {
     Retry(String),
     /// The issuer's remote CA calls are all in flight: try again shortly (no backoff).
     Busy(String),
+    /// The issuer is broken (its CA refused our credentials): the request waits while the
+    /// issuer is checked again.
+    IssuerError(String),
 }
 
 /// Steps 6-8 of the request flow for any request kind. A remote backend's call needs one of
@@ -79,6 +82,9 @@ pub async fn issue(
         Ok(leaf) => leaf,
         Err(e) if e.is_retryable() => {
             return Outcome::Retry(format!("signing with the {backend} signer: {e}"))
+        }
+        Err(SignerError::Credentials(m)) => {
+            return Outcome::IssuerError(format!("the {backend} CA refused our credentials: {m}"))
         }
         Err(e) => {
             return Outcome::Failed {
