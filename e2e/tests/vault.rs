@@ -524,14 +524,18 @@ async fn vault_revoked_credential_makes_the_issuer_not_ready_and_requests_wait()
     let (env, bao) = (&v.env, &v.bao);
     let new_token = || async {
         let t = bao
-            .write("auth/token/create", json!({"policies": ["pki-issuer"], "ttl": "1h"}))
+            .write(
+                "auth/token/create",
+                json!({"policies": ["pki-issuer"], "ttl": "1h"}),
+            )
             .await;
         let token = t["auth"]["client_token"].as_str().unwrap().to_string();
         crate::leak_scan::register("revocable Vault token", &token);
         token
     };
     let first = new_token().await;
-    env.put_secret(&env.ns, "revocable", &[("token", &first)]).await;
+    env.put_secret(&env.ns, "revocable", &[("token", &first)])
+        .await;
     vault_issuer(
         &v,
         "bao",
@@ -541,7 +545,8 @@ async fn vault_revoked_credential_makes_the_issuer_not_ready_and_requests_wait()
     )
     .await;
     env.wait_issuer_ready("bao", false, "True").await;
-    bao.write("auth/token/revoke", json!({"token": first})).await;
+    bao.write("auth/token/revoke", json!({"token": first}))
+        .await;
 
     request(env, "waits", "bao", &[&format!("w.{}.svc", env.ns)], "1h").await;
     let cr = env.wait_request_reason("waits", "Pending").await;
@@ -564,7 +569,8 @@ async fn vault_revoked_credential_makes_the_issuer_not_ready_and_requests_wait()
     );
 
     let second = new_token().await;
-    env.put_secret(&env.ns, "revocable", &[("token", &second)]).await;
+    env.put_secret(&env.ns, "revocable", &[("token", &second)])
+        .await;
     env.wait_issuer_ready("bao", false, "True").await;
     let cr = env.wait_request_reason("waits", "Issued").await;
     let (ok, out) = env.openssl_verify(&v.root.pem, &issued_chain(&cr), "sslserver");

@@ -488,8 +488,8 @@ pub fn apply(
             // real server drops a struct whose fields all lost their owner).
             for k in (1..p.len()).rev() {
                 let parent: Path = p[..k].to_vec();
-                let empty = get(&merged, &parent)
-                    .is_some_and(|v| v.as_object().is_some_and(Map::is_empty));
+                let empty =
+                    get(&merged, &parent).is_some_and(|v| v.as_object().is_some_and(Map::is_empty));
                 if !empty || contains(&cfg_fs, &parent) {
                     break;
                 }

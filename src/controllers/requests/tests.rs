@@ -276,7 +276,11 @@ async fn a_csr_whose_write_fails_is_signed_once() {
 /// 409 on the first patch: read again, still open, patch again with the new version, one
 /// signing.
 async fn conflict_rereads_and_writes_again<K: RequestKind>(req: K, fresh: K) {
-    let (client, seen) = mock(script(&req, |n| if n == 0 { 409 } else { 200 }, Some(fresh)));
+    let (client, seen) = mock(script(
+        &req,
+        |n| if n == 0 { 409 } else { 200 },
+        Some(fresh),
+    ));
     let ctx = context(client, Fence::open());
     let (key, issuer) = issuer();
     sign(&ctx, &req, &key, &issuer).await.expect("written");
@@ -300,14 +304,21 @@ async fn a_conflict_rereads_and_writes_again_for_every_kind() {
 #[tokio::test]
 async fn a_superseded_write_is_dropped_for_every_kind() {
     let mut done_cr = certificate_request("2");
-    done_cr.status.as_mut().unwrap().conditions.push(Condition::new("Ready", true, "Issued", "x"));
+    done_cr
+        .status
+        .as_mut()
+        .unwrap()
+        .conditions
+        .push(Condition::new("Ready", true, "Issued", "x"));
     let mut done_csr = signing_request("2");
     done_csr.status.as_mut().unwrap().certificate = Some(k8s_openapi::ByteString(b"C".to_vec()));
     async fn case<K: RequestKind>(req: K, done: K) {
         let (client, seen) = mock(script(&req, |_| 409, Some(done)));
         let ctx = context(client, Fence::open());
         let (key, issuer) = issuer();
-        sign(&ctx, &req, &key, &issuer).await.expect("superseded is not an error");
+        sign(&ctx, &req, &key, &issuer)
+            .await
+            .expect("superseded is not an error");
         let seen = seen.lock().unwrap().clone();
         assert_eq!(status_patches(&seen).len(), 1, "{seen:?}");
         assert!(
