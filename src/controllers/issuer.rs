@@ -1,4 +1,4 @@
-//! The issuer controller (DESIGN.md section 5): checks each `PKIIssuer` / `PKIClusterIssuer`,
+//! The issuer controller (docs/design.md, "The issuer"): checks each `PKIIssuer` / `PKIClusterIssuer`,
 //! reports `Ready` and the signer, and keeps the shared cache of checked issuers.
 
 use std::fmt::Debug;

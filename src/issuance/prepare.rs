@@ -1,4 +1,4 @@
-//! Steps 6-7 of DESIGN.md section 3 as a pure function: every check of a request before
+//! Step 3 of the request flow (docs/design.md) before signing, as a pure function: every check of a request before
 //! signing, and the leaf to issue. Every fact about the signer chain comes from the issuer's
 //! [`crate::pki::ValidatedChain`], checked once per issuer check.
 
