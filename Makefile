@@ -3,7 +3,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: all build test test-deps lint lint-packaging fmt-check clippy generate sync-crds check-generated demo bench bench-sign bench-e2e e2e-kind e2e-kube kube-apiserver chaos clean leak-scan fuzz-replay fuzz
+.PHONY: all build test test-deps lint lint-packaging fmt-check clippy generate check-generated demo bench bench-sign bench-e2e e2e-kind e2e-kube kube-apiserver chaos clean leak-scan fuzz-replay fuzz
 
 all: build
 
@@ -57,16 +57,13 @@ fmt-check:
 clippy:
 	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
 
-## generate: regenerate crds/ from the Rust types.
+## generate: regenerate the CRDs (helm/pki-issuer/crds, config/crd/bases) from the Rust types
+## and config/rbac/rbac.yaml from the chart.
 generate:
-	$(CARGO) run --quiet --bin crdgen -- crds/
-	bash hack/sync-chart-crds.sh
+	$(CARGO) run --quiet --bin crdgen
+	bash hack/gen-config-rbac.sh
 
-## sync-crds: copy crds/ into helm/pki-issuer/crds and config/crd/bases.
-sync-crds:
-	bash hack/sync-chart-crds.sh
-
-## check-generated: fail when crds/ is stale.
+## check-generated: fail when a generated CRD is stale (config/rbac is checked by lint-packaging).
 check-generated:
 	$(CARGO) test --quiet --lib --locked crds_are_up_to_date
 

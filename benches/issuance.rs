@@ -289,7 +289,10 @@ fn main() {
     let server = server_rt
         .block_on(TestApiServer::start(test_apiserver::Config {
             listen: "127.0.0.1:0".parse().unwrap(),
-            crd_dirs: vec![crds("e2e/testdata/cert-manager"), crds("crds")],
+            crd_dirs: vec![
+                crds("e2e/testdata/cert-manager"),
+                crds("helm/pki-issuer/crds"),
+            ],
             authorization: true,
             history_window: 200_000,
             ..Default::default()

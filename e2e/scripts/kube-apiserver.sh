@@ -221,7 +221,7 @@ install_crds() {
     "$ROOT_DIR/e2e/testdata/cert-manager/cert-manager.io_certificaterequests.yaml"
     "$ROOT_DIR/e2e/testdata/cert-manager/cert-manager.io_certificates.yaml"
   )
-  for f in "$ROOT_DIR"/crds/*.yaml; do files+=("$f"); done
+  for f in "$ROOT_DIR"/helm/pki-issuer/crds/*.yaml; do files+=("$f"); done
   # A plain create without validation: 1.20 does not know x-kubernetes-validations (CEL) or
   # selectableFields and drops them; client-side validation or server-side apply would refuse.
   for f in "${files[@]}"; do

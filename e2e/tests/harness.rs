@@ -124,7 +124,7 @@ fn cert_manager_crds() -> PathBuf {
 
 /// Our generated CRDs.
 pub fn our_crds() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("crds")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("helm/pki-issuer/crds")
 }
 
 /// An admin client from a kubeconfig file.
