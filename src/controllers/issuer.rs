@@ -176,7 +176,19 @@ pub fn references(spec: &IssuerSpec, is_secret: bool, name: &str) -> bool {
     }) || (is_secret && spec.vault.as_ref().is_some_and(vault_secret))
 }
 
+#[tracing::instrument(skip_all, fields(kind = K::KIND.as_str(), name = %guard.name_any()))]
 async fn reconcile<K>(guard: Arc<DeserializeGuard<K>>, ctx: Arc<Context>) -> Result<Action, Error>
+where
+    K: AnyIssuer + Resource<DynamicType = ()> + DeserializeOwned + Serialize + Debug,
+{
+    let started = std::time::Instant::now();
+    let result = check_issuer(&guard, &ctx).await;
+    ctx.metrics
+        .reconciled(K::KIND.as_str(), started.elapsed(), result.as_ref().err());
+    result
+}
+
+async fn check_issuer<K>(guard: &DeserializeGuard<K>, ctx: &Arc<Context>) -> Result<Action, Error>
 where
     K: AnyIssuer + Resource<DynamicType = ()> + DeserializeOwned + Serialize + Debug,
 {

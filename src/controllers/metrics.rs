@@ -36,6 +36,29 @@ pub struct SignerLabels {
     pub issuer: String,
 }
 
+/// Labels of reconcile metrics.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ControllerLabels {
+    /// `CertificateRequest`, `CertificateSigningRequest`, `PKIIssuer` or `PKIClusterIssuer`.
+    pub controller: String,
+}
+
+/// Labels of failed reconciles.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReconcileErrorLabels {
+    /// As in [`ControllerLabels`].
+    pub controller: String,
+    /// `kube`, `json`, `missing_meta` or `not_leader` (see `controllers::Error::label`).
+    pub error: String,
+}
+
+/// The version label of the build-info gauge.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct BuildLabels {
+    /// The crate version.
+    pub version: String,
+}
+
 /// All metrics of the process.
 pub struct Metrics {
     registry: Registry,
@@ -49,6 +72,12 @@ pub struct Metrics {
     pub signer_expiry: Family<SignerLabels, Gauge<f64, AtomicU64>>,
     /// `pki_issuer_remote_ca_request_duration_seconds`.
     pub remote_ca_duration: Histogram,
+    /// `pki_issuer_reconciles_total{controller}`.
+    pub reconciles: Family<ControllerLabels, Counter>,
+    /// `pki_issuer_reconcile_errors_total{controller,error}`.
+    pub reconcile_errors: Family<ReconcileErrorLabels, Counter>,
+    /// `pki_issuer_reconcile_duration_seconds{controller}`.
+    pub reconcile_duration: Family<ControllerLabels, Histogram>,
 }
 
 impl Default for Metrics {
@@ -87,6 +116,30 @@ impl Metrics {
             "Duration of requests to a remote CA",
             remote_ca_duration.clone(),
         );
+        let reconciles = Family::<ControllerLabels, Counter>::default();
+        registry.register("reconciles", "Reconciles run", reconciles.clone());
+        let reconcile_errors = Family::<ReconcileErrorLabels, Counter>::default();
+        registry.register(
+            "reconcile_errors",
+            "Reconciles that ended in an error (retried)",
+            reconcile_errors.clone(),
+        );
+        let reconcile_duration =
+            Family::<ControllerLabels, Histogram>::new_with_constructor(|| {
+                Histogram::new(exponential_buckets(0.0005, 2.0, 16))
+            });
+        registry.register(
+            "reconcile_duration_seconds",
+            "Duration of one reconcile",
+            reconcile_duration.clone(),
+        );
+        let build_info = Family::<BuildLabels, Gauge>::default();
+        build_info
+            .get_or_create(&BuildLabels {
+                version: env!("CARGO_PKG_VERSION").to_string(),
+            })
+            .set(1);
+        registry.register("build_info", "The running version (always 1)", build_info);
         Metrics {
             registry,
             issued,
@@ -94,6 +147,33 @@ impl Metrics {
             signing_duration,
             signer_expiry,
             remote_ca_duration,
+            reconciles,
+            reconcile_errors,
+            reconcile_duration,
+        }
+    }
+
+    /// Record one reconcile of `controller` that took `elapsed` and ended with `error`, if any.
+    pub fn reconciled(
+        &self,
+        controller: &str,
+        elapsed: std::time::Duration,
+        error: Option<&super::Error>,
+    ) {
+        let labels = ControllerLabels {
+            controller: controller.to_string(),
+        };
+        self.reconciles.get_or_create(&labels).inc();
+        self.reconcile_duration
+            .get_or_create(&labels)
+            .observe(elapsed.as_secs_f64());
+        if let Some(e) = error {
+            self.reconcile_errors
+                .get_or_create(&ReconcileErrorLabels {
+                    controller: controller.to_string(),
+                    error: e.label().to_string(),
+                })
+                .inc();
         }
     }
 
@@ -137,6 +217,11 @@ mod tests {
                 issuer: "b".into(),
             })
             .set(2e9);
+        m.reconciled(
+            "PKIIssuer",
+            std::time::Duration::from_millis(3),
+            Some(&crate::controllers::Error::NotLeader),
+        );
         let text = m.encode();
         for name in [
             "pki_issuer_certificates_issued_total{kind=\"CertificateRequest\",issuer=\"PKIIssuer a/b\"} 1",
@@ -144,6 +229,10 @@ mod tests {
             "pki_issuer_signing_duration_seconds_count 1",
             "pki_issuer_signer_expiry_timestamp_seconds{kind=\"PKIIssuer\",namespace=\"a\",issuer=\"b\"} 2000000000",
             "pki_issuer_remote_ca_request_duration_seconds",
+            "pki_issuer_reconciles_total{controller=\"PKIIssuer\"} 1",
+            "pki_issuer_reconcile_errors_total{controller=\"PKIIssuer\",error=\"not_leader\"} 1",
+            "pki_issuer_reconcile_duration_seconds_count{controller=\"PKIIssuer\"} 1",
+            "pki_issuer_build_info{version=\"",
         ] {
             assert!(text.contains(name), "missing {name} in\n{text}");
         }

@@ -34,6 +34,18 @@ pub enum Error {
     NotLeader,
 }
 
+impl Error {
+    /// A short label for metrics.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Error::Kube(_) => "kube",
+            Error::Json(_) => "json",
+            Error::MissingMeta(_) => "missing_meta",
+            Error::NotLeader => "not_leader",
+        }
+    }
+}
+
 /// A reference to `obj`, or `None` for an object without a name (which a faulty API server
 /// could send; `ObjectRef::from_obj` would panic on it).
 pub fn named_ref<K>(obj: &K) -> Option<kube::runtime::reflector::ObjectRef<K>>

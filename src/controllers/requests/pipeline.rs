@@ -221,9 +221,22 @@ async fn execute<K: RequestKind>(
     })
 }
 
+#[tracing::instrument(skip_all, fields(kind = K::KIND, name = %guard.name_any()))]
 async fn reconcile<K: RequestKind>(
     guard: Arc<DeserializeGuard<K>>,
     data: Arc<RequestData>,
+) -> Result<Action, Error> {
+    let started = Instant::now();
+    let result = reconcile_request(&guard, &data).await;
+    data.ctx
+        .metrics
+        .reconciled(K::KIND, started.elapsed(), result.as_ref().err());
+    result
+}
+
+async fn reconcile_request<K: RequestKind>(
+    guard: &DeserializeGuard<K>,
+    data: &RequestData,
 ) -> Result<Action, Error> {
     let ctx = &data.ctx;
     ctx.check_fence()?;
