@@ -196,7 +196,7 @@ where
     let issuer = match &guard.0 {
         Ok(issuer) => issuer,
         Err(invalid) => {
-            report_invalid::<K>(&ctx, invalid).await;
+            report_invalid::<K>(ctx, invalid).await;
             return Ok(Action::await_change());
         }
     };
@@ -269,7 +269,7 @@ where
                 .signer_expiry
                 .get_or_create(&labels)
                 .set(not_after.unix_timestamp() as f64);
-            warn_if_expiring(&ctx, issuer, &loaded, now).await;
+            warn_if_expiring(ctx, issuer, &loaded, now).await;
             ctx.cache.put(
                 key,
                 CachedIssuer {
