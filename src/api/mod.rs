@@ -4,6 +4,7 @@ pub mod cert_manager;
 pub mod condition;
 pub mod duration;
 pub mod issuer;
+pub mod references;
 pub mod vault;
 
 pub use condition::Condition;

@@ -106,3 +106,22 @@ pub struct VaultServiceAccountRef {
 
 /// cert-manager's default Kubernetes auth mount path.
 pub const DEFAULT_KUBERNETES_MOUNT_PATH: &str = "/v1/auth/kubernetes";
+
+impl super::references::References for VaultSignerSpec {
+    fn references(&self, out: &mut Vec<super::references::Referenced>) {
+        use super::references::Referenced::Secret;
+        let auth = &self.auth;
+        for r in [
+            self.ca_bundle_secret_ref.as_ref(),
+            self.client_cert_secret_ref.as_ref(),
+            self.client_key_secret_ref.as_ref(),
+            auth.token_secret_ref.as_ref(),
+            auth.app_role.as_ref().map(|a| &a.secret_ref),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            out.push(Secret(r.name.clone()));
+        }
+    }
+}
