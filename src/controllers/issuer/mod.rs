@@ -38,6 +38,8 @@ use crate::signers::load::{self, LoadedIssuer};
 pub const EXPIRY_WARNING: Duration = Duration::from_secs(30 * 24 * 3600);
 /// How soon a retryable check failure is retried.
 pub const RETRY_AFTER: Duration = Duration::from_secs(30);
+/// How soon a reconcile that failed on the API (or the write fence) runs again.
+pub const ERROR_REQUEUE: Duration = Duration::from_secs(5);
 
 #[tracing::instrument(skip_all, fields(kind = K::KIND.as_str(), name = %guard.name_any()))]
 async fn reconcile<K>(guard: Arc<DeserializeGuard<K>>, ctx: Arc<Context>) -> Result<Action, Error>
@@ -182,7 +184,7 @@ async fn warn_if_expiring<K: AnyIssuer + Resource<DynamicType = ()>>(
 
 fn error_policy<K>(_obj: Arc<DeserializeGuard<K>>, err: &Error, _ctx: Arc<Context>) -> Action {
     tracing::warn!(error = %err, "issuer reconcile failed; retrying");
-    Action::requeue(Duration::from_secs(5))
+    Action::requeue(ERROR_REQUEUE)
 }
 
 /// The issuers of one kind as the request controllers see them: the reflector store and
