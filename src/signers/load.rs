@@ -165,7 +165,7 @@ pub async fn load(
         }
     }
     let anchors_pem = read_pem(src, &spec.trust_anchors, "trustAnchors").await?;
-    let anchors_der = pki::parse_pem_certs(&anchors_pem)
+    let anchors_der = pki::parse_trust_anchors(&anchors_pem)
         .map_err(|e| LoadError::Invalid(format!("trustAnchors: {e}")))?;
     let anchor_infos = anchors_der
         .iter()
