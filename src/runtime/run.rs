@@ -58,6 +58,7 @@ pub async fn run(
 ) -> Result<(), RuntimeError> {
     let allowed_remote_ca_urls = AllowedUrls::parse(&args.allowed_remote_ca_urls)
         .map_err(|e| RuntimeError::Flag(format!("--allowed-remote-ca-urls: {e}")))?;
+    let remote_limits = args.remote_limits()?;
     let max_retry_duration = duration::parse(&args.max_retry_duration)
         .map_err(|e| RuntimeError::Flag(format!("--max-retry-duration: {e}")))?;
     let cluster_resource_namespace = args
@@ -136,7 +137,6 @@ pub async fn run(
                 .collect(),
             concurrency: args.concurrency,
             allowed_remote_ca_urls: Arc::new(allowed_remote_ca_urls),
-            remote_calls_per_issuer: usize::from(args.remote_calls_per_issuer),
         },
         fence: election
             .as_ref()
@@ -145,7 +145,7 @@ pub async fn run(
         issued: Default::default(),
         invalid_reported: Default::default(),
         finished: Default::default(),
-        remote_slots: RemoteSlots::new(usize::from(args.remote_calls_per_issuer)),
+        remote_slots: RemoteSlots::new(remote_limits),
     });
 
     let tasks = spawn_controllers(&ctx, shutdown.clone());

@@ -312,7 +312,7 @@ async fn retry(ctx: &Context, cr: &CertificateRequest, what: String) -> Result<A
 }
 
 /// Parse the request's spec into the shared input; errors are permanent.
-fn input(cr: &CertificateRequest) -> Result<RequestInput<'_>, String> {
+fn input(cr: &CertificateRequest) -> Result<RequestInput, String> {
     let duration = cr
         .spec
         .duration
@@ -325,10 +325,10 @@ fn input(cr: &CertificateRequest) -> Result<RequestInput<'_>, String> {
         .filter(|(ns, _)| Some(*ns) == namespace.as_deref())
         .map(|(_, sa)| sa.to_string());
     Ok(RequestInput {
-        csr: &cr.spec.request,
+        csr: cr.spec.request.clone(),
         duration,
         is_ca: cr.spec.is_ca.unwrap_or(false),
-        usages: cr.spec.usages.as_deref().unwrap_or(&[]),
+        usages: cr.spec.usages.clone().unwrap_or_default(),
         context: RequestContext {
             namespace,
             service_account,
@@ -367,7 +367,7 @@ async fn sign(
             tracing::info!(request = %ObjectRef::from_obj(cr), "writing the certificate signed before the last failed write");
             kept
         }
-        None => match issuance::issue(&input, loaded, &ctx.remote_slots, key).await {
+        None => match issuance::issue(input, loaded.clone(), &ctx.remote_slots, key).await {
             Outcome::Issued {
                 chain_pem,
                 ca_pem,
