@@ -13,10 +13,10 @@ use super::remote::{self, AllowedUrls};
 use super::secret::SecretSigner;
 use super::vault::auth::ServiceAccountTokens;
 use super::{Signer, SignerError};
-use crate::api::duration;
 use crate::api::issuer::{
     CfsslSignerSpec, ExtensionsSpec, IssuerSpec, KeyAlgorithmName, PemSource, PolicySpec,
 };
+use crate::api::{bounds, duration};
 use crate::pki::{
     self, KeyAlgorithm, KeyRule, LeafExtensions, PkiError, Policy, SignerChain, SignerInfo, Usage,
     ValidatedChain,
@@ -151,6 +151,9 @@ pub async fn load(
     opts: &LoadOptions,
 ) -> Result<LoadedIssuer, LoadError> {
     check_health_check_interval(spec)?;
+    if let Some(e) = &spec.extensions {
+        bounds::check_extensions(e).map_err(LoadError::Invalid)?;
+    }
     let policy = policy_from_spec(spec.policy.as_ref())?;
     if let Some(allowed) = &opts.allowed_urls {
         if let Some(c) = &spec.cfssl {
@@ -413,6 +416,7 @@ pub fn policy_from_spec(spec: Option<&PolicySpec>) -> Result<Policy, LoadError> 
     let Some(spec) = spec else {
         return Ok(policy);
     };
+    bounds::check_policy(spec).map_err(LoadError::Invalid)?;
     let dur = |field: &str, v: &Option<String>| -> Result<Option<Duration>, LoadError> {
         v.as_deref()
             .map(|s| {
