@@ -352,7 +352,7 @@ fn check_key(policy: &Policy, key: &KeyInfo) -> Result<(), PkiError> {
 fn allowed<T>(list: &Option<Vec<T>>, f: impl Fn(&T) -> bool) -> bool {
     match list {
         None => true,
-        Some(patterns) => patterns.iter().any(|p| f(p)),
+        Some(patterns) => patterns.iter().any(f),
     }
 }
 
