@@ -376,3 +376,41 @@ async fn both_attacks_at_once_still_leave_another_tenants_issuance_within_the_bo
         env.logs()
     );
 }
+
+#[tokio::test]
+async fn oversized_policy_lists_are_refused_by_the_api_server() {
+    let env = Env::start_opts("iso-lists", false).await;
+    let many = |n: usize| -> Vec<String> { (0..n).map(|i| format!("n{i}.example.com")).collect() };
+    let long = format!("spiffe://cluster.local/{}", "a".repeat(1100));
+    let cases = [
+        ("dns", json!({"dnsNames": many(257)}), "at most 256 items"),
+        ("uris", json!({"uris": [long]}), "1024"),
+        (
+            "ips",
+            json!({"ipRanges": vec!["10.0.0.0/8"; 257]}),
+            "at most 256 items",
+        ),
+        (
+            "usages",
+            json!({"usages": vec!["server auth"; 33]}),
+            "at most 32 items",
+        ),
+    ];
+    for (name, policy, want) in cases {
+        let api: kube::Api<pki_issuer::api::PKIIssuer> =
+            kube::Api::namespaced(env.client.clone(), &env.ns);
+        let obj = json!({"apiVersion": "pki-issuer.io/v1alpha1", "kind": "PKIIssuer",
+            "metadata": {"name": name},
+            "spec": {"secret": {"name": "s"},
+                     "trustAnchors": {"configMap": {"name": "r", "key": "roots.pem"}},
+                     "policy": policy}});
+        let obj: pki_issuer::api::PKIIssuer = serde_json::from_value(obj).unwrap();
+        match api.create(&Default::default(), &obj).await {
+            Err(kube::Error::Api(e)) => {
+                assert_eq!(e.code, 422, "{name}: {e:?}");
+                assert!(e.message.contains(want), "{name}: {}", e.message);
+            }
+            other => panic!("{name}: an oversized list was accepted: {other:?}"),
+        }
+    }
+}

@@ -70,7 +70,7 @@ pub async fn issue(
         Ok(p) => p,
         Err(outcome) => return outcome,
     };
-    let _slot = match slots.try_acquire(key, &url) {
+    let slot = match slots.try_acquire(key, &url) {
         Ok(slot) => slot,
         Err(busy) => return Outcome::Busy(format!("waiting for the {backend} CA: {busy}")),
     };
@@ -81,7 +81,7 @@ pub async fn issue(
             template: &prepared.template,
         })
         .await;
-    drop(_slot);
+    drop(slot);
     either(off_workers(move || Ok(checked_after_signing(leaf, &prepared, &loaded))).await)
 }
 
