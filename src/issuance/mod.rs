@@ -43,8 +43,8 @@ pub enum Outcome {
 }
 
 /// Steps 6-8 of the request flow for any request kind. The checks and local signing run off
-/// the async workers ([`crate::cpu::request`]); a remote backend's call needs its slots
-/// ([`remote_slots`]) and holds a worker only while it has them.
+/// the async workers ([`crate::cpu::request`]); a request of a remote backend first needs its
+/// slots ([`remote_slots`]) and holds a worker only while it has them.
 pub async fn issue(
     input: RequestInput,
     loaded: Arc<LoadedIssuer>,
@@ -65,14 +65,19 @@ pub async fn issue(
             .await,
         );
     };
-    let (issuer, backend) = (loaded.clone(), loaded.signer.backend());
+    // The slot first: a request that waits for one costs nothing but this check (thousands of
+    // waiting requests re-queued every few seconds must not each re-verify their CSR).
+    let slot = match slots.try_acquire(key, &url) {
+        Ok(slot) => slot,
+        Err(busy) => {
+            let backend = loaded.signer.backend();
+            return Outcome::Busy(format!("waiting for the {backend} CA: {busy}"));
+        }
+    };
+    let issuer = loaded.clone();
     let prepared = match off_workers(move || checked_before_signing(&input, &issuer)).await {
         Ok(p) => p,
         Err(outcome) => return outcome,
-    };
-    let slot = match slots.try_acquire(key, &url) {
-        Ok(slot) => slot,
-        Err(busy) => return Outcome::Busy(format!("waiting for the {backend} CA: {busy}")),
     };
     let leaf = loaded
         .signer
