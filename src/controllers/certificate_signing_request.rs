@@ -266,7 +266,7 @@ async fn sign(
     let (_, Some(cached)) = stores.lookup(ctx, &key) else {
         return Ok(Action::requeue(Duration::from_secs(5)));
     };
-    let loaded = &cached.loaded;
+    let loaded = cached.loaded.clone();
     match signer_access::reviews(csr, &key) {
         Needed::Nothing => {}
         Needed::Refuse(message) => return fail(ctx, csr, "PolicyViolation", message).await,
@@ -297,24 +297,24 @@ async fn sign(
         usages: csr.spec.usages.clone().unwrap_or_default(),
         context: policy_context(csr, &key),
     };
-    let (chain_pem, validity) =
-        match issuance::issue(input, loaded.clone(), &ctx.remote_slots, &key).await {
-            Outcome::Issued {
-                chain_pem,
-                validity,
-                ..
-            } => (chain_pem, validity),
-            Outcome::Failed { reason, message } => return fail(ctx, csr, reason, message).await,
-            Outcome::Busy(what) => {
-                let uid = csr.uid().unwrap_or_default();
-                if ctx.backoff.waited(&uid, Instant::now()) == Retry::GiveUp {
-                    return fail(ctx, csr, "RetriesExhausted", what).await;
-                }
-                tracing::debug!(csr = %csr.name_any(), %what, "no remote CA slot; re-queued");
-                return Ok(Action::requeue(super::remote_slots::BUSY_REQUEUE));
+    let (chain_pem, validity) = match issuance::issue(input, loaded, &ctx.remote_slots, &key).await
+    {
+        Outcome::Issued {
+            chain_pem,
+            validity,
+            ..
+        } => (chain_pem, validity),
+        Outcome::Failed { reason, message } => return fail(ctx, csr, reason, message).await,
+        Outcome::Busy(what) => {
+            let uid = csr.uid().unwrap_or_default();
+            if ctx.backoff.waited(&uid, Instant::now()) == Retry::GiveUp {
+                return fail(ctx, csr, "RetriesExhausted", what).await;
             }
-            Outcome::Retry(what) => return retry(ctx, csr, what).await,
-        };
+            tracing::debug!(csr = %csr.name_any(), %what, "no remote CA slot; re-queued");
+            return Ok(Action::requeue(super::remote_slots::BUSY_REQUEUE));
+        }
+        Outcome::Retry(what) => return retry(ctx, csr, what).await,
+    };
     use base64::Engine;
     tracing::info!(csr = %csr.name_any(), uid = %csr.uid().unwrap_or_default(), serial = %requests::leaf_serial(&chain_pem), "certificate signed");
     let written = apply_status(
