@@ -125,3 +125,51 @@ pub(super) fn email_parts(email: &str) -> Option<(&str, Vec<String>)> {
     }
     Some((local, dns_labels(domain)?))
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Instant;
+
+    use super::*;
+
+    #[test]
+    fn the_largest_lists_match_the_most_sans_quickly() {
+        let ctx = RequestContext {
+            namespace: Some("team-a".into()),
+            service_account: Some("web".into()),
+        };
+        // The CRD's bounds: 256 patterns per type, 100 SANs per request.
+        let uris: Option<Vec<String>> = Some(
+            (0..256)
+                .map(|i| format!("spiffe://cluster.local/ns/{{namespace}}/sa/p{i}/*"))
+                .collect(),
+        );
+        let dns: Option<Vec<String>> = Some(
+            (0..256)
+                .map(|i| format!("*.p{i}.{{namespace}}.svc"))
+                .collect(),
+        );
+        let sans: Vec<String> = (0..100)
+            .map(|i| format!("spiffe://cluster.local/ns/team-a/sa/x{i}/w"))
+            .collect();
+        let names: Vec<String> = (0..100).map(|i| format!("a.q{i}.team-a.svc")).collect();
+        let started = Instant::now();
+        let up = compile(&uris, &ctx, UriPattern::new).unwrap();
+        let dp = compile(&dns, &ctx, DnsPattern::new).unwrap();
+        let mut matched = 0;
+        for (uri, name) in sans.iter().zip(&names) {
+            let s = uri_segments(uri).unwrap();
+            let n = dns_labels(name).unwrap();
+            matched += up.iter().filter(|p| p.matches(&s)).count();
+            matched += dp.iter().filter(|p| p.matches(&n)).count();
+        }
+        let took = started.elapsed();
+        assert_eq!(matched, 0, "none of these names is allowed");
+        assert!(took.as_millis() < 200, "51,200 comparisons took {took:?}");
+        // The same patterns do match their own names.
+        let s = uri_segments("spiffe://cluster.local/ns/team-a/sa/p7/x").unwrap();
+        assert!(up.iter().any(|p| p.matches(&s)));
+        let n = dns_labels("web.p9.team-a.svc").unwrap();
+        assert!(dp.iter().any(|p| p.matches(&n)));
+    }
+}
