@@ -2,10 +2,12 @@
 //! CA"): while hostile issuers run, another tenant's Secret-backed requests are each issued
 //! within [`BOUND`] of their approval.
 //!
-//! * Chain attacks, each in a hostile tenant's own namespace and PKIIssuer: a `tls.crt` of a
-//!   few hundred same-subject CA certificates (a few hundred KiB), a trust-anchor bundle of a
-//!   few hundred roots sharing the signer's issuer name, a deep chain with decoy anchors at
-//!   every step, and Secret churn that re-triggers the checks all the time.
+//! * Chain attacks, each in a hostile tenant's own namespace and PKIIssuer: a `tls.crt` with a
+//!   signer under a chain of 300 CA certificates sharing one subject, listed farthest first (a
+//!   few hundred KiB: n² signature checks for a greedy path search), the same with 9 (within
+//!   the size limits), a trust-anchor bundle of 250 certificates named like the signer's
+//!   issuer, a deep chain with decoy anchors at every step, and Secret churn that re-triggers
+//!   the checks all the time.
 //! * Hanging CAs: several issuers (spelling the URL differently) on one fake CFSSL that never
 //!   answers `sign`, plus two more hanging CAs, each with many approved requests; the CAs see
 //!   at most `--remote-calls-per-endpoint` calls each and `--remote-calls-total` together.
@@ -82,6 +84,21 @@ fn ca_under(parent: &Ca, cn: &str) -> Ca {
     fixtures::intermediate_with(parent, cn, None, vec![])
 }
 
+/// A signer under `n` chained CA certificates all named "Tenant CA" (the last one under
+/// `root`), as `tls.crt` listing them farthest first, and the signer's key.
+fn same_name_chain(root: &Ca, n: usize) -> (String, String) {
+    let mut cas = vec![ca_under(root, "Tenant CA")];
+    for _ in 1..n {
+        let next = ca_under(cas.last().unwrap(), "Tenant CA");
+        cas.push(next);
+    }
+    let signer = fixtures::intermediate(cas.last().unwrap(), "Tenant Signer");
+    let crt = std::iter::once(signer.pem.clone())
+        .chain(cas.iter().map(|c| c.pem.clone()))
+        .collect();
+    (crt, signer.key_pem)
+}
+
 /// Create the chain-attack issuers in `ns`; returns the Secrets to churn.
 async fn chain_attacks(env: &Env, ns: &str) -> Vec<(String, String, String)> {
     let tenant = Env::view(env, ns);
@@ -90,12 +107,12 @@ async fn chain_attacks(env: &Env, ns: &str) -> Vec<(String, String, String)> {
     let mut secrets = Vec::new();
     env.put_config_map(ns, "roots", "roots.pem", &root.pem)
         .await;
-    // 1. tls.crt: the signer under 300 CA certificates that share the root's name.
-    let same: Vec<Ca> = (0..300).map(|_| ca_under(&root, "Tenant Root")).collect();
-    let long: String = std::iter::once(signer.pem.clone())
-        .chain(same.iter().map(|c| c.pem.clone()))
-        .collect();
+    // 1. tls.crt: a signer under a chain of 300 CA certificates that all share one subject,
+    // listed farthest first, so a greedy path search tries every one at every step (n²).
+    let (long, long_key) = same_name_chain(&root, 300);
     assert!(long.len() > 150 * 1024, "a few hundred KiB: {}", long.len());
+    // 1b. The same shape with 9 certificates: within the size limits, over the candidates.
+    let (named, named_key) = same_name_chain(&root, 9);
     // 2. Trust anchors: 250 CA certificates with the signer's issuer name and other keys, none
     // the real root.
     let other = fixtures::root("Other Root");
@@ -124,13 +141,8 @@ async fn chain_attacks(env: &Env, ns: &str) -> Vec<(String, String, String)> {
         .chain(chain.iter().rev().map(|c| c.pem.clone()))
         .collect();
     let cases = [
-        (
-            "long",
-            long,
-            signer.key_pem.clone(),
-            "roots",
-            "at most 65536 bytes",
-        ),
+        ("long", long, long_key, "roots", "at most 65536 bytes"),
+        ("named", named, named_key, "roots", "at most 8 are tried"),
         (
             "anchors",
             signer.pem.clone(),
