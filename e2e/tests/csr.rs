@@ -335,3 +335,66 @@ async fn csr_policy_violation_is_failed() {
     assert!(csr.status.unwrap().certificate.is_none());
     csrs.cleanup(&["evil"]).await;
 }
+
+/// The first status write of every CSR fails (500): the next attempt writes the certificate
+/// signed the first time, so each CSR is signed exactly once (the request pipeline's memory is
+/// shared by every request kind).
+#[tokio::test]
+async fn csr_whose_first_status_write_fails_is_signed_once() {
+    if skip_on_kube(
+        "csr_whose_first_status_write_fails_is_signed_once",
+        "injects 500s into status writes, which only the test API server's FaultInjector can do",
+    ) || crate::harness::external()
+    {
+        return;
+    }
+    let env = Env::start("csrwrite").await;
+    let root = install(&env, &env.cluster_ns).await;
+    let cluster = format!("{}-mesh", env.ns);
+    env.create_cluster_issuer(&cluster, spec(&["*.example.com"]))
+        .await;
+    env.wait_issuer_ready(&cluster, true, "True").await;
+    let faults = env.server.as_ref().unwrap().faults();
+    faults.fail_with(
+        test_apiserver::Matcher {
+            verb: Some("patch".into()),
+            resource: Some("certificatesigningrequests".into()),
+            subresource: Some("status".into()),
+            ..Default::default()
+        },
+        vec![500],
+        true,
+        None,
+        None,
+    );
+    let csrs = Csrs::new(&env);
+    let signer = format!("pkiclusterissuers.pki-issuer.io/{cluster}");
+    let names: Vec<String> = (0..5).map(|i| format!("w{i}")).collect();
+    for n in &names {
+        csrs.create(n, &signer, &[&format!("{n}.example.com")], None, json!({}))
+            .await;
+        csrs.decide(n, true).await;
+    }
+    for n in &names {
+        let chain = csrs.wait_signed(n).await;
+        let (ok, out) = env.openssl_verify(&root.pem, &chain, "sslserver");
+        assert!(ok, "{out}");
+    }
+    let patches = faults.request_count("patch", "certificatesigningrequests", "status");
+    assert!(
+        patches >= 10,
+        "each CSR's first write failed and was retried: {patches}"
+    );
+    let logs = env.logs();
+    for n in &names {
+        let uid = csrs.get(n).await.metadata.uid.unwrap();
+        let signed = logs
+            .lines()
+            .filter(|l| l.contains("certificate signed") && l.contains(&uid))
+            .count();
+        assert_eq!(signed, 1, "{n} signed {signed} times\n{logs}");
+    }
+    csrs.cleanup(&names.iter().map(String::as_str).collect::<Vec<_>>())
+        .await;
+    env.delete_cluster_issuer(&cluster).await;
+}

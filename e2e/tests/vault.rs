@@ -514,3 +514,65 @@ async fn vault_url_allowlist_limits_namespaced_issuers_only() {
     assert_eq!(reason, "Checked", "cluster issuers are trusted: {msg}");
     env.delete_cluster_issuer(&cluster).await;
 }
+
+/// A credential revoked mid-run is the issuer's problem, not the request's: the request waits
+/// `Pending` (never `Failed`), the issuer is checked at once and goes not Ready, and once the
+/// credential is replaced the issuer is Ready again and the request is issued.
+#[tokio::test]
+async fn vault_revoked_credential_makes_the_issuer_not_ready_and_requests_wait() {
+    let v = setup("vault-revoked").await;
+    let (env, bao) = (&v.env, &v.bao);
+    let new_token = || async {
+        let t = bao
+            .write(
+                "auth/token/create",
+                json!({"policies": ["pki-issuer"], "ttl": "1h"}),
+            )
+            .await;
+        let token = t["auth"]["client_token"].as_str().unwrap().to_string();
+        crate::leak_scan::register("revocable Vault token", &token);
+        token
+    };
+    let first = new_token().await;
+    env.put_secret(&env.ns, "revocable", &[("token", &first)])
+        .await;
+    vault_issuer(
+        &v,
+        "bao",
+        "pki/sign/web",
+        json!({"tokenSecretRef": {"name": "revocable", "key": "token"}}),
+        policy(),
+    )
+    .await;
+    env.wait_issuer_ready("bao", false, "True").await;
+    bao.write("auth/token/revoke", json!({"token": first}))
+        .await;
+
+    request(env, "waits", "bao", &[&format!("w.{}.svc", env.ns)], "1h").await;
+    let cr = env.wait_request_reason("waits", "Pending").await;
+    let msg = ready_message(&cr);
+    assert!(
+        msg.contains("is not ready") && msg.contains("permission denied"),
+        "{msg}"
+    );
+    assert!(!msg.contains(&first), "{msg}");
+    let (reason, why) = env.wait_issuer_ready("bao", false, "False").await;
+    assert_eq!(reason, "Failed", "{why}");
+    // Still waiting, never failed, while the issuer is broken.
+    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    let cr = env.request("waits").await;
+    assert_eq!(
+        crate::harness::ready_of(&cr).reason.as_deref(),
+        Some("Pending"),
+        "{}",
+        ready_message(&cr)
+    );
+
+    let second = new_token().await;
+    env.put_secret(&env.ns, "revocable", &[("token", &second)])
+        .await;
+    env.wait_issuer_ready("bao", false, "True").await;
+    let cr = env.wait_request_reason("waits", "Issued").await;
+    let (ok, out) = env.openssl_verify(&v.root.pem, &issued_chain(&cr), "sslserver");
+    assert!(ok, "{out}");
+}

@@ -24,6 +24,10 @@ pub struct CachedIssuer {
 pub struct IssuerCache {
     entries: RwLock<HashMap<IssuerKey, Arc<CachedIssuer>>>,
     subscribers: Mutex<Vec<mpsc::UnboundedSender<IssuerKey>>>,
+    /// Issuers a request found broken (their CA refused our credentials), with why, until
+    /// their next successful check.
+    rechecks: Mutex<HashMap<IssuerKey, String>>,
+    recheck_subscribers: Mutex<Vec<mpsc::UnboundedSender<IssuerKey>>>,
 }
 
 impl IssuerCache {
@@ -32,6 +36,40 @@ impl IssuerCache {
         let (tx, rx) = mpsc::unbounded();
         self.subscribers.lock().expect("cache lock").push(tx);
         rx
+    }
+
+    /// Receive the key of every issuer a request found broken (see [`IssuerCache::recheck`]).
+    pub fn subscribe_rechecks(&self) -> mpsc::UnboundedReceiver<IssuerKey> {
+        let (tx, rx) = mpsc::unbounded();
+        self.recheck_subscribers
+            .lock()
+            .expect("cache lock")
+            .push(tx);
+        rx
+    }
+
+    /// A request found `key` broken: drop its checked state (no request signs with it until
+    /// it passes a check again) and ask the issuer controller to check it now.
+    pub fn recheck(&self, key: &IssuerKey, why: String) {
+        self.entries.write().expect("cache lock").remove(key);
+        self.rechecks
+            .lock()
+            .expect("cache lock")
+            .insert(key.clone(), why);
+        self.recheck_subscribers
+            .lock()
+            .expect("cache lock")
+            .retain(|tx| tx.unbounded_send(key.clone()).is_ok());
+    }
+
+    /// Why `key` waits for a re-check a request asked for, if it does.
+    pub fn recheck_reason(&self, key: &IssuerKey) -> Option<String> {
+        self.rechecks.lock().expect("cache lock").get(key).cloned()
+    }
+
+    /// Whether `key` waits for a re-check a request asked for.
+    pub fn recheck_pending(&self, key: &IssuerKey) -> bool {
+        self.rechecks.lock().expect("cache lock").contains_key(key)
     }
 
     /// The entry for `key`, if its UID and generation match.
@@ -55,6 +93,7 @@ impl IssuerCache {
         });
         entries.insert(key.clone(), Arc::new(entry));
         drop(entries);
+        self.rechecks.lock().expect("cache lock").remove(&key);
         if changed {
             self.subscribers
                 .lock()

@@ -41,6 +41,7 @@ impl Fence {
         Fence { inner: None }
     }
 
+    /// A fence for a replica under leader election: closed until a lease read opens it.
     pub(crate) fn elected() -> Fence {
         Fence {
             inner: Some(Arc::new(FenceState::default())),

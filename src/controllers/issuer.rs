@@ -1,4 +1,4 @@
-//! The issuer controller (DESIGN.md section 5): checks each `PKIIssuer` / `PKIClusterIssuer`,
+//! The issuer controller (docs/design.md, "The issuer"): checks each `PKIIssuer` / `PKIClusterIssuer`,
 //! reports `Ready` and the signer, and keeps the shared cache of checked issuers.
 
 use std::fmt::Debug;
@@ -361,13 +361,23 @@ where
     let secret_ns = cluster_ns.clone();
     let secrets = metadata_watches::<Secret>(&client, &ctx.config.watch_namespaces);
     let config_maps = metadata_watches::<ConfigMap>(&client, &ctx.config.watch_namespaces);
+    let rechecks = ctx.cache.subscribe_rechecks().filter_map(|key| async move {
+        (key.kind == K::KIND).then(|| {
+            let r = ObjectRef::new(&key.name);
+            match key.namespace {
+                Some(ns) => r.within(&ns),
+                None => r,
+            }
+        })
+    });
     let ctl = ctl
         .watches_stream(secrets, move |meta: PartialObjectMeta<Secret>| {
             referencing(&secret_store, &secret_ns, true, &meta)
         })
         .watches_stream(config_maps, move |meta: PartialObjectMeta<ConfigMap>| {
             referencing(&config_map_store, &cluster_ns, false, &meta)
-        });
+        })
+        .reconcile_on(rechecks);
     (ctl, view)
 }
 

@@ -1,11 +1,9 @@
-//! The controllers: issuers (check and report), CertificateRequests (decide, sign, write).
+//! The controllers: issuers (check and report), and every request kind on one pipeline
+//! ([`requests`]: decide, sign, plan, write).
 //!
 //! Each controller is a pure decision (inputs -> actions) plus a thin layer that talks to the API.
 
-pub mod backoff;
 pub mod cache;
-pub mod certificate_request;
-pub mod certificate_signing_request;
 pub mod context;
 pub mod events;
 pub mod fence;

@@ -164,7 +164,7 @@ pub async fn check(client: &Client, r: &Reviews) -> Result<Access, kube::Error> 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::controllers::certificate_signing_request::issuer_key;
+    use crate::controllers::requests::certificate_signing_request::issuer_key;
     use k8s_openapi::api::certificates::v1::CertificateSigningRequestSpec;
     use std::collections::BTreeMap;
 

@@ -16,8 +16,11 @@ use k8s_openapi::api::certificates::v1::CertificateSigningRequest;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::ByteString;
 
-use super::certificate_request::decide;
-use super::certificate_signing_request::{self as csr_ctl, DURATION_ANNOTATION, IS_CA_ANNOTATION};
+use super::requests::certificate_request::is_finished;
+use super::requests::certificate_signing_request::{
+    self as csr_ctl, DURATION_ANNOTATION, IS_CA_ANNOTATION,
+};
+use super::requests::RequestKind;
 use crate::api::cert_manager::{CertificateRequest, CertificateRequestSpec};
 use crate::api::condition::Condition;
 
@@ -39,7 +42,7 @@ fn slim_meta(meta: &mut ObjectMeta, keep_annotations: &[&str]) {
         .filter(|a| !a.is_empty());
 }
 
-/// A condition reduced to what [`decide`] reads of a finished request.
+/// A condition reduced to what the pipeline reads of a finished request.
 fn bare(c: &Condition) -> Condition {
     Condition {
         type_: c.type_.clone(),
@@ -54,11 +57,11 @@ fn bare(c: &Condition) -> Condition {
 /// Slims a CertificateRequest for the store.
 pub fn certificate_request(cr: &mut CertificateRequest) {
     slim_meta(&mut cr.metadata, &[]);
-    let ours = decide::issuer_key(cr).is_some();
+    let ours = cr.issuer_key().is_some();
     let finished = cr
         .status
         .as_ref()
-        .is_some_and(|s| decide::is_finished(&s.conditions));
+        .is_some_and(|s| is_finished(&s.conditions));
     if ours && !finished {
         if let Some(s) = cr.status.as_mut() {
             s.certificate = None;
@@ -116,8 +119,7 @@ mod tests {
 
     use super::*;
     use crate::api::cert_manager::{CertificateRequestStatus, IssuerRef};
-    use crate::controllers::certificate_request::decide::{decide, Decision, IssuerState};
-    use crate::controllers::certificate_signing_request::CsrDecision;
+    use crate::controllers::requests::decide::{decide, Decision, IssuerState};
     use k8s_openapi::api::certificates::v1::{
         CertificateSigningRequestCondition, CertificateSigningRequestSpec,
         CertificateSigningRequestStatus,
@@ -187,7 +189,7 @@ mod tests {
         let before = c.spec.clone();
         certificate_request(&mut c);
         assert_eq!(c.spec, before);
-        assert_eq!(decide(&c, ready), Decision::Sign);
+        assert!(matches!(decide(&c, ready), Decision::Sign(_)));
         let st = c.status.as_ref().unwrap();
         assert_eq!(
             st.conditions[0].message.as_deref(),
@@ -249,8 +251,8 @@ mod tests {
         let mut signed = csr(ours, &["Approved"], true);
         certificate_signing_request(&mut signed);
         assert_eq!(
-            csr_ctl::decide(&signed, ready),
-            CsrDecision::Skip,
+            decide(&signed, ready),
+            Decision::Skip,
             "a signed CSR stays signed"
         );
         assert!(signed.spec.request.0.is_empty());
@@ -267,14 +269,11 @@ mod tests {
         );
         let mut failed = csr(ours, &["Approved", "Failed"], false);
         certificate_signing_request(&mut failed);
-        assert_eq!(csr_ctl::decide(&failed, ready), CsrDecision::Skip);
+        assert_eq!(decide(&failed, ready), Decision::Skip);
 
         let mut pending = csr(ours, &["Approved"], false);
         certificate_signing_request(&mut pending);
-        assert!(matches!(
-            csr_ctl::decide(&pending, ready),
-            CsrDecision::Sign(_)
-        ));
+        assert!(matches!(decide(&pending, ready), Decision::Sign(_)));
         assert_eq!(pending.spec.request.0, b"csr");
         assert_eq!(
             csr_ctl::requested_duration(&pending),
@@ -286,6 +285,6 @@ mod tests {
         let mut foreign = csr("kubernetes.io/kubelet-serving", &["Approved"], false);
         certificate_signing_request(&mut foreign);
         assert!(foreign.spec.request.0.is_empty() && foreign.status.is_none());
-        assert_eq!(csr_ctl::decide(&foreign, ready), CsrDecision::Skip);
+        assert_eq!(decide(&foreign, ready), Decision::Skip);
     }
 }

@@ -1,4 +1,4 @@
-//! Step 8 of DESIGN.md section 3 as a pure function: check what a backend returned against
+//! Step 3 of the request flow (docs/design.md) after signing, as a pure function: check what a backend returned against
 //! the issuer's validated chain, and the PEM to write.
 
 use super::prepare::Prepared;

@@ -40,6 +40,9 @@ pub enum Outcome {
     Retry(String),
     /// The issuer's remote CA calls are all in flight: try again shortly (no backoff).
     Busy(String),
+    /// The issuer is broken (its CA refused our credentials): the request waits while the
+    /// issuer is checked again.
+    IssuerError(String),
 }
 
 /// Steps 6-8 of the request flow for any request kind. The checks and local signing run off
@@ -129,6 +132,9 @@ fn checked_after_signing(
         Ok(leaf) => leaf,
         Err(e) if e.is_retryable() => {
             return Outcome::Retry(format!("signing with the {backend} signer: {e}"))
+        }
+        Err(SignerError::Credentials(m)) => {
+            return Outcome::IssuerError(format!("the {backend} CA refused our credentials: {m}"))
         }
         Err(e) => {
             return Outcome::Failed {

@@ -1,4 +1,4 @@
-//! Steps 6-7 of DESIGN.md section 3 as a pure function: every check of a request before
+//! Step 3 of the request flow (docs/design.md) before signing, as a pure function: every check of a request before
 //! signing, and the leaf to issue. Every fact about the signer chain comes from the issuer's
 //! [`crate::pki::ValidatedChain`], checked once per issuer check.
 
@@ -75,6 +75,7 @@ pub fn prepare(
         // Set by `verify_issued`: it depends on the backend and on when the CA signed.
         not_after_max: None,
         common_name: csr.common_name.clone(),
+        echoable_subject: csr.echoable_subject.clone(),
         name_constraints: template.name_constraints.clone(),
     };
     Ok(Prepared {

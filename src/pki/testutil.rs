@@ -283,6 +283,7 @@ pub fn expectations(
         is_ca: false,
         not_after_max: None,
         common_name: None,
+        echoable_subject: None,
         name_constraints: None,
     }
 }

@@ -1,7 +1,6 @@
 //! Wiring: client, context, controllers, admin servers and graceful shutdown.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use futures::channel::oneshot;
 use futures::future::{FutureExt, Shared};
@@ -13,17 +12,18 @@ use super::admin::{self, Health};
 use super::args::{bind_addr, pod_namespace, Args};
 use super::leader::{Election, Fence};
 use super::RuntimeError;
+use crate::api::cert_manager::CertificateRequest;
 use crate::api::duration;
 use crate::api::issuer::{PKIClusterIssuer, PKIIssuer};
-use crate::controllers::backoff::Backoff;
 use crate::controllers::cache::IssuerCache;
-use crate::controllers::certificate_request::{self, IssuerStores, RequestContextData};
-use crate::controllers::certificate_signing_request::{self, CsrContext};
 use crate::controllers::events::RequestEvents;
 use crate::controllers::metrics::Metrics;
 use crate::controllers::remote_slots::RemoteSlots;
+use crate::controllers::requests::issuers::IssuerIndex;
+use crate::controllers::requests::pipeline::{self, RequestData};
 use crate::controllers::{issuer, Config, Context};
 use crate::signers::remote::AllowedUrls;
+use k8s_openapi::api::certificates::v1::CertificateSigningRequest;
 
 /// A future that resolves once shutdown starts; cheap to clone.
 pub type ShutdownSignal =
@@ -121,11 +121,6 @@ pub async fn run(
         request_events: RequestEvents::new(client.clone(), reporter),
         metrics,
         cache,
-        backoff: Backoff::new(
-            Duration::from_secs(1),
-            Duration::from_secs(60),
-            max_retry_duration,
-        ),
         config: Config {
             cluster_resource_namespace: cluster_resource_namespace.clone(),
             max_retry_duration,
@@ -142,9 +137,8 @@ pub async fn run(
             .as_ref()
             .map(Election::fence)
             .unwrap_or_else(Fence::open),
-        issued: Default::default(),
+        requests: Default::default(),
         invalid_reported: Default::default(),
-        finished: Default::default(),
         remote_slots: RemoteSlots::new(remote_limits),
     });
 
@@ -188,28 +182,23 @@ fn spawn_controllers(
     let ready_for_csrs = cache.subscribe();
     let (namespaced, namespaced_view) = issuer::controller::<PKIIssuer>(ctx);
     let (cluster, cluster_view) = issuer::controller::<PKIClusterIssuer>(ctx);
-    let stores = IssuerStores {
-        namespaced: namespaced_view,
-        cluster: cluster_view,
-    };
-    let data = Arc::new(RequestContextData {
+    let data = Arc::new(RequestData {
         ctx: ctx.clone(),
-        stores: stores.clone(),
-    });
-    let csr_data = Arc::new(CsrContext {
-        ctx: ctx.clone(),
-        stores,
+        issuers: IssuerIndex {
+            namespaced: namespaced_view,
+            cluster: cluster_view,
+        },
     });
     vec![
         tokio::spawn(issuer::run(namespaced, ctx.clone(), shutdown.clone())),
         tokio::spawn(issuer::run(cluster, ctx.clone(), shutdown.clone())),
-        tokio::spawn(certificate_request::run(
-            data,
+        tokio::spawn(pipeline::run::<CertificateRequest>(
+            data.clone(),
             ready_for_requests,
             shutdown.clone(),
         )),
-        tokio::spawn(certificate_signing_request::run(
-            csr_data,
+        tokio::spawn(pipeline::run::<CertificateSigningRequest>(
+            data,
             ready_for_csrs,
             shutdown,
         )),

@@ -1,5 +1,5 @@
 //! Loading an issuer's signer, trust anchors and policy from its spec, and checking them
-//! (DESIGN.md section 5). Reading Secrets and ConfigMaps goes through [`ObjectSource`], so
+//! (docs/design.md, "The issuer"). Reading Secrets and ConfigMaps goes through [`ObjectSource`], so
 //! this is testable without an API server.
 
 use std::collections::BTreeMap;
@@ -143,7 +143,7 @@ pub fn remote_timeout(field: &str, text: Option<&str>) -> Result<Duration, LoadE
     Ok(d)
 }
 
-/// Load and check everything the issuer references (DESIGN.md section 5, steps 1-3).
+/// Load and check everything the issuer references (docs/design.md, "The issuer").
 pub async fn load(
     spec: &IssuerSpec,
     src: &dyn ObjectSource,

@@ -30,6 +30,10 @@ pub enum SignerError {
     /// The remote CA refused the request (4xx): permanent.
     #[error("the CA refused the request: {0}")]
     Refused(String),
+    /// The remote CA refused our credentials (Vault 403 even after a fresh login): the
+    /// issuer, not the request, is broken.
+    #[error("the CA refused our credentials: {0}")]
+    Credentials(String),
     /// The remote CA could not be reached, timed out or failed (5xx): retryable.
     #[error("the CA is unavailable: {0}")]
     Unavailable(String),

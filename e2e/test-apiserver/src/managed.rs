@@ -484,6 +484,17 @@ pub fn apply(
         gone.sort_by_key(|p| std::cmp::Reverse(p.len()));
         for p in gone {
             delete(&mut merged, &p);
+            // A map left empty by the removal goes too, unless this apply sets it (as the
+            // real server drops a struct whose fields all lost their owner).
+            for k in (1..p.len()).rev() {
+                let parent: Path = p[..k].to_vec();
+                let empty =
+                    get(&merged, &parent).is_some_and(|v| v.as_object().is_some_and(Map::is_empty));
+                if !empty || contains(&cfg_fs, &parent) {
+                    break;
+                }
+                delete(&mut merged, &parent);
+            }
         }
     }
     crate::patch::apply_merge(&mut merged, &strip_identity(config), ctx);
@@ -585,6 +596,20 @@ mod tests {
             &a_entry.fields,
             &vec!["f:spec".into(), "f:holder".into()]
         ));
+    }
+
+    #[test]
+    fn apply_drops_a_struct_whose_fields_are_no_longer_applied() {
+        let ctx = Ctx::root(None);
+        let first = json!({"apiVersion": "v1", "kind": "X", "metadata": {"name": "a"},
+            "status": {"conditions": [{"type": "Ready", "status": "True"}],
+                       "signer": {"subject": "CN=x", "notAfter": "t"}}});
+        let live = apply(&json!({}), &first, &w("m"), true, ctx).unwrap();
+        let second = json!({"apiVersion": "v1", "kind": "X", "metadata": {"name": "a"},
+            "status": {"conditions": [{"type": "Ready", "status": "False"}]}});
+        let live = apply(&live, &second, &w("m"), true, ctx).unwrap();
+        assert!(live["status"].get("signer").is_none(), "{live}");
+        assert_eq!(live["status"]["conditions"][0]["status"], "False");
     }
 
     #[test]

@@ -54,6 +54,7 @@ pub(crate) fn issue(
             is_ca,
             not_after_max: Some(validity.not_after),
             common_name: parsed.common_name.clone(),
+            echoable_subject: parsed.echoable_subject.clone(),
             name_constraints: None,
         },
     }
@@ -312,6 +313,7 @@ fn signer_with_repeated_dn_attributes() {
         usages: vec![Usage::ServerAuth],
         is_ca: false,
         not_after_max: None,
+        echoable_subject: None,
         common_name: None,
         name_constraints: None,
     };

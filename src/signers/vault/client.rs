@@ -206,9 +206,10 @@ impl VaultClient {
         let a = self
             .request(Method::POST, &call.path, Some(&call.body), None)
             .await?;
+        // A refused login is a credential problem of the issuer, not of a request.
         let login = response::parse_login_response(a.status, &a.body).map_err(|e| match e {
             VaultError::Denied(m) | VaultError::Refused(m) => {
-                VaultError::Refused(format!("{} failed: {m}", call.what))
+                VaultError::Denied(format!("{} failed: {m}", call.what))
             }
             VaultError::Unavailable(m) => VaultError::Unavailable(format!("{}: {m}", call.what)),
         })?;

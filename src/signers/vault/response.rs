@@ -27,7 +27,8 @@ pub enum VaultError {
 impl From<VaultError> for SignerError {
     fn from(e: VaultError) -> SignerError {
         match e {
-            VaultError::Denied(m) | VaultError::Refused(m) => SignerError::Refused(m),
+            VaultError::Denied(m) => SignerError::Credentials(m),
+            VaultError::Refused(m) => SignerError::Refused(m),
             VaultError::Unavailable(m) => SignerError::Unavailable(m),
         }
     }
@@ -37,6 +38,7 @@ impl From<SignerError> for VaultError {
     fn from(e: SignerError) -> VaultError {
         match e {
             SignerError::Unavailable(m) => VaultError::Unavailable(m),
+            SignerError::Credentials(m) => VaultError::Denied(m),
             other => VaultError::Refused(other.to_string()),
         }
     }

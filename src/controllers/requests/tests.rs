@@ -1,0 +1,349 @@
+//! The write path at the mocked-API level: a scripted API server behind kube's `Client`, the
+//! real pipeline, a real Secret signer. Each case asserts the exact requests sent.
+
+use std::convert::Infallible;
+use std::sync::{Arc, Mutex};
+
+use http::{Method, Request, Response};
+use k8s_openapi::api::certificates::v1::{
+    CertificateSigningRequest, CertificateSigningRequestCondition, CertificateSigningRequestSpec,
+    CertificateSigningRequestStatus,
+};
+use kube::client::Body;
+use kube::runtime::events::Reporter;
+use kube::Client;
+use serde_json::{json, Value};
+
+use super::memory::RequestMemory;
+use super::pipeline::sign;
+use super::RequestKind;
+use crate::api::cert_manager::{CertificateRequest, CertificateRequestSpec, IssuerRef};
+use crate::api::condition::Condition;
+use crate::api::issuer::{IssuerKey, IssuerKind};
+use crate::controllers::cache::{CachedIssuer, IssuerCache};
+use crate::controllers::events::RequestEvents;
+use crate::controllers::fence::Fence;
+use crate::controllers::metrics::Metrics;
+use crate::controllers::{Config, Context, Error};
+use crate::issuance::remote_slots::RemoteSlots;
+use crate::pki::testutil::{self, KeyKind};
+use crate::signers::load::LoadedIssuer;
+use crate::signers::secret::SecretSigner;
+use crate::signers::Signer;
+
+/// One request the mock received: method, path, JSON body.
+#[derive(Clone, Debug)]
+struct Seen {
+    method: Method,
+    path: String,
+    body: Value,
+}
+
+type Script = Arc<dyn Fn(&Seen, usize) -> (u16, Value) + Send + Sync>;
+
+/// An API server that answers from `script(request, n)` (`n`: how many earlier requests had
+/// the same method and path) and records every request.
+fn mock(script: Script) -> (Client, Arc<Mutex<Vec<Seen>>>) {
+    let seen: Arc<Mutex<Vec<Seen>>> = Arc::default();
+    let log = seen.clone();
+    let svc = tower::service_fn(move |req: Request<Body>| {
+        let log = log.clone();
+        let script = script.clone();
+        async move {
+            let method = req.method().clone();
+            let path = req.uri().path().to_string();
+            let bytes = req.into_body().collect_bytes().await.unwrap_or_default();
+            let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+            let seen = Seen { method, path, body };
+            let n = {
+                let mut l = log.lock().unwrap();
+                let n = l
+                    .iter()
+                    .filter(|s| s.method == seen.method && s.path == seen.path)
+                    .count();
+                l.push(seen.clone());
+                n
+            };
+            let (status, answer) = script(&seen, n);
+            Ok::<_, Infallible>(
+                Response::builder()
+                    .status(status)
+                    .header("content-type", "application/json")
+                    .body(Body::from(serde_json::to_vec(&answer).unwrap()))
+                    .unwrap(),
+            )
+        }
+    });
+    (Client::new(svc, "default"), seen)
+}
+
+fn status_error(code: u16) -> Value {
+    json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "code": code,
+           "reason": if code == 409 { "Conflict" } else { "InternalError" }, "message": "scripted"})
+}
+
+fn context(client: Client, fence: Fence) -> Context {
+    let reporter = Reporter {
+        controller: "pki-issuer".into(),
+        instance: None,
+    };
+    Context {
+        client: client.clone(),
+        recorder: kube::runtime::events::Recorder::new(client.clone(), reporter.clone()),
+        request_events: RequestEvents::new(client, reporter),
+        metrics: Arc::new(Metrics::new()),
+        cache: Arc::new(IssuerCache::default()),
+        remote_slots: RemoteSlots::new(crate::issuance::remote_slots::Limits {
+            per_issuer: 4,
+            per_endpoint: 4,
+            total: 8,
+        }),
+        config: Config {
+            cluster_resource_namespace: "pki".into(),
+            max_retry_duration: std::time::Duration::from_secs(600),
+            watch_namespaces: vec![],
+            concurrency: 1,
+            allowed_remote_ca_urls: Default::default(),
+        },
+        fence,
+        requests: RequestMemory::default(),
+        invalid_reported: Default::default(),
+    }
+}
+
+fn issuer() -> (IssuerKey, CachedIssuer) {
+    let (root, int) = testutil::chain(KeyKind::P256);
+    let secret = SecretSigner::from_pem(&int.pem(), &int.key_pem()).unwrap();
+    let anchors = crate::pki::parse_pem_certs(&root.pem()).unwrap();
+    let chain = crate::pki::ValidatedChain::new(
+        secret.chain().clone(),
+        Some(secret.key()),
+        anchors.clone(),
+        time::OffsetDateTime::now_utc(),
+    )
+    .unwrap();
+    let loaded = LoadedIssuer {
+        signer: Arc::new(secret),
+        anchors_pem: crate::pki::certs_to_pem(&anchors),
+        policy: crate::pki::Policy {
+            dns_names: Some(vec!["*.apps.svc".into()]),
+            ..Default::default()
+        },
+        extensions: Default::default(),
+        signer_info: chain.info().clone(),
+        chain: Arc::new(chain),
+        anchor_infos: vec![],
+        notes: vec![],
+    };
+    let key = IssuerKey {
+        kind: IssuerKind::Cluster,
+        namespace: None,
+        name: "mesh".into(),
+    };
+    let cached = CachedIssuer {
+        uid: "issuer-uid".into(),
+        generation: 1,
+        loaded: Arc::new(loaded),
+    };
+    (key, cached)
+}
+
+fn csr_pem() -> String {
+    let kp = testutil::key(KeyKind::P256);
+    let mut p = rcgen::CertificateParams::new(vec!["web.apps.svc".to_string()]).unwrap();
+    p.distinguished_name = rcgen::DistinguishedName::new();
+    p.serialize_request(&kp).unwrap().pem().unwrap()
+}
+
+const USAGES: [&str; 2] = ["server auth", "client auth"];
+
+fn certificate_request(rv: &str) -> CertificateRequest {
+    let mut cr = CertificateRequest::new(
+        "req",
+        CertificateRequestSpec {
+            request: csr_pem().into_bytes(),
+            issuer_ref: IssuerRef {
+                name: "mesh".into(),
+                kind: Some("PKIClusterIssuer".into()),
+                group: Some("pki-issuer.io".into()),
+            },
+            usages: Some(USAGES.iter().map(|u| u.to_string()).collect()),
+            ..Default::default()
+        },
+    );
+    cr.metadata.namespace = Some("apps".into());
+    cr.metadata.uid = Some("cr-uid".into());
+    cr.metadata.resource_version = Some(rv.into());
+    cr.status = Some(crate::api::cert_manager::CertificateRequestStatus {
+        conditions: vec![Condition::new("Approved", true, "test", "approved")],
+        ..Default::default()
+    });
+    cr
+}
+
+fn signing_request(rv: &str) -> CertificateSigningRequest {
+    CertificateSigningRequest {
+        metadata: kube::api::ObjectMeta {
+            name: Some("csr".into()),
+            uid: Some("csr-uid".into()),
+            resource_version: Some(rv.into()),
+            ..Default::default()
+        },
+        spec: CertificateSigningRequestSpec {
+            request: k8s_openapi::ByteString(csr_pem().into_bytes()),
+            signer_name: "pkiclusterissuers.pki-issuer.io/mesh".into(),
+            usages: Some(USAGES.iter().map(|u| u.to_string()).collect()),
+            ..Default::default()
+        },
+        status: Some(CertificateSigningRequestStatus {
+            conditions: Some(vec![CertificateSigningRequestCondition {
+                type_: "Approved".into(),
+                status: "True".into(),
+                ..Default::default()
+            }]),
+            ..Default::default()
+        }),
+    }
+}
+
+/// The certificate a status patch carries (either kind).
+fn written(s: &Seen) -> Option<String> {
+    s.body["status"]["certificate"].as_str().map(str::to_string)
+}
+
+fn status_patches(seen: &[Seen]) -> Vec<Seen> {
+    seen.iter()
+        .filter(|s| s.method == Method::PATCH && s.path.ends_with("/status"))
+        .cloned()
+        .collect()
+}
+
+/// Answers status patches with `patch(n)` (a 200 returns `template` with the patched
+/// status), GETs of the object with `get`, Events with 201.
+fn script<K: RequestKind>(template: &K, patch: fn(usize) -> u16, get: Option<K>) -> Script {
+    let template = serde_json::to_value(template).unwrap();
+    Arc::new(move |s: &Seen, n| {
+        if s.path.ends_with("/status") && s.method == Method::PATCH {
+            let code = patch(n);
+            if code == 200 {
+                let mut obj = template.clone();
+                obj["status"] = s.body["status"].clone();
+                return (200, obj);
+            }
+            return (code, status_error(code));
+        }
+        if s.method == Method::GET {
+            return match &get {
+                Some(obj) => (200, serde_json::to_value(obj).unwrap()),
+                None => (404, status_error(404)),
+            };
+        }
+        if s.path.ends_with("/events") {
+            return (201, s.body.clone());
+        }
+        (404, status_error(404))
+    })
+}
+
+/// A failed first write (500) is retried by the next reconcile with the certificate signed
+/// the first time: signed exactly once, for every request kind.
+async fn failed_write_is_not_signed_again<K: RequestKind>(req: K) {
+    let (client, seen) = mock(script(&req, |n| if n == 0 { 500 } else { 200 }, None));
+    let ctx = context(client, Fence::open());
+    let (key, issuer) = issuer();
+    let first = sign(&ctx, &req, &key, &issuer).await;
+    assert!(matches!(first, Err(Error::Kube(_))), "{first:?}");
+    sign(&ctx, &req, &key, &issuer)
+        .await
+        .expect("second reconcile writes");
+    let patches = status_patches(&seen.lock().unwrap());
+    assert_eq!(patches.len(), 2, "{patches:?}");
+    let (a, b) = (written(&patches[0]), written(&patches[1]));
+    assert!(a.is_some() && a == b, "the same certificate both times");
+    assert!(ctx.requests.is_finished(&req.meta().uid.clone().unwrap()));
+    // A third reconcile (a stale cached version) sends nothing.
+    sign(&ctx, &req, &key, &issuer).await.unwrap();
+    assert_eq!(status_patches(&seen.lock().unwrap()).len(), 2);
+}
+
+#[tokio::test]
+async fn a_certificate_request_whose_write_fails_is_signed_once() {
+    failed_write_is_not_signed_again(certificate_request("1")).await;
+}
+
+#[tokio::test]
+async fn a_csr_whose_write_fails_is_signed_once() {
+    failed_write_is_not_signed_again(signing_request("1")).await;
+}
+
+/// 409 on the first patch: read again, still open, patch again with the new version, one
+/// signing.
+async fn conflict_rereads_and_writes_again<K: RequestKind>(req: K, fresh: K) {
+    let (client, seen) = mock(script(
+        &req,
+        |n| if n == 0 { 409 } else { 200 },
+        Some(fresh),
+    ));
+    let ctx = context(client, Fence::open());
+    let (key, issuer) = issuer();
+    sign(&ctx, &req, &key, &issuer).await.expect("written");
+    let seen = seen.lock().unwrap().clone();
+    let patches = status_patches(&seen);
+    assert_eq!(patches.len(), 2, "{seen:?}");
+    assert_eq!(patches[0].body["metadata"]["resourceVersion"], "1");
+    assert_eq!(patches[1].body["metadata"]["resourceVersion"], "2");
+    assert_eq!(written(&patches[0]), written(&patches[1]));
+    assert_eq!(seen.iter().filter(|s| s.method == Method::GET).count(), 1);
+}
+
+#[tokio::test]
+async fn a_conflict_rereads_and_writes_again_for_every_kind() {
+    conflict_rereads_and_writes_again(certificate_request("1"), certificate_request("2")).await;
+    conflict_rereads_and_writes_again(signing_request("1"), signing_request("2")).await;
+}
+
+/// 409, and the fresh version is already finished (another replica wrote it): nothing more
+/// is written, and the request is remembered as finished.
+#[tokio::test]
+async fn a_superseded_write_is_dropped_for_every_kind() {
+    let mut done_cr = certificate_request("2");
+    done_cr
+        .status
+        .as_mut()
+        .unwrap()
+        .conditions
+        .push(Condition::new("Ready", true, "Issued", "x"));
+    let mut done_csr = signing_request("2");
+    done_csr.status.as_mut().unwrap().certificate = Some(k8s_openapi::ByteString(b"C".to_vec()));
+    async fn case<K: RequestKind>(req: K, done: K) {
+        let (client, seen) = mock(script(&req, |_| 409, Some(done)));
+        let ctx = context(client, Fence::open());
+        let (key, issuer) = issuer();
+        sign(&ctx, &req, &key, &issuer)
+            .await
+            .expect("superseded is not an error");
+        let seen = seen.lock().unwrap().clone();
+        assert_eq!(status_patches(&seen).len(), 1, "{seen:?}");
+        assert!(
+            seen.iter().all(|s| !s.path.ends_with("/events")),
+            "no Issued Event for a discarded certificate"
+        );
+        assert!(ctx.requests.is_finished(&req.meta().uid.clone().unwrap()));
+    }
+    case(certificate_request("1"), done_cr).await;
+    case(signing_request("1"), done_csr).await;
+}
+
+/// A closed fence (this replica may have lost its lease): not a single request is sent.
+#[tokio::test]
+async fn a_closed_fence_sends_nothing() {
+    let req = certificate_request("1");
+    let (client, seen) = mock(script(&req, |_| 200, None));
+    let fence = Fence::elected();
+    fence.close();
+    let ctx = context(client, fence);
+    let (key, issuer) = issuer();
+    let result = sign(&ctx, &req, &key, &issuer).await;
+    assert!(matches!(result, Err(Error::NotLeader)), "{result:?}");
+    assert!(seen.lock().unwrap().is_empty());
+}
