@@ -198,10 +198,10 @@ fn issue_once(
 ) -> Vec<u8> {
     let now = time::OffsetDateTime::now_utc();
     let input = RequestInput {
-        csr: csr_pem.as_bytes(),
+        csr: csr_pem.as_bytes().to_vec(),
         duration: Some(Duration::from_secs(86400)),
         is_ca: false,
-        usages,
+        usages: usages.to_vec(),
         context: ctx.clone(),
     };
     let prepared = issuance::prepare(&input, loaded, now).expect("prepare");

@@ -4,12 +4,14 @@
 //! - [`api`]: the CRDs and the cert-manager types we read and write;
 //! - [`pki`]: pure X.509 (CSR, policy, name constraints, signing, verification);
 //! - [`signers`]: signing backends;
+//! - [`cpu`]: CPU-heavy work off the async workers, bounded;
 //! - [`issuance`]: one attempt at a request (check, sign, verify);
 //! - [`controllers`]: the issuer controller and the one request pipeline;
 //! - [`runtime`]: flags, admin HTTP, metrics, logging, shutdown.
 
 pub mod api;
 pub mod controllers;
+pub mod cpu;
 pub mod crds;
 pub mod issuance;
 pub mod pki;

@@ -4,8 +4,8 @@
 //! them.
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
 
 use rcgen::{
     CertificateSigningRequestParams, CustomExtension, DnType, ExtendedKeyUsagePurpose, IsCa,
@@ -46,6 +46,36 @@ pub enum Mode {
 pub struct FakeCa {
     /// Where it listens.
     pub addr: SocketAddr,
+    /// `sign` calls received and not yet answered or abandoned by the client, now and at most.
+    pub calls: Arc<InFlight>,
+}
+
+/// In-flight `sign` calls of one fake CA.
+#[derive(Default)]
+pub struct InFlight {
+    now: AtomicUsize,
+    max: AtomicUsize,
+}
+
+impl InFlight {
+    /// The most `sign` calls that were in flight at once.
+    pub fn max(&self) -> usize {
+        self.max.load(Ordering::SeqCst)
+    }
+
+    fn start(self: &Arc<Self>) -> CallGuard {
+        let n = self.now.fetch_add(1, Ordering::SeqCst) + 1;
+        self.max.fetch_max(n, Ordering::SeqCst);
+        CallGuard(self.clone())
+    }
+}
+
+struct CallGuard(Arc<InFlight>);
+
+impl Drop for CallGuard {
+    fn drop(&mut self) {
+        self.0.now.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 impl FakeCa {
@@ -53,15 +83,18 @@ impl FakeCa {
     pub async fn start(int: Arc<Ca>, mode: Mode) -> FakeCa {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
+        let calls = Arc::new(InFlight::default());
+        let counter = calls.clone();
         tokio::spawn(async move {
             while let Ok((stream, _)) = listener.accept().await {
                 let int = int.clone();
+                let counter = counter.clone();
                 tokio::spawn(async move {
-                    let _ = serve(stream, &int, mode).await;
+                    let _ = serve(stream, &int, mode, &counter).await;
                 });
             }
         });
-        FakeCa { addr }
+        FakeCa { addr, calls }
     }
 
     /// `http://addr`.
@@ -70,7 +103,12 @@ impl FakeCa {
     }
 }
 
-async fn serve(mut stream: TcpStream, int: &Ca, mode: Mode) -> std::io::Result<()> {
+async fn serve(
+    mut stream: TcpStream,
+    int: &Ca,
+    mode: Mode,
+    calls: &Arc<InFlight>,
+) -> std::io::Result<()> {
     loop {
         let mut buf = Vec::new();
         let head_end = loop {
@@ -113,8 +151,11 @@ async fn serve(mut stream: TcpStream, int: &Ca, mode: Mode) -> std::io::Result<(
             json!({"success": true, "errors": [], "messages": [],
                    "result": {"certificate": int.pem, "usages": ["signing"], "expiry": "24h"}})
         } else if path.ends_with("/sign") {
+            let _call = calls.start();
             if mode == Mode::Hang {
-                tokio::time::sleep(Duration::from_secs(3600)).await;
+                // Never answer; the call ends when the client gives up and closes.
+                let mut rest = [0u8; 1024];
+                while stream.read(&mut rest).await? > 0 {}
                 return Ok(());
             }
             let csr = body["certificate_request"].as_str().unwrap_or_default();

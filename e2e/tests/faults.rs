@@ -698,6 +698,9 @@ async fn remote_ca_outage(name: &'static str, max_retry: Option<&str>) {
     let extra: Vec<&str> = extra.iter().map(String::as_str).collect();
     sc.start_replica(&extra).await;
     sc.env.wait_issuer_ready("mesh", false, "True").await;
+    // The Ready write itself triggers one more check of the issuer (it calls CFSSL `info`);
+    // let it finish first, or under load it meets the outage and the issuer goes Pending.
+    tokio::time::sleep(Duration::from_secs(1)).await;
     let n = burst_size();
     let outage = secs(30, 6);
     let (t0, t0_ms) = (Instant::now(), test_apiserver::faults::now_ms());

@@ -128,9 +128,9 @@ async fn a_hanging_ca_holds_at_most_its_slots_while_other_issuers_keep_issuing()
     let hang = FakeCa::start(int.clone(), Mode::Hang).await;
     let fast = FakeCa::start(int.clone(), Mode::Honest).await;
     let allow = format!("--allowed-remote-ca-urls={},{}", hang.url(), fast.url());
-    // Two workers, one slot per issuer: without the slot limit the hanging CA's requests
-    // would take both workers for a minute.
-    env.start_controller(&[&allow, "--concurrency=2", "--remote-calls-per-issuer=1"])
+    // Four workers (two of them for remote calls), one slot per issuer: without the slot
+    // limit the hanging CA's requests would take every worker for a minute.
+    env.start_controller(&[&allow, "--concurrency=4", "--remote-calls-per-issuer=1"])
         .await;
     fake_issuer(&env, "hang", &hang, &root.pem, "60s").await;
     fake_issuer(&env, "fast", &fast, &root.pem, "5s").await;

@@ -1,13 +1,14 @@
 //! Target `pem_bundle`: PEM text from Secrets and ConfigMaps — `tls.crt` (signer chain),
-//! `tls.key` (signer key) and trust anchors — through `parse_pem_certs`, `SignerChain`,
-//! `SignerKey`, `chain_constraints` and `check_signer`.
+//! `tls.key` (signer key) and trust anchors — through `parse_pem_certs`, `SignerChain` (and its
+//! size limits), `parse_trust_anchors`, `SignerKey`, `chain_constraints` and `check_signer`.
 //!
 //! Input: up to three parts separated by NUL bytes: `tls.crt`, `tls.key`, anchors (each read
 //! as UTF-8, lossily, as the loader requires text).
 
+use pki_issuer::pki::path::{MAX_CHAIN_CERTS, MAX_CHAIN_PEM_BYTES};
 use pki_issuer::pki::{
     cert_info, certs_to_pem, chain_constraints, check_signer, key_info_from_spki, parse_pem_certs,
-    SignerChain, SignerKey,
+    parse_trust_anchors, PkiError, SignerChain, SignerKey,
 };
 use time::OffsetDateTime;
 use x509_parser::prelude::{FromDer, X509Certificate};
@@ -35,7 +36,7 @@ pub fn run(data: &[u8]) {
 
     let chain = check_bundle(&crt);
     let key = check_key(&key);
-    let anchors = parse_pem_certs(&anchors).ok();
+    let anchors = parse_trust_anchors(&anchors).ok();
     if let (Some(chain), Some(anchors)) = (chain, anchors) {
         check_health(&chain, key.as_ref(), &anchors);
     }
@@ -44,6 +45,15 @@ pub fn run(data: &[u8]) {
 fn check_bundle(crt: &str) -> Option<SignerChain> {
     let parsed = parse_pem_certs(crt);
     let chain = SignerChain::from_pem(crt);
+    if let Err(PkiError::ChainLimit(_)) = &chain {
+        // Refused for its size alone: too many bytes, or parsed to too many certificates.
+        assert!(
+            crt.len() > MAX_CHAIN_PEM_BYTES
+                || parsed.as_ref().is_ok_and(|d| d.len() > MAX_CHAIN_CERTS),
+            "a chain within the limits was refused as too large"
+        );
+        return None;
+    }
     assert_eq!(
         parsed.is_ok(),
         chain.is_ok(),

@@ -6,6 +6,10 @@ use kube::KubeSchema;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use super::bounds::{
+    MAX_EXTENSION_URLS, MAX_KEY_ALGORITHMS, MAX_POLICY_ENTRIES, MAX_POLICY_USAGES,
+};
+
 use super::condition::{self, Condition};
 
 const ONE_SIGNER_RULE: &str =
@@ -124,20 +128,25 @@ pub struct PolicySpec {
     pub min_duration: Option<String>,
     /// Allowed DNS SANs. `*` is one label; `{namespace}` and `{serviceAccount}` are substituted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = MAX_POLICY_ENTRIES), inner(length(max = 253)))]
     pub dns_names: Option<Vec<String>>,
     /// Allowed URI SANs (e.g. SPIFFE IDs). `*` is one path segment.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = MAX_POLICY_ENTRIES), inner(length(max = 1024)))]
     pub uris: Option<Vec<String>>,
     /// CIDRs that IP SANs must fall in.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = MAX_POLICY_ENTRIES), inner(length(max = 43)))]
     pub ip_ranges: Option<Vec<String>>,
     /// Allowed email SANs (`*` is one label of the domain).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = MAX_POLICY_ENTRIES), inner(length(max = 320)))]
     pub email_addresses: Option<Vec<String>>,
     /// Allowed key usages (cert-manager spellings). Default: `digital signature`,
     /// `key encipherment`, `server auth`, `client auth`. `cert sign` / `crl sign` only ever
     /// on CA certificates; a certificate without extended key usage only when `any` is listed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = MAX_POLICY_USAGES), inner(length(max = 64)))]
     pub usages: Option<Vec<String>>,
     /// Whether wildcard DNS names (`*.example.com`) may be requested (default false). Without
     /// it, a `*` in `dnsNames` matches any one label but never a wildcard certificate.
@@ -149,6 +158,7 @@ pub struct PolicySpec {
     pub allow_ca: Option<bool>,
     /// Allowed key algorithms (default: ECDSA >= 256, RSA >= 2048, Ed25519).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = MAX_KEY_ALGORITHMS))]
     pub key_algorithms: Option<Vec<KeyAlgorithmRule>>,
     /// Refuse requests without any SAN (default true).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -185,9 +195,11 @@ pub enum KeyAlgorithmName {
 pub struct ExtensionsSpec {
     /// CRL distribution point URLs.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = MAX_EXTENSION_URLS), inner(length(max = 2048)))]
     pub crl_distribution_points: Vec<String>,
     /// OCSP responder URLs (Authority Information Access).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = MAX_EXTENSION_URLS), inner(length(max = 2048)))]
     pub ocsp_servers: Vec<String>,
     /// CA issuer URLs (Authority Information Access).
     #[serde(
@@ -195,6 +207,7 @@ pub struct ExtensionsSpec {
         rename = "issuingCertificateURLs",
         skip_serializing_if = "Vec::is_empty"
     )]
+    #[schemars(length(max = MAX_EXTENSION_URLS), inner(length(max = 2048)))]
     pub issuing_certificate_urls: Vec<String>,
 }
 

@@ -1,5 +1,6 @@
 //! Kubernetes API types: our CRDs and the cert-manager types we read and write.
 
+pub mod bounds;
 pub mod cert_manager;
 pub mod condition;
 pub mod duration;

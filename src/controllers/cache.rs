@@ -15,8 +15,8 @@ pub struct CachedIssuer {
     pub uid: String,
     /// The generation that was checked.
     pub generation: i64,
-    /// What the check loaded.
-    pub loaded: LoadedIssuer,
+    /// What the check loaded (shared with the blocking threads that issue with it).
+    pub loaded: Arc<LoadedIssuer>,
 }
 
 /// The cache plus channels that announce issuers that became ready or changed signer.

@@ -28,8 +28,6 @@ pub struct Config {
     pub concurrency: u16,
     /// Remote CA URLs that namespaced PKIIssuers may use.
     pub allowed_remote_ca_urls: Arc<AllowedUrls>,
-    /// Remote CA calls in flight per issuer; further requests wait Pending.
-    pub remote_calls_per_issuer: usize,
 }
 
 /// Everything a reconcile needs.
@@ -44,7 +42,7 @@ pub struct Context {
     pub metrics: Arc<Metrics>,
     /// Checked issuers.
     pub cache: Arc<IssuerCache>,
-    /// Per-issuer limits on remote CA calls in flight.
+    /// Limits on remote CA calls in flight (per issuer, per endpoint, in total).
     pub remote_slots: RemoteSlots,
     /// Settings.
     pub config: Config,

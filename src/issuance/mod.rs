@@ -1,6 +1,6 @@
 //! The issuance pipeline both request controllers share: check a request before signing
-//! ([`prepare`]), sign with the issuer's backend (bounded per issuer for remote CAs,
-//! [`remote_slots`]), check the result ([`check`]), reduced to one [`Outcome`]. Domain
+//! ([`prepare`]), sign with the issuer's backend (remote CAs bounded per issuer, per endpoint
+//! and in total, [`remote_slots`]), check the result ([`check`]), reduced to one [`Outcome`]. Domain
 //! logic: it knows the checked issuer ([`LoadedIssuer`]) but nothing of Kubernetes objects.
 
 pub mod check;
@@ -9,6 +9,8 @@ pub mod remote_slots;
 
 pub use check::{describe_validity, policy_limit, verify_issued, Issued};
 pub use prepare::{prepare, Prepared, RequestInput};
+
+use std::sync::Arc;
 
 use self::remote_slots::RemoteSlots;
 use crate::api::issuer::IssuerKey;
@@ -43,42 +45,90 @@ pub enum Outcome {
     IssuerError(String),
 }
 
-/// Steps 6-8 of the request flow for any request kind. A remote backend's call needs one of
-/// the issuer's `slots`.
+/// Steps 6-8 of the request flow for any request kind. The checks and local signing run off
+/// the async workers ([`crate::cpu::request`]); a request of a remote backend first needs its
+/// slots ([`remote_slots`]) and holds a worker only while it has them.
 pub async fn issue(
-    input: &RequestInput<'_>,
-    loaded: &LoadedIssuer,
+    input: RequestInput,
+    loaded: Arc<LoadedIssuer>,
     slots: &RemoteSlots,
     key: &IssuerKey,
 ) -> Outcome {
-    let prepared = match prepare(input, loaded, time::OffsetDateTime::now_utc()) {
+    let Some(url) = loaded.signer.remote_url().map(str::to_string) else {
+        // A local signer's future is ready at once: the whole issuance is one blocking job.
+        return either(
+            off_workers(move || {
+                let prepared = checked_before_signing(&input, &loaded)?;
+                let leaf = futures::executor::block_on(loaded.signer.sign(SignRequest {
+                    csr: &prepared.csr,
+                    template: &prepared.template,
+                }));
+                Ok(checked_after_signing(leaf, &prepared, &loaded))
+            })
+            .await,
+        );
+    };
+    // The slot first: a request that waits for one costs nothing but this check (thousands of
+    // waiting requests re-queued every few seconds must not each re-verify their CSR).
+    let slot = match slots.try_acquire(key, &url) {
+        Ok(slot) => slot,
+        Err(busy) => {
+            let backend = loaded.signer.backend();
+            return Outcome::Busy(format!("waiting for the {backend} CA: {busy}"));
+        }
+    };
+    let issuer = loaded.clone();
+    let prepared = match off_workers(move || checked_before_signing(&input, &issuer)).await {
         Ok(p) => p,
-        Err(e) => {
-            return Outcome::Failed {
-                reason: "PolicyViolation",
-                message: format!("refused before signing: {e}"),
-            }
-        }
+        Err(outcome) => return outcome,
     };
+    let leaf = loaded
+        .signer
+        .sign(SignRequest {
+            csr: &prepared.csr,
+            template: &prepared.template,
+        })
+        .await;
+    drop(slot);
+    either(off_workers(move || Ok(checked_after_signing(leaf, &prepared, &loaded))).await)
+}
+
+/// Runs request work on a blocking thread; a panic there fails the request.
+async fn off_workers<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, Outcome> + Send + 'static,
+) -> Result<T, Outcome> {
+    crate::cpu::request(f).await.unwrap_or_else(|e| {
+        Err(Outcome::Failed {
+            reason: "SigningFailed",
+            message: e.to_string(),
+        })
+    })
+}
+
+/// Both arms of a result that is an [`Outcome`] either way.
+fn either(r: Result<Outcome, Outcome>) -> Outcome {
+    match r {
+        Ok(o) | Err(o) => o,
+    }
+}
+
+fn checked_before_signing(
+    input: &RequestInput,
+    loaded: &LoadedIssuer,
+) -> Result<Prepared, Outcome> {
+    prepare(input, loaded, time::OffsetDateTime::now_utc()).map_err(|e| Outcome::Failed {
+        reason: "PolicyViolation",
+        message: format!("refused before signing: {e}"),
+    })
+}
+
+fn checked_after_signing(
+    leaf: Result<Vec<u8>, SignerError>,
+    prepared: &Prepared,
+    loaded: &LoadedIssuer,
+) -> Outcome {
     let backend = loaded.signer.backend();
-    let _slot = if loaded.signer.is_remote() {
-        match slots.try_acquire(key) {
-            Some(slot) => Some(slot),
-            None => {
-                return Outcome::Busy(format!(
-                    "waiting for the {backend} CA: {} calls of {key} are already in flight",
-                    slots.per_issuer()
-                ))
-            }
-        }
-    } else {
-        None
-    };
-    let request = SignRequest {
-        csr: &prepared.csr,
-        template: &prepared.template,
-    };
-    let leaf = match loaded.signer.sign(request).await {
+    let leaf = match leaf {
         Ok(leaf) => leaf,
         Err(e) if e.is_retryable() => {
             return Outcome::Retry(format!("signing with the {backend} signer: {e}"))
@@ -93,7 +143,7 @@ pub async fn issue(
             }
         }
     };
-    match verify_issued(&leaf, &prepared, loaded, time::OffsetDateTime::now_utc()) {
+    match verify_issued(&leaf, prepared, loaded, time::OffsetDateTime::now_utc()) {
         Ok(issued) => Outcome::Issued {
             validity: issued.describe(&prepared.template.validity, loaded.signer.exact_validity()),
             chain_pem: issued.chain_pem,

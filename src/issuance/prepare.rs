@@ -11,15 +11,15 @@ use crate::signers::load::LoadedIssuer;
 
 /// What a request asks for, independent of its API kind.
 #[derive(Debug, Clone)]
-pub struct RequestInput<'a> {
+pub struct RequestInput {
     /// The CSR bytes (PEM or DER).
-    pub csr: &'a [u8],
+    pub csr: Vec<u8>,
     /// Requested lifetime, if any.
     pub duration: Option<Duration>,
     /// Whether a CA certificate is requested.
     pub is_ca: bool,
     /// Requested usages (cert-manager spellings); empty means cert-manager's default.
-    pub usages: &'a [String],
+    pub usages: Vec<String>,
     /// `{namespace}` and `{serviceAccount}` for the policy.
     pub context: RequestContext,
 }
@@ -36,11 +36,11 @@ pub struct Prepared {
 
 /// Step 6 and the lifetime of step 7: every check before signing. Errors are permanent.
 pub fn prepare(
-    input: &RequestInput<'_>,
+    input: &RequestInput,
     issuer: &LoadedIssuer,
     now: time::OffsetDateTime,
 ) -> Result<Prepared, PkiError> {
-    let csr = pki::parse_csr(input.csr)?;
+    let csr = pki::parse_csr(&input.csr)?;
     let usages = if input.usages.is_empty() {
         pki::usage::default_usages()
     } else {

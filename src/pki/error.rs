@@ -97,6 +97,10 @@ pub enum PkiError {
     /// Chain building or path validation failed.
     #[error("certificate chain is invalid: {0}")]
     ChainInvalid(String),
+    /// A certificate chain or trust-anchor bundle exceeds a size or work limit
+    /// (see [`crate::pki::path`]).
+    #[error("certificate chain refused: {0}")]
+    ChainLimit(String),
     /// The subject DN is not empty or a single CN.
     #[error("{0}")]
     SubjectNotAllowed(String),

@@ -14,6 +14,7 @@ pub mod extensions;
 pub mod keys;
 pub mod name_constraints;
 pub mod names;
+pub mod path;
 pub mod policy;
 pub mod sign;
 pub mod signer_chain;
@@ -34,7 +35,9 @@ pub use keys::{key_info_from_spki, KeyAlgorithm, KeyInfo, SignerKey};
 pub use name_constraints::{chain_constraints, check_name_constraints, NameConstraints};
 pub use policy::{check_policy, KeyRule, Policy, RequestContext, RequestedCert};
 pub use sign::{sign_leaf, sign_leaf_as, IssuerName};
-pub use signer_chain::{cert_info, check_signer, parse_pem_certs, SignerChain, SignerInfo};
+pub use signer_chain::{
+    cert_info, check_signer, parse_pem_certs, parse_trust_anchors, SignerChain, SignerInfo,
+};
 pub use template::{LeafExtensions, LeafTemplate};
 
 pub use usage::Usage;

@@ -32,6 +32,9 @@ use super::keys::{KeyAlgorithm, KeyInfo};
 use super::names;
 use super::template::issued_usages;
 use super::usage::Usage;
+use matching::{DnsPattern, EmailPattern, UriPattern};
+
+mod matching;
 
 /// A key algorithm allowed by the policy, with an optional minimum size.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -195,16 +198,24 @@ pub fn check_policy(
     if policy.require_subject_alt_name && req.sans.is_empty() {
         return Err(PkiError::NoSubjectAltName);
     }
+    let dns_patterns = matching::compile(&policy.dns_names, ctx, DnsPattern::new);
     for dns in &req.sans.dns {
         if !policy.allow_wildcard_names && dns.starts_with('*') {
             return Err(PkiError::WildcardNotAllowed(dns.clone()));
         }
-        if !allowed(&policy.dns_names, |p| dns_matches(p, dns, ctx)) {
+        let name = matching::dns_labels(dns);
+        if !allowed(&dns_patterns, |p| {
+            name.as_ref().is_some_and(|n| p.matches(n))
+        }) {
             return Err(PkiError::DnsNameNotAllowed(dns.clone()));
         }
     }
+    let uri_patterns = matching::compile(&policy.uris, ctx, UriPattern::new);
     for uri in &req.sans.uris {
-        if !allowed(&policy.uris, |p| uri_matches(p, uri, ctx)) {
+        let segments = matching::uri_segments(uri);
+        if !allowed(&uri_patterns, |p| {
+            segments.as_ref().is_some_and(|s| p.matches(s))
+        }) {
             return Err(PkiError::UriNotAllowed(uri.clone()));
         }
     }
@@ -213,8 +224,12 @@ pub fn check_policy(
             return Err(PkiError::IpNotAllowed(ip.to_string()));
         }
     }
+    let email_patterns = matching::compile(&policy.email_addresses, ctx, EmailPattern::new);
     for email in &req.sans.emails {
-        if !allowed(&policy.email_addresses, |p| email_matches(p, email, ctx)) {
+        let parts = matching::email_parts(email);
+        if !allowed(&email_patterns, |p| {
+            parts.as_ref().is_some_and(|e| p.matches(e))
+        }) {
             return Err(PkiError::EmailNotAllowed(email.clone()));
         }
     }
@@ -334,10 +349,10 @@ fn check_key(policy: &Policy, key: &KeyInfo) -> Result<(), PkiError> {
     }
 }
 
-fn allowed(list: &Option<Vec<String>>, f: impl Fn(&str) -> bool) -> bool {
+fn allowed<T>(list: &Option<Vec<T>>, f: impl Fn(&T) -> bool) -> bool {
     match list {
         None => true,
-        Some(patterns) => patterns.iter().any(|p| f(p)),
+        Some(patterns) => patterns.iter().any(f),
     }
 }
 
@@ -379,62 +394,6 @@ pub(crate) fn substitute(pattern: &str, ctx: &RequestContext) -> Option<String> 
         return None; // unknown placeholder: matches nothing
     }
     Some(out)
-}
-
-fn normalize_dns(s: &str) -> String {
-    s.strip_suffix('.').unwrap_or(s).to_ascii_lowercase()
-}
-
-fn dns_matches(pattern: &str, name: &str, ctx: &RequestContext) -> bool {
-    let Some(p) = substitute(pattern, ctx) else {
-        return false;
-    };
-    if names::dns_problem(name).is_some() {
-        return false;
-    }
-    let p = normalize_dns(&p);
-    let n = normalize_dns(name);
-    let pl: Vec<&str> = p.split('.').collect();
-    let nl: Vec<&str> = n.split('.').collect();
-    pl.len() == nl.len()
-        && pl.iter().zip(&nl).all(|(p, n)| match (*p, *n) {
-            (_, "*") => *p == "*",
-            ("*", _) => true,
-            (p, n) => p == n,
-        })
-}
-
-fn uri_segment_ok(s: &str) -> bool {
-    !s.is_empty() && s != "." && s != ".." && !s.contains(['/', '?', '#', '%'])
-}
-
-fn uri_matches(pattern: &str, uri: &str, ctx: &RequestContext) -> bool {
-    let Some(p) = substitute(pattern, ctx) else {
-        return false;
-    };
-    if url::Url::parse(uri).is_err() {
-        return false;
-    }
-    let ps: Vec<&str> = p.split('/').collect();
-    let us: Vec<&str> = uri.split('/').collect();
-    ps.len() == us.len()
-        && ps
-            .iter()
-            .zip(&us)
-            .all(|(p, u)| if *p == "*" { uri_segment_ok(u) } else { p == u })
-}
-
-fn email_matches(pattern: &str, email: &str, ctx: &RequestContext) -> bool {
-    let Some(p) = substitute(pattern, ctx) else {
-        return false;
-    };
-    let (Some((pl, pd)), Some((el, ed))) = (p.rsplit_once('@'), email.rsplit_once('@')) else {
-        return false;
-    };
-    if el.is_empty() || el.contains('@') || ed.contains('*') {
-        return false;
-    }
-    (pl == "*" || pl == el) && dns_matches(pd, ed, &RequestContext::default())
 }
 
 #[cfg(test)]

@@ -5,7 +5,10 @@ use time::OffsetDateTime;
 use x509_parser::prelude::{FromDer, X509Certificate};
 
 use super::error::PkiError;
-use super::keys::{verify_signature, SignerKey};
+use super::keys::SignerKey;
+use super::path::{self, build_path, check_count, check_pem_size, Path};
+
+pub(crate) use super::path::issued_by;
 
 /// Facts about a certificate, for status reporting.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -66,6 +69,19 @@ pub fn parse_pem_certs(pem_str: &str) -> Result<Vec<Vec<u8>>, PkiError> {
     Ok(out)
 }
 
+/// Parses a trust-anchor bundle: at most [`path::MAX_ANCHORS`] certificates in
+/// [`path::MAX_ANCHORS_PEM_BYTES`].
+pub fn parse_trust_anchors(pem_str: &str) -> Result<Vec<Vec<u8>>, PkiError> {
+    check_pem_size(
+        "the trust-anchor bundle",
+        pem_str,
+        path::MAX_ANCHORS_PEM_BYTES,
+    )?;
+    let certs = parse_pem_certs(pem_str)?;
+    check_count("the trust-anchor bundle", certs.len(), path::MAX_ANCHORS)?;
+    Ok(certs)
+}
+
 /// Status facts for one certificate (signer or trust anchor).
 pub fn cert_info(der: &[u8]) -> Result<SignerInfo, PkiError> {
     let cert = parse_cert(der)?;
@@ -79,9 +95,16 @@ pub fn cert_info(der: &[u8]) -> Result<SignerInfo, PkiError> {
 }
 
 impl SignerChain {
-    /// Parses `tls.crt`: signer first, then intermediates.
+    /// Parses `tls.crt`: signer first, then intermediates; at most
+    /// [`path::MAX_CHAIN_CERTS`] certificates in [`path::MAX_CHAIN_PEM_BYTES`].
     pub fn from_pem(tls_crt_pem: &str) -> Result<SignerChain, PkiError> {
+        check_pem_size(
+            "the certificate chain",
+            tls_crt_pem,
+            path::MAX_CHAIN_PEM_BYTES,
+        )?;
         let mut certs = parse_pem_certs(tls_crt_pem)?;
+        check_count("the certificate chain", certs.len(), path::MAX_CHAIN_CERTS)?;
         let signer_der = certs.remove(0);
         Ok(SignerChain {
             signer_der,
@@ -162,104 +185,6 @@ pub(crate) fn check_is_ca(cert: &X509Certificate<'_>, what: &str) -> Result<(), 
     Ok(())
 }
 
-/// `child` is signed by `issuer` (name match and signature).
-pub(crate) fn issued_by(child: &X509Certificate<'_>, issuer: &X509Certificate<'_>) -> bool {
-    child.issuer().as_raw() == issuer.subject().as_raw()
-        && verify_signature(
-            issuer.public_key(),
-            &child.signature_algorithm,
-            &child.signature_value.data,
-            child.tbs_certificate.as_ref(),
-        )
-}
-
-/// A path from a start certificate up to a trust anchor.
-pub(crate) struct Path {
-    /// Issuers of the start certificate, nearest first, ending with the anchor.
-    pub issuers: Vec<Vec<u8>>,
-}
-
-/// Builds a path from `start` (leaf or signer) through `pool` to one of
-/// `anchors`, verifying signatures, validity, CA-ness and pathLen of every
-/// issuer. `cas_below_start` is how many non-self-issued CA certificates count as below
-/// the first issuer: 0 for a leaf, 1 for a CA `start`, 2 to ask whether a CA `start` may
-/// still sign a sub-CA.
-pub(crate) fn build_path(
-    start: &[u8],
-    pool: &[Vec<u8>],
-    anchors: &[Vec<u8>],
-    now: OffsetDateTime,
-    cas_below_start: u32,
-) -> Result<Path, PkiError> {
-    if anchors.is_empty() {
-        return Err(PkiError::ChainInvalid("no trust anchors configured".into()));
-    }
-    let start_cert = parse_cert(start)?;
-    if anchors.iter().any(|a| a.as_slice() == start) {
-        return Ok(Path { issuers: vec![] });
-    }
-    let mut issuers: Vec<Vec<u8>> = Vec::new();
-    let mut current = start.to_vec();
-    // Non-self-issued CA certificates below the current issuer.
-    let mut cas_below: u32 = cas_below_start;
-    for _ in 0..=pool.len() {
-        let cur = parse_cert(&current)?;
-        // Anchors first: a chain that includes the root still ends at the anchor.
-        let anchor = anchors
-            .iter()
-            .find(|a| parse_cert(a).is_ok_and(|a| issued_by(&cur, &a)));
-        let (next, is_anchor) = match anchor {
-            Some(a) => (a.clone(), true),
-            None => match pool
-                .iter()
-                .find(|c| !issuers.contains(c) && c.as_slice() != current && parse_cert(c).is_ok_and(|c| issued_by(&cur, &c)))
-            {
-                Some(c) => (c.clone(), false),
-                None => {
-                    return Err(PkiError::ChainInvalid(format!(
-                        "no issuer found for \"{}\" (issuer \"{}\") among the chain and trust anchors; the chain does not lead to a trusted root",
-                        cur.subject(),
-                        cur.issuer()
-                    )))
-                }
-            },
-        };
-        let issuer = parse_cert(&next)?;
-        let what = if is_anchor {
-            "trust anchor"
-        } else {
-            "intermediate CA"
-        };
-        check_is_ca(&issuer, what)?;
-        check_time(&issuer, what, now).map_err(|e| match e {
-            PkiError::SignerNotValid(m) => PkiError::ChainInvalid(m),
-            e => e,
-        })?;
-        if let Some(bc) = issuer.basic_constraints().ok().flatten() {
-            if let Some(max) = bc.value.path_len_constraint {
-                if cas_below > max {
-                    return Err(PkiError::ChainInvalid(format!(
-                        "{what} \"{}\" has pathLenConstraint {max} but {cas_below} CA certificate(s) below it (\"{}\")",
-                        issuer.subject(),
-                        start_cert.subject()
-                    )));
-                }
-            }
-        }
-        if issuer.subject().as_raw() != issuer.issuer().as_raw() {
-            cas_below += 1;
-        }
-        issuers.push(next.clone());
-        if is_anchor {
-            return Ok(Path { issuers });
-        }
-        current = next;
-    }
-    Err(PkiError::ChainInvalid(
-        "certificate chain is too long or loops".into(),
-    ))
-}
-
 /// Issuer health check: the key (if given) matches the signer, the signer is
 /// a currently valid CA with keyCertSign, every intermediate is valid and its
 /// pathLen allows issuing leaves, and the chain verifies to one of `anchors`.
@@ -279,6 +204,11 @@ pub(crate) fn signer_path(
     anchors: &[Vec<u8>],
     now: OffsetDateTime,
 ) -> Result<(SignerInfo, Path), PkiError> {
+    check_count(
+        "the certificate chain",
+        chain.intermediates_der.len() + 1,
+        path::MAX_CHAIN_CERTS,
+    )?;
     let signer = parse_cert(&chain.signer_der)?;
     if let Some(key) = key {
         let key_spki = key.public_key_der();
@@ -303,27 +233,3 @@ pub(crate) fn signer_path(
 
 #[cfg(test)]
 mod tests;
-
-/// Whether the signer may issue a CA certificate: its own pathLenConstraint and those of
-/// every CA above it must leave room for one more CA below the signer.
-pub fn check_room_for_sub_ca(
-    chain: &SignerChain,
-    anchors: &[Vec<u8>],
-    now: OffsetDateTime,
-) -> Result<(), PkiError> {
-    let signer = parse_cert(&chain.signer_der)?;
-    if let Some(bc) = signer.basic_constraints().ok().flatten() {
-        if bc.value.path_len_constraint == Some(0) {
-            return Err(PkiError::CaNotPossible(format!(
-                "the signer \"{}\" has pathLenConstraint 0, so it may not sign CA certificates",
-                signer.subject()
-            )));
-        }
-    }
-    build_path(&chain.signer_der, &chain.intermediates_der, anchors, now, 2)
-        .map(|_| ())
-        .map_err(|e| match e {
-            PkiError::ChainInvalid(m) => PkiError::CaNotPossible(m),
-            e => e,
-        })
-}

@@ -27,9 +27,8 @@ use super::error::PkiError;
 use super::extensions::NAME_CONSTRAINTS;
 use super::keys::{verify_signature, SignerKey};
 use super::name_constraints::{chain_constraints, NameConstraints};
-use super::signer_chain::{
-    check_room_for_sub_ca, parse_cert, signer_path, SignerChain, SignerInfo,
-};
+use super::path::{room_for_sub_ca, MAX_ANCHORS, MAX_CHAIN_CERTS};
+use super::signer_chain::{parse_cert, signer_path, SignerChain, SignerInfo};
 use super::usage::{eku_oids, Usage};
 use super::verify::certs_to_pem;
 
@@ -85,7 +84,7 @@ impl ValidatedChain {
         now: OffsetDateTime,
     ) -> Result<ValidatedChain, PkiError> {
         let (info, path) = signer_path(&chain, key, &anchors_der, now)?;
-        let sub_ca = check_room_for_sub_ca(&chain, &anchors_der, now);
+        let sub_ca = room_for_sub_ca(&chain.signer_der, &path);
         let signer = parse_cert(&chain.signer_der)?;
         let mut cas = vec![chain.signer_der.clone()];
         cas.extend(path.issuers);
@@ -157,6 +156,8 @@ impl ValidatedChain {
         anchors_der: &[Vec<u8>],
         now: OffsetDateTime,
     ) -> Result<ValidatedChain, PkiError> {
+        super::path::check_count("the certificate chain", chain_der.len(), MAX_CHAIN_CERTS)?;
+        super::path::check_count("the trust-anchor bundle", anchors_der.len(), MAX_ANCHORS)?;
         let leaf = parse_cert(leaf_der)?;
         let signer = anchors_der
             .iter()

@@ -4,6 +4,8 @@ use std::path::PathBuf;
 
 use clap::{Parser, ValueEnum};
 
+use crate::issuance::remote_slots::Limits;
+
 /// Log output format.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum LogFormat {
@@ -51,7 +53,7 @@ pub struct Args {
     /// PKIIssuers to keep Secret read access namespaced.
     #[arg(long, env = "PKI_ISSUER_WATCH_NAMESPACES", value_delimiter = ',')]
     pub watch_namespaces: Vec<String>,
-    /// Requests reconciled in parallel.
+    /// Requests reconciled in parallel (per request kind); at least 2.
     #[arg(long, env = "PKI_ISSUER_CONCURRENCY", default_value_t = 16)]
     pub concurrency: u16,
     /// Remote CA URLs (CFSSL `url`, Vault `server`) that namespaced PKIIssuers may use,
@@ -64,6 +66,47 @@ pub struct Args {
     /// (Pending) instead of holding workers, so a slow CA cannot stall other issuers.
     #[arg(long, env = "PKI_ISSUER_REMOTE_CALLS_PER_ISSUER", default_value_t = 4)]
     pub remote_calls_per_issuer: u16,
+    /// Remote CA calls in flight to one CA endpoint (scheme, host, port) from all issuers
+    /// together; further requests wait (Pending), so a hanging CA shared by many issuers holds
+    /// at most this many workers.
+    #[arg(
+        long,
+        env = "PKI_ISSUER_REMOTE_CALLS_PER_ENDPOINT",
+        default_value_t = 4
+    )]
+    pub remote_calls_per_endpoint: u16,
+    /// Remote CA calls in flight in total, below `--concurrency`: the rest of the workers are
+    /// always free for everything else. 0: half of `--concurrency`.
+    #[arg(long, env = "PKI_ISSUER_REMOTE_CALLS_TOTAL", default_value_t = 0)]
+    pub remote_calls_total: u16,
+}
+
+impl Args {
+    /// The remote CA call limits; `--remote-calls-total` must leave at least one worker of
+    /// `--concurrency` free.
+    pub fn remote_limits(&self) -> Result<Limits, super::RuntimeError> {
+        let concurrency = usize::from(self.concurrency);
+        if concurrency < 2 {
+            return Err(super::RuntimeError::Flag(
+                "--concurrency must be at least 2: one worker always stays free of remote CA calls"
+                    .into(),
+            ));
+        }
+        let total = match usize::from(self.remote_calls_total) {
+            0 => concurrency / 2,
+            n => n,
+        };
+        if total >= concurrency {
+            return Err(super::RuntimeError::Flag(format!(
+                "--remote-calls-total {total} must be below --concurrency {concurrency}, so workers stay free for issuers that do not wait on a remote CA"
+            )));
+        }
+        Ok(Limits {
+            per_issuer: usize::from(self.remote_calls_per_issuer).max(1),
+            per_endpoint: usize::from(self.remote_calls_per_endpoint).max(1),
+            total,
+        })
+    }
 }
 
 /// Turn `:8080` into `0.0.0.0:8080`; keep full addresses.
@@ -111,11 +154,51 @@ mod tests {
         assert!(bind_addr("nope").is_err());
         assert!(a.allowed_remote_ca_urls.is_empty());
         assert_eq!(a.remote_calls_per_issuer, 4);
+        assert_eq!(
+            a.remote_limits().unwrap(),
+            Limits {
+                per_issuer: 4,
+                per_endpoint: 4,
+                total: 8
+            },
+            "half of the 16 workers at most wait on remote CAs"
+        );
         let a = Args::try_parse_from([
             "pki-issuer",
             "--allowed-remote-ca-urls=https://vault.example.com:8200,http://cfssl:8888/",
         ])
         .unwrap();
         assert_eq!(a.allowed_remote_ca_urls.len(), 2);
+    }
+
+    #[test]
+    fn remote_calls_leave_workers_free() {
+        let parse = |extra: &[&str]| {
+            let mut argv = vec!["pki-issuer"];
+            argv.extend_from_slice(extra);
+            Args::try_parse_from(argv).unwrap().remote_limits()
+        };
+        assert_eq!(parse(&["--concurrency=2"]).unwrap().total, 1);
+        assert_eq!(
+            parse(&["--concurrency=10", "--remote-calls-total=9"])
+                .unwrap()
+                .total,
+            9
+        );
+        for bad in [
+            &["--concurrency=1"][..],
+            &["--concurrency=0"],
+            &["--concurrency=8", "--remote-calls-total=8"],
+            &["--remote-calls-total=20"],
+        ] {
+            let e = parse(bad).unwrap_err().to_string();
+            assert!(e.contains("--concurrency"), "{bad:?}: {e}");
+        }
+        let l = parse(&[
+            "--remote-calls-per-endpoint=0",
+            "--remote-calls-per-issuer=0",
+        ])
+        .unwrap();
+        assert_eq!((l.per_issuer, l.per_endpoint), (1, 1));
     }
 }

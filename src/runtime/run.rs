@@ -58,6 +58,7 @@ pub async fn run(
 ) -> Result<(), RuntimeError> {
     let allowed_remote_ca_urls = AllowedUrls::parse(&args.allowed_remote_ca_urls)
         .map_err(|e| RuntimeError::Flag(format!("--allowed-remote-ca-urls: {e}")))?;
+    let remote_limits = args.remote_limits()?;
     let max_retry_duration = duration::parse(&args.max_retry_duration)
         .map_err(|e| RuntimeError::Flag(format!("--max-retry-duration: {e}")))?;
     let cluster_resource_namespace = args
@@ -131,7 +132,6 @@ pub async fn run(
                 .collect(),
             concurrency: args.concurrency,
             allowed_remote_ca_urls: Arc::new(allowed_remote_ca_urls),
-            remote_calls_per_issuer: usize::from(args.remote_calls_per_issuer),
         },
         fence: election
             .as_ref()
@@ -139,7 +139,7 @@ pub async fn run(
             .unwrap_or_else(Fence::open),
         requests: Default::default(),
         invalid_reported: Default::default(),
-        remote_slots: RemoteSlots::new(usize::from(args.remote_calls_per_issuer)),
+        remote_slots: RemoteSlots::new(remote_limits),
     });
 
     let tasks = spawn_controllers(&ctx, shutdown.clone());

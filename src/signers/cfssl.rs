@@ -283,8 +283,8 @@ impl Signer for CfsslSigner {
         &self.chain
     }
 
-    fn is_remote(&self) -> bool {
-        true
+    fn remote_url(&self) -> Option<&str> {
+        Some(&self.client.config.url)
     }
 
     fn exact_validity(&self) -> bool {

@@ -13,10 +13,10 @@ use super::remote::{self, AllowedUrls};
 use super::secret::SecretSigner;
 use super::vault::auth::ServiceAccountTokens;
 use super::{Signer, SignerError};
-use crate::api::duration;
 use crate::api::issuer::{
     CfsslSignerSpec, ExtensionsSpec, IssuerSpec, KeyAlgorithmName, PemSource, PolicySpec,
 };
+use crate::api::{bounds, duration};
 use crate::pki::{
     self, KeyAlgorithm, KeyRule, LeafExtensions, PkiError, Policy, SignerChain, SignerInfo, Usage,
     ValidatedChain,
@@ -151,6 +151,9 @@ pub async fn load(
     opts: &LoadOptions,
 ) -> Result<LoadedIssuer, LoadError> {
     check_health_check_interval(spec)?;
+    if let Some(e) = &spec.extensions {
+        bounds::check_extensions(e).map_err(LoadError::Invalid)?;
+    }
     let policy = policy_from_spec(spec.policy.as_ref())?;
     if let Some(allowed) = &opts.allowed_urls {
         if let Some(c) = &spec.cfssl {
@@ -165,12 +168,16 @@ pub async fn load(
         }
     }
     let anchors_pem = read_pem(src, &spec.trust_anchors, "trustAnchors").await?;
-    let anchors_der = pki::parse_pem_certs(&anchors_pem)
-        .map_err(|e| LoadError::Invalid(format!("trustAnchors: {e}")))?;
-    let anchor_infos = anchors_der
-        .iter()
-        .map(|d| pki::cert_info(d))
-        .collect::<Result<Vec<_>, _>>()?;
+    let (anchors_der, anchor_infos) = off_workers(move || {
+        let der = pki::parse_trust_anchors(&anchors_pem)
+            .map_err(|e| LoadError::Invalid(format!("trustAnchors: {e}")))?;
+        let infos = der
+            .iter()
+            .map(|d| pki::cert_info(d))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok((der, infos))
+    })
+    .await?;
     let mut notes = Vec::new();
     let (signer, chain): (Arc<dyn Signer>, ValidatedChain) =
         match (&spec.secret, &spec.cfssl, &spec.vault) {
@@ -184,30 +191,30 @@ pub async fn load(
                 })?;
                 let crt = text_key(&data, "tls.crt", "Secret", src.namespace(), &secret.name)?;
                 let key = text_key(&data, "tls.key", "Secret", src.namespace(), &secret.name)?;
-                let signer = SecretSigner::from_pem(&crt, &key).map_err(|e| {
-                    LoadError::Invalid(format!(
-                        "signer Secret {}/{}: {e}",
-                        src.namespace(),
-                        secret.name
-                    ))
-                })?;
-                let chain = ValidatedChain::new(
-                    signer.chain().clone(),
-                    Some(signer.key()),
-                    anchors_der,
-                    now,
-                )?;
+                let which = format!("{}/{}", src.namespace(), secret.name);
+                let (signer, chain) = off_workers(move || {
+                    let signer = SecretSigner::from_pem(&crt, &key)
+                        .map_err(|e| LoadError::Invalid(format!("signer Secret {which}: {e}")))?;
+                    let chain = ValidatedChain::new(
+                        signer.chain().clone(),
+                        Some(signer.key()),
+                        anchors_der,
+                        now,
+                    )?;
+                    Ok((signer, chain))
+                })
+                .await?;
                 (Arc::new(signer), chain)
             }
             (None, Some(cfssl), None) => {
                 let signer = load_cfssl(cfssl, src, &policy, opts.observe.clone()).await?;
-                let chain = ValidatedChain::new(signer.chain().clone(), None, anchors_der, now)?;
+                let chain = validate_remote(signer.chain().clone(), anchors_der, now).await?;
                 (Arc::new(signer), chain)
             }
             (None, None, Some(vault)) => {
                 let (signer, role_notes) =
                     super::vault::load_vault(vault, src, &policy, opts).await?;
-                let chain = ValidatedChain::new(signer.chain().clone(), None, anchors_der, now)?;
+                let chain = validate_remote(signer.chain().clone(), anchors_der, now).await?;
                 notes = role_notes;
                 (Arc::new(signer), chain)
             }
@@ -228,6 +235,24 @@ pub async fn load(
         anchor_infos,
         notes,
     })
+}
+
+/// Runs a check's CPU work on the bounded check threads ([`crate::cpu::check`]).
+async fn off_workers<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, LoadError> + Send + 'static,
+) -> Result<T, LoadError> {
+    crate::cpu::check(f)
+        .await
+        .map_err(|e| LoadError::Invalid(e.to_string()))?
+}
+
+/// Validates a remote CA's chain (no key to match) off the async workers.
+async fn validate_remote(
+    chain: SignerChain,
+    anchors_der: Vec<Vec<u8>>,
+    now: time::OffsetDateTime,
+) -> Result<ValidatedChain, LoadError> {
+    off_workers(move || Ok(ValidatedChain::new(chain, None, anchors_der, now)?)).await
 }
 
 /// Receives the duration of each remote CA round trip.
@@ -391,6 +416,7 @@ pub fn policy_from_spec(spec: Option<&PolicySpec>) -> Result<Policy, LoadError> 
     let Some(spec) = spec else {
         return Ok(policy);
     };
+    bounds::check_policy(spec).map_err(LoadError::Invalid)?;
     let dur = |field: &str, v: &Option<String>| -> Result<Option<Duration>, LoadError> {
         v.as_deref()
             .map(|s| {

@@ -50,9 +50,10 @@ impl SignerError {
 pub trait Signer: Send + Sync {
     /// Backend name for logs, Events and metrics (`secret`, `cfssl`, `vault`).
     fn backend(&self) -> &'static str;
-    /// Whether signing calls a remote CA (such calls are limited per issuer).
-    fn is_remote(&self) -> bool {
-        false
+    /// The remote CA's URL when signing calls one (such calls are limited per issuer, per
+    /// endpoint and in total, see [`crate::issuance::remote_slots`]).
+    fn remote_url(&self) -> Option<&str> {
+        None
     }
     /// The signer certificate and the intermediates above it (never the root).
     fn chain(&self) -> &SignerChain;

@@ -140,7 +140,7 @@ where
                 CachedIssuer {
                     uid: issuer.uid().unwrap_or_default(),
                     generation: generation.unwrap_or_default(),
-                    loaded,
+                    loaded: Arc::new(loaded),
                 },
             );
             Ok(Action::requeue(interval))

@@ -110,7 +110,7 @@ impl RequestKind for CertificateRequest {
         Phase::Open
     }
 
-    fn input(&self, _key: &IssuerKey) -> Result<RequestInput<'_>, String> {
+    fn input(&self, _key: &IssuerKey) -> Result<RequestInput, String> {
         let duration = self
             .spec
             .duration
@@ -123,10 +123,10 @@ impl RequestKind for CertificateRequest {
             .filter(|(ns, _)| Some(*ns) == namespace.as_deref())
             .map(|(_, sa)| sa.to_string());
         Ok(RequestInput {
-            csr: &self.spec.request,
+            csr: self.spec.request.clone(),
             duration,
             is_ca: self.spec.is_ca.unwrap_or(false),
-            usages: self.spec.usages.as_deref().unwrap_or(&[]),
+            usages: self.spec.usages.clone().unwrap_or_default(),
             context: RequestContext {
                 namespace,
                 service_account,

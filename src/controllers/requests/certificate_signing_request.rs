@@ -122,12 +122,12 @@ impl RequestKind for CertificateSigningRequest {
         }
     }
 
-    fn input(&self, key: &IssuerKey) -> Result<RequestInput<'_>, String> {
+    fn input(&self, key: &IssuerKey) -> Result<RequestInput, String> {
         Ok(RequestInput {
-            csr: &self.spec.request.0,
+            csr: self.spec.request.0.clone(),
             duration: requested_duration(self)?,
             is_ca: self.annotations().get(IS_CA_ANNOTATION).map(String::as_str) == Some("true"),
-            usages: self.spec.usages.as_deref().unwrap_or(&[]),
+            usages: self.spec.usages.clone().unwrap_or_default(),
             context: policy_context(self, key),
         })
     }

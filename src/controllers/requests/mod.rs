@@ -105,7 +105,7 @@ pub trait RequestKind:
     /// Where it is in its life.
     fn phase(&self) -> Phase;
     /// The signing input; `Err` is a permanent refusal naming what is wrong.
-    fn input(&self, key: &IssuerKey) -> Result<RequestInput<'_>, String>;
+    fn input(&self, key: &IssuerKey) -> Result<RequestInput, String>;
     /// The status patch that records `write`, or `None` when this kind records nothing for
     /// it (a CSR has no Pending condition) or the status already says it.
     fn status_patch(&self, write: &Write) -> Option<serde_json::Value>;

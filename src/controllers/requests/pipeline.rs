@@ -72,7 +72,7 @@ async fn attempt<K: RequestKind>(
         Access::Unknown(what) => return Outcome::Retry(what),
     }
     match req.input(key) {
-        Ok(input) => issuance::issue(&input, &issuer.loaded, &ctx.remote_slots, key).await,
+        Ok(input) => issuance::issue(input, issuer.loaded.clone(), &ctx.remote_slots, key).await,
         Err(e) => Outcome::Failed {
             reason: "PolicyViolation",
             message: format!("refused before signing: {e}"),

@@ -93,14 +93,17 @@ fn context(client: Client, fence: Fence) -> Context {
         request_events: RequestEvents::new(client, reporter),
         metrics: Arc::new(Metrics::new()),
         cache: Arc::new(IssuerCache::default()),
-        remote_slots: RemoteSlots::new(4),
+        remote_slots: RemoteSlots::new(crate::issuance::remote_slots::Limits {
+            per_issuer: 4,
+            per_endpoint: 4,
+            total: 8,
+        }),
         config: Config {
             cluster_resource_namespace: "pki".into(),
             max_retry_duration: std::time::Duration::from_secs(600),
             watch_namespaces: vec![],
             concurrency: 1,
             allowed_remote_ca_urls: Default::default(),
-            remote_calls_per_issuer: 4,
         },
         fence,
         requests: RequestMemory::default(),
@@ -140,7 +143,7 @@ fn issuer() -> (IssuerKey, CachedIssuer) {
     let cached = CachedIssuer {
         uid: "issuer-uid".into(),
         generation: 1,
-        loaded,
+        loaded: Arc::new(loaded),
     };
     (key, cached)
 }

@@ -133,6 +133,11 @@ pub struct VaultClient {
 }
 
 impl VaultClient {
+    /// The server's base URL.
+    pub fn server(&self) -> &str {
+        &self.config.server
+    }
+
     /// Build a client; `observe` receives each round trip's duration (for metrics).
     pub fn new(
         config: VaultConfig,

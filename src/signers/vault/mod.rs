@@ -51,8 +51,8 @@ impl Signer for VaultSigner {
         &self.chain
     }
 
-    fn is_remote(&self) -> bool {
-        true
+    fn remote_url(&self) -> Option<&str> {
+        Some(self.client.server())
     }
 
     fn validity_tolerance(&self) -> Duration {
