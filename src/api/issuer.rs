@@ -54,8 +54,9 @@ pub struct SecretSignerSpec {
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct CfsslSignerSpec {
-    /// Base URL, e.g. `https://cfssl.pki.svc:8888`.
-    #[schemars(regex(pattern = r"^https?://"))]
+    /// Base URL, e.g. `https://cfssl.pki.svc:8888`. No user information (`user:password@`):
+    /// credentials go in `authKey`.
+    #[schemars(regex(pattern = r"^https?://[^/?#@]+(/[^@]*)?$"))]
     pub url: String,
     /// The CFSSL signing profile.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -11,7 +11,7 @@ pub use check::{describe_validity, policy_limit, verify_issued, Issued};
 pub use prepare::{prepare, Prepared, RequestInput};
 
 use self::remote_slots::RemoteSlots;
-use crate::api::issuer::IssuerKey;
+use crate::api::issuer::{IssuerKey, IssuerKind};
 use crate::signers::load::LoadedIssuer;
 use crate::signers::SignRequest;
 
@@ -78,13 +78,15 @@ pub async fn issue(
     let leaf = match loaded.signer.sign(request).await {
         Ok(leaf) => leaf,
         Err(e) if e.is_retryable() => {
-            return Outcome::Retry(format!("signing with the {backend} signer: {e}"))
+            let detail = format!("signing with the {backend} signer: {e}");
+            return Outcome::Retry(tenant_detail(key, loaded, detail, "is unavailable"));
         }
         Err(e) => {
+            let detail = format!("the {backend} signer failed: {e}");
             return Outcome::Failed {
                 reason: "SigningFailed",
-                message: format!("the {backend} signer failed: {e}"),
-            }
+                message: tenant_detail(key, loaded, detail, "refused the request"),
+            };
         }
     };
     match verify_issued(&leaf, &prepared, loaded, time::OffsetDateTime::now_utc()) {
@@ -100,6 +102,21 @@ pub async fn issue(
             ),
         },
     }
+}
+
+/// What a request is told about a signing failure. A `PKIClusterIssuer`'s remote CA is
+/// the platform's: its URL and answers (which may name internal hosts, or quote the CA's
+/// configuration) stay in the controller's log, and every tenant's request names only the
+/// issuer and what happened. A `PKIIssuer` is the requester's own: the detail is shown.
+pub fn tenant_detail(key: &IssuerKey, loaded: &LoadedIssuer, detail: String, what: &str) -> String {
+    if key.kind != IssuerKind::Cluster || !loaded.signer.is_remote() {
+        return detail;
+    }
+    tracing::warn!(issuer = %key, %detail, "remote CA call failed");
+    format!(
+        "the {} CA of {key} {what}; the controller's log has the details, for the cluster's administrators",
+        loaded.signer.backend()
+    )
 }
 
 /// RFC 3339 in UTC, second precision.

@@ -152,6 +152,12 @@ pub async fn load(
 ) -> Result<LoadedIssuer, LoadError> {
     check_health_check_interval(spec)?;
     let policy = policy_from_spec(spec.policy.as_ref())?;
+    if let Some(c) = &spec.cfssl {
+        remote::check_url("cfssl.url", &c.url).map_err(LoadError::Invalid)?;
+    }
+    if let Some(v) = &spec.vault {
+        remote::check_url("vault.server", &v.server).map_err(LoadError::Invalid)?;
+    }
     if let Some(allowed) = &opts.allowed_urls {
         if let Some(c) = &spec.cfssl {
             allowed

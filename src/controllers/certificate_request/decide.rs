@@ -32,6 +32,20 @@ pub enum IssuerState {
     Ready,
 }
 
+/// What a request is told about its issuer's failed check. A `PKIIssuer` lives in the
+/// requester's namespace, so its message is shown; a `PKIClusterIssuer`'s message may name
+/// internal URLs and a remote CA's answers, so requests (of every tenant) see only its reason.
+pub fn tenant_view(kind: IssuerKind, reason: Option<&str>, message: Option<&str>) -> String {
+    match kind {
+        IssuerKind::Namespaced => message.unwrap_or("no message").to_string(),
+        IssuerKind::Cluster => format!(
+            "its Ready condition is False with reason {}; the details are in the \
+             PKIClusterIssuer's status, for the cluster's administrators",
+            reason.unwrap_or("Unknown")
+        ),
+    }
+}
+
 /// The action a request needs.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Decision {
@@ -221,6 +235,20 @@ mod tests {
         assert_eq!(
             decide(&cr(OURS, None, &[("Approved", false, "x")]), ready),
             Decision::AwaitApproval
+        );
+    }
+
+    #[test]
+    fn tenants_see_a_cluster_issuers_reason_never_its_message() {
+        let secret = "cfssl at http://10.0.0.9:8888/internal: HTTP 500: db password wrong";
+        let t = tenant_view(IssuerKind::Cluster, Some("Pending"), Some(secret));
+        assert!(
+            t.contains("reason Pending") && !t.contains("10.0.0.9") && !t.contains("password"),
+            "{t}"
+        );
+        assert_eq!(
+            tenant_view(IssuerKind::Namespaced, Some("Failed"), Some(secret)),
+            secret
         );
     }
 

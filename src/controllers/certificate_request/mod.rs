@@ -80,10 +80,11 @@ fn state_of<K: AnyIssuer + Resource<DynamicType = ()>>(
     let issuer = match &guard.0 {
         Ok(i) => i,
         Err(e) => {
+            let why = format!("the issuer object is invalid: {}", e.error);
             return (
-                IssuerState::NotReady(format!("the issuer object is invalid: {}", e.error)),
+                IssuerState::NotReady(decide::tenant_view(K::KIND, Some("Failed"), Some(&why))),
                 None,
-            )
+            );
         }
     };
     // The cache is the source of truth: it holds an entry only for the exact object (UID) and
@@ -103,7 +104,7 @@ fn state_of<K: AnyIssuer + Resource<DynamicType = ()>>(
         .issuer_status()
         .and_then(|s| condition::find(&s.conditions, "Ready"))
         .filter(|c| !c.is_true() && c.observed_generation == issuer.meta().generation)
-        .and_then(|c| c.message.clone())
+        .map(|c| decide::tenant_view(K::KIND, c.reason.as_deref(), c.message.as_deref()))
         .unwrap_or_else(|| "it has not been checked yet".into());
     (IssuerState::NotReady(why), None)
 }
