@@ -74,6 +74,9 @@ pub fn prepare(
         is_ca: input.is_ca,
         // Set by `verify_issued`: it depends on the backend and on when the CA signed.
         not_after_max: None,
+        not_before_min: None,
+        max_lifetime: None,
+        urls: issuer.extensions.clone(),
         common_name: csr.common_name.clone(),
         name_constraints: template.name_constraints.clone(),
     };

@@ -282,6 +282,9 @@ pub fn expectations(
         usages,
         is_ca: false,
         not_after_max: None,
+        not_before_min: None,
+        max_lifetime: None,
+        urls: Default::default(),
         common_name: None,
         name_constraints: None,
     }

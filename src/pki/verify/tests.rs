@@ -168,6 +168,61 @@ fn expired_and_too_long_rejected() {
 }
 
 #[test]
+fn backdated_not_before_and_long_lifetimes_are_refused() {
+    let (root, int) = testutil::chain(KeyKind::P256);
+    let kp = testutil::key(KeyKind::P256);
+    let mut e = expect_for(&kp, &["a.b"]);
+    e.not_before_min = Some(now() - Duration::minutes(10));
+    e.max_lifetime = Some(Duration::hours(48) + Duration::minutes(10));
+    // (notBefore, notAfter) relative to now, and the words of the refusal.
+    for (nb, na, word) in [
+        (Duration::days(-3650), Duration::hours(24), "notBefore"),
+        (Duration::hours(-2), Duration::hours(1), "notBefore"),
+        (Duration::minutes(-11), Duration::hours(1), "notBefore"),
+        (Duration::hours(-47), Duration::minutes(59), "notBefore"),
+    ] {
+        let leaf = raw_leaf(
+            &int,
+            &kp,
+            testutil::leaf_params(&["a.b"], now() + nb, now() + na),
+        );
+        let m = mismatch_msg(check_with(&leaf, &int, &root, &e));
+        assert!(
+            m.contains(word) && m.contains("earlier than the allowed"),
+            "{nb}: {m}"
+        );
+    }
+    let mut lifetime_only = e.clone();
+    lifetime_only.not_before_min = None;
+    let leaf = raw_leaf(
+        &int,
+        &kp,
+        testutil::leaf_params(
+            &["a.b"],
+            now() - Duration::hours(1),
+            now() + Duration::hours(48),
+        ),
+    );
+    let m = mismatch_msg(check_with(&leaf, &int, &root, &lifetime_only));
+    assert!(
+        m.contains("lifetime") && m.contains("longer than the allowed"),
+        "{m}"
+    );
+    for (nb, na) in [
+        (Duration::minutes(-1), Duration::hours(48)),
+        (Duration::minutes(-5), Duration::hours(48)),
+        (Duration::minutes(-9), Duration::hours(1)),
+    ] {
+        let leaf = raw_leaf(
+            &int,
+            &kp,
+            testutil::leaf_params(&["a.b"], now() + nb, now() + na),
+        );
+        check_with(&leaf, &int, &root, &e).unwrap_or_else(|err| panic!("{nb}: {err}"));
+    }
+}
+
+#[test]
 fn wrong_chain_rejected() {
     let (root, int) = testutil::chain(KeyKind::P256);
     let (_other_root, other_int) = testutil::chain(KeyKind::P256);
