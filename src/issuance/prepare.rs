@@ -64,8 +64,10 @@ pub fn prepare(
     let mut template = LeafTemplate::new(&csr, &requested, validity, issuer.extensions.clone())?;
     if input.is_ca {
         chain.check_room_for_sub_ca()?;
-        template.name_constraints =
-            pki::ca_constraints::derived_constraints(&issuer.policy, &input.context)?;
+        template.name_constraints = Some(pki::ca_constraints::derived_constraints(
+            &issuer.policy,
+            &input.context,
+        )?);
     }
     let expect = Expectations {
         spki_der: csr.spki_der.clone(),

@@ -19,10 +19,11 @@ use time::OffsetDateTime;
 use x509_parser::prelude::{FromDer, X509Certificate};
 use x509_parser::x509::SubjectPublicKeyInfo;
 
+use super::ca_constraints::CaConstraints;
 use super::csr::SubjectAltNames;
 use super::error::PkiError;
 use super::extensions::{check_allowed, check_leaf_urls, issued_allowed};
-use super::name_constraints::{cert_constraints, check_name_constraints, GeneralSubtrees};
+use super::name_constraints::{cert_constraints, check_name_constraints};
 use super::signer_chain::parse_cert;
 use super::subject::single_common_name;
 use super::template::{issued_usages, LeafExtensions};
@@ -53,7 +54,7 @@ pub struct Expectations {
     /// The validated subject CN: the subject must be exactly this CN, or empty when `None`.
     pub common_name: Option<String>,
     /// Permitted subtrees an issued CA must carry (exactly these, nothing excluded).
-    pub name_constraints: Option<GeneralSubtrees>,
+    pub name_constraints: Option<CaConstraints>,
 }
 
 fn mismatch(msg: impl Into<String>) -> PkiError {
@@ -232,21 +233,14 @@ fn check_ca_fields(leaf: &X509Certificate<'_>, expect: &Expectations) -> Result<
         )));
     }
     let nc = cert_constraints(leaf).map_err(|e| mismatch(e.to_string()))?;
-    let actual = nc.map(|n| (n.permitted, n.excluded));
-    let sorted = |mut g: GeneralSubtrees| {
-        g.dns.sort();
-        g.uri.sort();
-        g.ip.sort();
-        g.email.sort();
-        g
-    };
-    let ok = match (&expect.name_constraints, actual) {
-        (None, None) => true,
-        (Some(want), Some((permitted, excluded))) => {
-            sorted(permitted) == sorted(want.clone()) && excluded == GeneralSubtrees::default()
+    let actual = nc.map(|n| {
+        CaConstraints {
+            permitted: n.permitted,
+            excluded: n.excluded,
         }
-        _ => false,
-    };
+        .sorted()
+    });
+    let ok = actual == expect.name_constraints.clone().map(CaConstraints::sorted);
     if !ok {
         return Err(mismatch(format!(
             "issued CA certificate does not carry exactly the name constraints derived from the policy ({:?})",

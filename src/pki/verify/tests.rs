@@ -506,15 +506,35 @@ fn an_issued_ca_counts_against_path_len_and_carries_its_constraints() {
     // Under a signer with room, the CA must carry exactly the derived constraints.
     let (root, int) = testutil::chain(KeyKind::P256);
     let leaf = raw_leaf(&int, &kp, p.clone());
-    expect.name_constraints = Some(GeneralSubtrees {
-        dns: vec!["team-a.svc".into()],
-        ..Default::default()
-    });
+    let derived = crate::pki::ca_constraints::CaConstraints {
+        permitted: crate::pki::name_constraints::GeneralSubtrees {
+            dns: vec!["team-a.svc".into()],
+            ..Default::default()
+        },
+        excluded: crate::pki::name_constraints::GeneralSubtrees {
+            ip: vec!["0.0.0.0/0".parse().unwrap(), "::/0".parse().unwrap()],
+            ..Default::default()
+        },
+    };
+    expect.name_constraints = Some(derived);
     let m = mismatch_for(&leaf, &int, &root, &expect);
     assert!(m.contains("name constraints"), "{m}");
+    let ip = |a: std::net::IpAddr, prefix: u8| {
+        rcgen::GeneralSubtree::IpAddress(rcgen::CidrSubnet::from_addr_prefix(a, prefix))
+    };
+    // Permitted alone (the excluded IP ranges missing) is not enough.
     p.name_constraints = Some(rcgen::NameConstraints {
         permitted_subtrees: vec![rcgen::GeneralSubtree::DnsName("team-a.svc".into())],
         excluded_subtrees: vec![],
+    });
+    let m = mismatch_for(&raw_leaf(&int, &kp, p.clone()), &int, &root, &expect);
+    assert!(m.contains("name constraints"), "{m}");
+    p.name_constraints = Some(rcgen::NameConstraints {
+        permitted_subtrees: vec![rcgen::GeneralSubtree::DnsName("team-a.svc".into())],
+        excluded_subtrees: vec![
+            ip("0.0.0.0".parse().unwrap(), 0),
+            ip("::".parse().unwrap(), 0),
+        ],
     });
     check_with(&raw_leaf(&int, &kp, p), &int, &root, &expect).unwrap();
 }
