@@ -14,6 +14,7 @@ mod fixtures;
 mod harness;
 mod hostile;
 mod hostile_ca;
+mod hostile_remote;
 mod kube_faults;
 mod kube_server;
 mod leak_scan;

@@ -130,10 +130,10 @@ impl AllowedUrls {
         if self.allows(url) {
             return Ok(());
         }
-        let why = if self.is_empty() {
-            "no remote CA is allowed for namespaced PKIIssuers"
-        } else {
-            "it is not in the list of remote CAs allowed for namespaced PKIIssuers"
+        let why = match parse_url(url) {
+            Err(e) => e,
+            Ok(_) if self.is_empty() => "no remote CA is allowed for namespaced PKIIssuers".into(),
+            Ok(_) => "it is not in the list of remote CAs allowed for namespaced PKIIssuers".into(),
         };
         Err(format!(
             "{field} {url:?} is refused: {why}; the operator allows URLs with {FLAG}, \
