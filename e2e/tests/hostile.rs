@@ -1163,10 +1163,14 @@ fn table(ns: &str) -> Table {
     t.class("secret-scope");
     t.add("cl-secret-outside", &cluster_outside, csr(&[&web]))
         .cluster()
-        .pending(format!("{cluster_outside} is not ready: its Ready condition is False"));
+        .pending(format!(
+            "{cluster_outside} is not ready: its Ready condition is False"
+        ));
     t.add("cl-secret-slash", &cluster_slash, csr(&[&web]))
         .cluster()
-        .pending(format!("{cluster_slash} is not ready: its Ready condition is False"));
+        .pending(format!(
+            "{cluster_slash} is not ready: its Ready condition is False"
+        ));
     t.add("cl-secret-inside", &cluster_ok, csr(&[&web]))
         .cluster()
         .issued("Certificate issued");
@@ -1179,7 +1183,9 @@ fn table(ns: &str) -> Table {
     .fails("web.kube-system.svc");
     t.add("cl-roots-outside", &roots_outside, csr(&[&web]))
         .cluster()
-        .pending(format!("{roots_outside} is not ready: its Ready condition is False"));
+        .pending(format!(
+            "{roots_outside} is not ready: its Ready condition is False"
+        ));
     t.add("ns-secret-slash", "ns-secret-slash", csr(&[&web]))
         .pending(format!("{ns}-pki/int0"));
 
@@ -1929,7 +1935,10 @@ async fn install(env: &Env) -> String {
                 json!({"uris": ["spiffe://cluster.local/ns/{namespace}/sa/{serviceAccount}"]}),
             ),
         ),
-        ("open", spec("int0", any_names(json!({"maxDuration": "24h"})))),
+        (
+            "open",
+            spec("int0", any_names(json!({"maxDuration": "24h"}))),
+        ),
         (
             "wild",
             spec("int0", any_names(json!({"allowWildcardNames": true}))),

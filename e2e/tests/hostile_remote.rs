@@ -150,7 +150,10 @@ async fn url_credentials_and_cluster_issuer_details_never_reach_tenants() {
                          "metadata": {"name": cluster}, "spec": cfssl_spec(url)});
         let api: Api<PKIClusterIssuer> = Api::all(env.client.clone());
         let created = api
-            .create(&PostParams::default(), &serde_json::from_value(obj).unwrap())
+            .create(
+                &PostParams::default(),
+                &serde_json::from_value(obj).unwrap(),
+            )
             .await;
         if let Err(e) = created {
             assert!(
@@ -174,7 +177,10 @@ async fn url_credentials_and_cluster_issuer_details_never_reach_tenants() {
         "spec": cfssl_spec(&format!("http://admin:{password}@127.0.0.1:{port}"))});
     let ns_api: Api<PKIIssuer> = Api::namespaced(env.client.clone(), &env.ns);
     if ns_api
-        .create(&PostParams::default(), &serde_json::from_value(ns_obj).unwrap())
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(ns_obj).unwrap(),
+        )
         .await
         .is_ok()
     {
@@ -196,7 +202,10 @@ async fn url_credentials_and_cluster_issuer_details_never_reach_tenants() {
         "the issuer's own status keeps the detail for administrators: {admin_view}"
     );
     env.wait_issuer_ready(&erring_name, true, "True").await;
-    let requests = [("to-down", &down, "Pending"), ("to-erring", &erring_name, "Failed")];
+    let requests = [
+        ("to-down", &down, "Pending"),
+        ("to-erring", &erring_name, "Failed"),
+    ];
     for (name, issuer, _) in &requests {
         let (_, csr) = fixtures::csr(&[&format!("{name}.{}.svc", env.ns)]);
         env.create_request(
@@ -216,7 +225,10 @@ async fn url_credentials_and_cluster_issuer_details_never_reach_tenants() {
         .await;
         assert!(msg.contains(issuer.as_str()), "names the issuer: {msg}");
         for secret in ["127.0.0.1", "internal-admin", INTERNAL_DETAIL, "password="] {
-            assert!(!msg.contains(secret), "{name}: {secret:?} reached the tenant: {msg}");
+            assert!(
+                !msg.contains(secret),
+                "{name}: {secret:?} reached the tenant: {msg}"
+            );
             for note in event_messages(&env, name).await {
                 assert!(!note.contains(secret), "{name}: Event {note:?}");
             }
@@ -285,9 +297,7 @@ async fn backdated_and_decorated_remote_certificates_are_never_written() {
     );
     let mut failures = Vec::new();
     for (i, (mode, word)) in cases.iter().enumerate() {
-        let cr = env
-            .wait_request_reason(&format!("req-{i}"), "Failed")
-            .await;
+        let cr = env.wait_request_reason(&format!("req-{i}"), "Failed").await;
         let msg = ready_message(&cr);
         if !msg.contains("failed verification and was not written")
             || !msg.to_lowercase().contains(word)
@@ -341,24 +351,32 @@ async fn names_and_vault_paths_that_could_climb_fail_the_issuer_check() {
     let vault_cases = [
         (
             "approle-up",
-            vault(json!({"appRole": {"path": "../../sys/raw", "roleId": "r", "secretRef": secret_ref}})),
+            vault(
+                json!({"appRole": {"path": "../../sys/raw", "roleId": "r", "secretRef": secret_ref}}),
+            ),
             "appRole.path",
         ),
         (
             "approle-mid",
-            vault(json!({"appRole": {"path": "approle/../../sys/mounts", "roleId": "r", "secretRef": secret_ref}})),
+            vault(
+                json!({"appRole": {"path": "approle/../../sys/mounts", "roleId": "r", "secretRef": secret_ref}}),
+            ),
             "appRole.path",
         ),
         (
             "mount-up",
-            vault(json!({"kubernetes": {"mountPath": "/v1/auth/../../sys/raw", "role": "r",
-                                        "serviceAccountRef": {"name": "vault"}}})),
+            vault(
+                json!({"kubernetes": {"mountPath": "/v1/auth/../../sys/raw", "role": "r",
+                                        "serviceAccountRef": {"name": "vault"}}}),
+            ),
             "mountPath",
         ),
         (
             "mount-dot",
-            vault(json!({"kubernetes": {"mountPath": "/v1/auth/./kubernetes", "role": "r",
-                                        "serviceAccountRef": {"name": "vault"}}})),
+            vault(
+                json!({"kubernetes": {"mountPath": "/v1/auth/./kubernetes", "role": "r",
+                                        "serviceAccountRef": {"name": "vault"}}}),
+            ),
             "mountPath",
         ),
         (

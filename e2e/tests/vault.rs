@@ -559,10 +559,14 @@ async fn vault_commas_in_names_never_make_openbao_sign_another_name() {
         request(env, &format!("comma-{i}"), "bao", &[email], "1h").await;
     }
     // A URI with a comma: refused before signing or issued exactly.
-    let uri = format!("spiffe://cluster.local/ns/{ns}/sa/a,spiffe://cluster.local/ns/kube-system/sa/admin");
+    let uri = format!(
+        "spiffe://cluster.local/ns/{ns}/sa/a,spiffe://cluster.local/ns/kube-system/sa/admin"
+    );
     request(env, "comma-uri", "bao", &[&uri], "1h").await;
     for (i, email) in cases.iter().enumerate() {
-        let cr = env.wait_request_reason(&format!("comma-{i}"), "Issued").await;
+        let cr = env
+            .wait_request_reason(&format!("comma-{i}"), "Issued")
+            .await;
         let chain = issued_chain(&cr);
         let blocks = pem::parse_many(&chain).unwrap();
         let (_, leaf) = x509_parser::parse_x509_certificate(blocks[0].contents()).unwrap();
@@ -587,7 +591,11 @@ async fn vault_commas_in_names_never_make_openbao_sign_another_name() {
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     }
     let stored = stored_certs(&v.bao, "pki").await;
-    assert!(stored.len() >= cases.len(), "OpenBao stored {} certificates", stored.len());
+    assert!(
+        stored.len() >= cases.len(),
+        "OpenBao stored {} certificates",
+        stored.len()
+    );
     for der in stored {
         let (_, cert) = x509_parser::parse_x509_certificate(&der).unwrap();
         if let Ok(Some(sans)) = cert.subject_alternative_name() {
@@ -627,19 +635,42 @@ async fn vault_backdating_roles_and_refused_role_usages() {
     let mut default_ku = role(json!({}));
     default_ku.as_object_mut().unwrap().remove("key_usage");
     bao.write("pki/roles/default-ku", default_ku).await;
-    bao.write("pki/roles/codesign", role(json!({"code_signing_flag": true})))
-        .await;
-    bao.write("pki/roles/ocsp", role(json!({"ext_key_usage": ["OCSPSigning"]})))
-        .await;
-    bao.write("pki/roles/no-csr-sans", role(json!({"use_csr_sans": false})))
-        .await;
-    for r in ["backdate", "backdate-day", "default-ku", "codesign", "ocsp", "no-csr-sans"] {
+    bao.write(
+        "pki/roles/codesign",
+        role(json!({"code_signing_flag": true})),
+    )
+    .await;
+    bao.write(
+        "pki/roles/ocsp",
+        role(json!({"ext_key_usage": ["OCSPSigning"]})),
+    )
+    .await;
+    bao.write(
+        "pki/roles/no-csr-sans",
+        role(json!({"use_csr_sans": false})),
+    )
+    .await;
+    for r in [
+        "backdate",
+        "backdate-day",
+        "default-ku",
+        "codesign",
+        "ocsp",
+        "no-csr-sans",
+    ] {
         bao.signer_policy(&format!("p-{r}"), "pki", r).await;
         vault_issuer(&v, r, &format!("pki/sign/{r}"), token_auth(), policy()).await;
     }
     let env = &v.env;
     for (issuer, needles) in [
-        ("default-ku", vec!["key_usage", "KeyAgreement", "key_usage=DigitalSignature,KeyEncipherment"]),
+        (
+            "default-ku",
+            vec![
+                "key_usage",
+                "KeyAgreement",
+                "key_usage=DigitalSignature,KeyEncipherment",
+            ],
+        ),
         ("codesign", vec!["ext_key_usage", "CodeSigning"]),
         ("ocsp", vec!["ext_key_usage", "OCSPSigning"]),
         ("no-csr-sans", vec!["use_csr_sans=true"]),
@@ -652,7 +683,14 @@ async fn vault_backdating_roles_and_refused_role_usages() {
     }
     for issuer in ["backdate", "backdate-day"] {
         env.wait_issuer_ready(issuer, false, "True").await;
-        request(env, issuer, issuer, &[&format!("{issuer}.{}.svc", env.ns)], "1h").await;
+        request(
+            env,
+            issuer,
+            issuer,
+            &[&format!("{issuer}.{}.svc", env.ns)],
+            "1h",
+        )
+        .await;
         let cr = env.wait_request_reason(issuer, "Failed").await;
         let msg = ready_message(&cr);
         assert!(
