@@ -287,6 +287,11 @@ pub async fn load_vault(
         .read_role()
         .await
         .map_err(|e| health::load_error(&format!("reading Vault role {role_path}"), e))?;
+    // sign-verbatim takes the names from the CSR whatever the role's use_csr_sans says.
+    let role_spec = response::Role {
+        use_csr_sans: role_spec.use_csr_sans || verbatim,
+        ..role_spec
+    };
     let report = health::check_role(&role, &role_spec, policy);
     if !report.blocking.is_empty() {
         return Err(LoadError::Invalid(report.blocking.join("; ")));
