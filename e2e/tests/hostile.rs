@@ -1189,6 +1189,36 @@ fn table(ns: &str) -> Table {
     t.add("ns-secret-slash", "ns-secret-slash", csr(&[&web]))
         .pending(format!("{ns}-pki/int0"));
 
+    // ---- A SAN type the policy omits allows nothing ------------------------------------------
+    t.class("omitted-san-types");
+    let admin_spiffe = "spiffe://cluster.local/ns/kube-system/sa/admin";
+    t.add(
+        "omit-spiffe-on-dns-only",
+        "dnsonly",
+        csr(&[&web, admin_spiffe]),
+    )
+    .fails(admin_spiffe);
+    t.add("omit-ip-on-dns-only", "dnsonly", csr(&[&web, "10.96.0.1"]))
+        .fails("10.96.0.1");
+    t.add(
+        "omit-email-on-dns-only",
+        "dnsonly",
+        csr(&[&web, "cluster-admin@example.com"]),
+    )
+    .fails("cluster-admin@example.com");
+    t.add(
+        "omit-email-on-mesh",
+        "mesh",
+        csr(&[&web, "cluster-admin@example.com"]),
+    )
+    .fails("cluster-admin@example.com");
+    t.add("omit-dns-on-uri-only", "sa", csr(&[&web]))
+        .fails(web.clone());
+    t.add("omit-everything-default-policy", "nopolicy", csr(&[&web]))
+        .fails(web.clone());
+    t.add("dns-only-own-name", "dnsonly", csr(&[&web]))
+        .issued("Certificate issued");
+
     // ---- Approval and spec changes -------------------------------------------------------
     t.class("approval-and-spec");
     t.add("appr-approved-and-denied", "mesh", csr(&[&web]))
@@ -1939,6 +1969,11 @@ async fn install(env: &Env) -> String {
             "open",
             spec("int0", any_names(json!({"maxDuration": "24h"}))),
         ),
+        (
+            "dnsonly",
+            spec("int0", json!({"dnsNames": ["*.{namespace}.svc"]})),
+        ),
+        ("nopolicy", spec("int0", json!({}))),
         (
             "wild",
             spec("int0", any_names(json!({"allowWildcardNames": true}))),
