@@ -125,7 +125,8 @@ async fn url_credentials_and_cluster_issuer_details_never_reach_tenants() {
     let mut env = Env::start_opts("remote-detail", false).await;
     let root = fixtures::root("Corp Root CA");
     let int = Arc::new(fixtures::intermediate(&root, "Corp CFSSL Intermediate"));
-    let erring = FakeCa::start(int, Mode::ErrorText).await;
+    let erring = FakeCa::start(int.clone(), Mode::ErrorText).await;
+    let decorating = FakeCa::start(int, Mode::ExtraAia).await;
     env.start_controller(&[]).await;
     env.put_config_map(&env.cluster_ns, "roots", "roots.pem", &root.pem)
         .await;
@@ -188,10 +189,14 @@ async fn url_credentials_and_cluster_issuer_details_never_reach_tenants() {
         assert!(!msg.contains(&password), "{msg}");
     }
 
-    // 2. A cluster issuer whose CA is unreachable at an internal URL, and one whose CA
-    // answers with internal details: tenants see the issuer and its reason only.
+    // 2. A cluster issuer whose CA is unreachable at an internal URL, one whose CA answers
+    // with internal details, and one whose CA adds an OCSP URL: tenants see the issuer and
+    // what happened only.
     let down = format!("{}-down", env.ns);
     let erring_name = format!("{}-erring", env.ns);
+    let decorating_name = format!("{}-decorating", env.ns);
+    env.create_cluster_issuer(&decorating_name, cfssl_spec(&decorating.url()))
+        .await;
     env.create_cluster_issuer(&down, cfssl_spec("http://127.0.0.1:1/internal-admin"))
         .await;
     env.create_cluster_issuer(&erring_name, cfssl_spec(&erring.url()))
@@ -202,9 +207,11 @@ async fn url_credentials_and_cluster_issuer_details_never_reach_tenants() {
         "the issuer's own status keeps the detail for administrators: {admin_view}"
     );
     env.wait_issuer_ready(&erring_name, true, "True").await;
+    env.wait_issuer_ready(&decorating_name, true, "True").await;
     let requests = [
         ("to-down", &down, "Pending"),
         ("to-erring", &erring_name, "Failed"),
+        ("to-decorating", &decorating_name, "Failed"),
     ];
     for (name, issuer, _) in &requests {
         let (_, csr) = fixtures::csr(&[&format!("{name}.{}.svc", env.ns)]);
@@ -224,7 +231,13 @@ async fn url_credentials_and_cluster_issuer_details_never_reach_tenants() {
         })
         .await;
         assert!(msg.contains(issuer.as_str()), "names the issuer: {msg}");
-        for secret in ["127.0.0.1", "internal-admin", INTERNAL_DETAIL, "password="] {
+        for secret in [
+            "127.0.0.1",
+            "internal-admin",
+            INTERNAL_DETAIL,
+            "password=",
+            "attacker.example",
+        ] {
             assert!(
                 !msg.contains(secret),
                 "{name}: {secret:?} reached the tenant: {msg}"
@@ -236,6 +249,7 @@ async fn url_credentials_and_cluster_issuer_details_never_reach_tenants() {
     }
     env.delete_cluster_issuer(&down).await;
     env.delete_cluster_issuer(&erring_name).await;
+    env.delete_cluster_issuer(&decorating_name).await;
 }
 
 #[tokio::test]

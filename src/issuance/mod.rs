@@ -97,8 +97,13 @@ pub async fn issue(
         },
         Err(e) => Outcome::Failed {
             reason: "VerificationFailed",
-            message: format!(
-                "the certificate from the {backend} signer failed verification and was not written: {e}"
+            message: tenant_detail(
+                key,
+                loaded,
+                format!(
+                    "the certificate from the {backend} signer failed verification and was not written: {e}"
+                ),
+                "returned a certificate that failed verification and was not written",
             ),
         },
     }
