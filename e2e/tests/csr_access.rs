@@ -23,7 +23,7 @@ use crate::harness::{external, skip_on_kube, Env};
 
 /// A client authenticated as ServiceAccount `ns/name` (created if missing), through the
 /// TokenRequest API, against the same server as the admin kubeconfig.
-async fn service_account_client(env: &Env, ns: &str, name: &str) -> Client {
+pub(crate) async fn service_account_client(env: &Env, ns: &str, name: &str) -> Client {
     let sas: Api<ServiceAccount> = Api::namespaced(env.client.clone(), ns);
     let sa = serde_json::from_value(json!({"metadata": {"name": name}})).unwrap();
     match sas.create(&PostParams::default(), &sa).await {
@@ -62,7 +62,7 @@ fn rbac_api(client: &Client, kind: &str, ns: Option<&str>) -> Api<DynamicObject>
     }
 }
 
-async fn create_rbac(env: &Env, kind: &str, ns: Option<&str>, mut obj: Value) {
+pub(crate) async fn create_rbac(env: &Env, kind: &str, ns: Option<&str>, mut obj: Value) {
     obj["apiVersion"] = json!("rbac.authorization.k8s.io/v1");
     obj["kind"] = json!(kind);
     rbac_api(&env.client, kind, ns)

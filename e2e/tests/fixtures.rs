@@ -317,7 +317,11 @@ pub mod general_name {
     }
     /// directoryName holding one RDN per (OID, value).
     pub fn directory_name(attrs: &[(&str, &str)]) -> Vec<u8> {
-        der::tlv(0xa4, &super::name_der(&super::rdns(attrs)))
+        let rdns: Vec<Vec<(String, Vec<u8>)>> = attrs
+            .iter()
+            .map(|(o, v)| vec![(o.to_string(), der::utf8(v))])
+            .collect();
+        der::tlv(0xa4, &super::name_der(&rdns))
     }
     /// registeredID.
     pub fn registered_id(oid: &str) -> Vec<u8> {
@@ -352,6 +356,10 @@ pub mod oids {
     pub const UID: &str = "0.9.2342.19200300.100.1.1";
     /// emailAddress (PKCS#9).
     pub const EMAIL_ADDRESS: &str = "1.2.840.113549.1.9.1";
+    /// domainComponent.
+    pub const DC: &str = "0.9.2342.19200300.100.1.25";
+    /// countryName.
+    pub const C: &str = "2.5.4.6";
     /// subjectAltName.
     pub const SAN: &str = "2.5.29.17";
     /// keyUsage.
@@ -392,22 +400,15 @@ pub mod ku {
     pub const CRL_SIGN: u8 = 0x02;
 }
 
-/// One single-attribute RDN per (OID, UTF8String value).
-fn rdns(attrs: &[(&str, &str)]) -> Vec<Vec<(String, String)>> {
-    attrs
-        .iter()
-        .map(|(o, v)| vec![(o.to_string(), v.to_string())])
-        .collect()
-}
-
-fn name_der(rdns: &[Vec<(String, String)>]) -> Vec<u8> {
+/// A Name from RDNs of (OID, encoded value TLV) attributes.
+fn name_der(rdns: &[Vec<(String, Vec<u8>)>]) -> Vec<u8> {
     der::seq(
         &rdns
             .iter()
             .map(|rdn| {
                 der::set(
                     &rdn.iter()
-                        .map(|(o, v)| der::seq(&[der::oid(&der::arcs(o)), der::utf8(v)]))
+                        .map(|(o, v)| der::seq(&[der::oid(&der::arcs(o)), v.clone()]))
                         .collect::<Vec<_>>(),
                 )
             })
@@ -419,7 +420,7 @@ fn name_der(rdns: &[Vec<(String, String)>]) -> Vec<u8> {
 /// refusal comes from the policy and not from the signature check.
 #[derive(Clone, Default)]
 pub struct CsrBuilder {
-    rdns: Vec<Vec<(String, String)>>,
+    rdns: Vec<Vec<(String, Vec<u8>)>>,
     sans: Option<Vec<Vec<u8>>>,
     extensions: Vec<(String, bool, Vec<u8>)>,
     extra_attributes: Vec<Vec<u8>>,
@@ -446,18 +447,24 @@ impl CsrBuilder {
         self.attr(oids::CN, value)
     }
 
-    /// Append a single-attribute RDN.
-    pub fn attr(mut self, oid: &str, value: &str) -> Self {
-        self.rdns.push(vec![(oid.into(), value.into())]);
+    /// Append a single-attribute RDN with a UTF8String value.
+    pub fn attr(self, oid: &str, value: &str) -> Self {
+        self.attr_raw(oid, der::utf8(value))
+    }
+
+    /// Append a single-attribute RDN whose value is the given DER TLV (any string type, or
+    /// something that is no string at all).
+    pub fn attr_raw(mut self, oid: &str, value: Vec<u8>) -> Self {
+        self.rdns.push(vec![(oid.into(), value)]);
         self
     }
 
-    /// Append a multi-valued RDN.
+    /// Append a multi-valued RDN of UTF8String values.
     pub fn multi_rdn(mut self, attrs: &[(&str, &str)]) -> Self {
         self.rdns.push(
             attrs
                 .iter()
-                .map(|(o, v)| (o.to_string(), v.to_string()))
+                .map(|(o, v)| (o.to_string(), der::utf8(v)))
                 .collect(),
         );
         self

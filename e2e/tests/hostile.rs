@@ -22,7 +22,7 @@ use x509_parser::certification_request::X509CertificationRequest;
 use x509_parser::extensions::{GeneralName, ParsedExtension};
 use x509_parser::prelude::{FromDer, X509Certificate};
 
-use crate::fixtures::{self, general_name as gn, ku, oids, CsrBuilder};
+use crate::fixtures::{self, der, general_name as gn, ku, oids, CsrBuilder};
 use crate::harness::{external, issuer_ref, Env};
 use rcgen::KeyPair;
 
@@ -440,6 +440,100 @@ fn table(ns: &str) -> Table {
     .fails("system:masters");
     t.add("subj-empty", "mesh", csr(&[&web]))
         .issued("Certificate issued");
+    // Empty naming attributes are dropped (istio-agent's CSR subject is exactly O=""):
+    // in every string type, beside a CN; never other types, non-strings, or beside a value.
+    let spiffe_api = format!("spiffe://cluster.local/ns/{ns}/sa/api");
+    for (name, tag) in [
+        ("utf8", 0x0c),
+        ("numeric", 0x12),
+        ("printable", 0x13),
+        ("teletex", 0x14),
+        ("ia5", 0x16),
+        ("visible", 0x1a),
+        ("universal", 0x1c),
+        ("bmp", 0x1e),
+    ] {
+        t.add(
+            &format!("subj-empty-o-{name}"),
+            "mesh",
+            CsrBuilder::sans(&[&spiffe_api])
+                .attr_raw(oids::O, der::tlv(tag, &[]))
+                .build(),
+        )
+        .issued("Certificate issued");
+    }
+    t.add(
+        "subj-empty-c-ou-serial-beside-cn",
+        "mesh",
+        CsrBuilder::sans(&[&web])
+            .attr_raw(oids::C, der::tlv(0x13, &[]))
+            .attr(oids::OU, "")
+            .cn(&web)
+            .attr_raw(oids::SERIAL_NUMBER, der::tlv(0x13, &[]))
+            .build(),
+    )
+    .issued("Certificate issued");
+    for (name, oid) in [
+        ("subj-empty-dc", oids::DC),
+        ("subj-empty-uid", oids::UID),
+        ("subj-empty-email-address", oids::EMAIL_ADDRESS),
+        ("subj-empty-unknown-oid", "1.3.6.1.4.1.99999.7"),
+    ] {
+        t.add(
+            name,
+            "mesh",
+            CsrBuilder::sans(&[&web]).attr(oid, "").build(),
+        )
+        .fails("may not be empty");
+    }
+    for (name, value) in [
+        ("subj-empty-o-octet-string", der::tlv(0x04, &[])),
+        ("subj-empty-o-null", der::tlv(0x05, &[])),
+        ("subj-empty-o-sequence", der::seq(&[])),
+    ] {
+        t.add(
+            name,
+            "mesh",
+            CsrBuilder::sans(&[&web]).attr_raw(oids::O, value).build(),
+        )
+        .fails("has subject attribute O=");
+    }
+    t.add(
+        "subj-empty-o-beside-masters",
+        "mesh",
+        CsrBuilder::sans(&[&spiffe_api])
+            .attr_raw(oids::O, der::tlv(0x13, &[]))
+            .attr(oids::O, "system:masters")
+            .build(),
+    )
+    .fails("system:masters");
+    t.add(
+        "subj-empty-o-multi-rdn-masters",
+        "mesh",
+        CsrBuilder::sans(&[&spiffe_api])
+            .multi_rdn(&[(oids::O, ""), (oids::O, "system:masters")])
+            .build(),
+    )
+    .fails("system:masters");
+    t.add(
+        "subj-empty-o-cn-other-ns",
+        "mesh",
+        CsrBuilder::sans(&[&web])
+            .attr(oids::O, "")
+            .cn("web.kube-system.svc")
+            .build(),
+    )
+    .fails("web.kube-system.svc");
+    t.add(
+        "subj-empty-cn-beside-second-cn",
+        "mesh",
+        CsrBuilder::sans(&[&web])
+            .cn("")
+            .cn(&web)
+            .cn("db.kube-system.svc")
+            .build(),
+    )
+    .fails("db.kube-system.svc");
 
     // ---- 2. Usages -----------------------------------------------------------------------
     t.class("usages");
@@ -1595,11 +1689,13 @@ fn leaf_checks(c: &Case, cr: &CertificateRequest) -> Result<(), String> {
     let info = &csr.certification_request_info;
 
     // Subject: exactly the validated one (empty, or the single CN).
+    // Empty-valued attributes (O="") are dropped, never issued.
     let want: Vec<Vec<(String, String)>> = info
         .subject
         .iter_rdn()
         .map(|r| {
             r.iter()
+                .filter(|a| !a.as_slice().is_empty())
                 .map(|a| {
                     (
                         a.attr_type().to_id_string(),
@@ -1608,6 +1704,7 @@ fn leaf_checks(c: &Case, cr: &CertificateRequest) -> Result<(), String> {
                 })
                 .collect()
         })
+        .filter(|rdn: &Vec<(String, String)>| !rdn.is_empty())
         .collect();
     let got: Vec<Vec<(String, String)>> = leaf
         .subject()

@@ -15,6 +15,8 @@ mod harness;
 mod hostile;
 mod hostile_ca;
 mod hostile_remote;
+mod istio;
+mod istio_shapes;
 mod kube_faults;
 mod kube_server;
 mod leak_scan;

@@ -80,6 +80,7 @@ pub fn prepare(
         max_lifetime: None,
         urls: issuer.extensions.clone(),
         common_name: csr.common_name.clone(),
+        echoable_subject: csr.echoable_subject.clone(),
         name_constraints: template.name_constraints.clone(),
     };
     Ok(Prepared {

@@ -10,6 +10,7 @@ use x509_parser::prelude::FromDer;
 use super::error::PkiError;
 use super::extensions::{self, CSR_EXTENSIONS};
 use super::keys::{spki_key_info, verify_signature, KeyAlgorithm, KeyInfo};
+use super::subject::EmptyValues;
 use super::usage::{usages_from_key_usage_flags, Usage};
 
 /// Largest CSR (PEM or DER) accepted.
@@ -120,6 +121,9 @@ pub struct ParsedCsr {
     pub key: KeyInfo,
     /// Subject common name, if any.
     pub common_name: Option<String>,
+    /// The subject's DER when it held empty attributes that were dropped (`O=""`): a remote
+    /// CA that copies exactly this subject into the certificate adds nothing.
+    pub echoable_subject: Option<Vec<u8>>,
     /// SANs from the extensionRequest attribute.
     pub sans: SubjectAltNames,
     /// basicConstraints cA from the extensionRequest, if present.
@@ -188,7 +192,14 @@ pub fn parse_csr(pem_or_der: &[u8]) -> Result<ParsedCsr, PkiError> {
 
     let subject_der = super::subject::subject_tlv(info.raw, false)
         .map_err(|_| PkiError::InvalidCsr("cannot locate the subject".into()))?;
-    let common_name = super::subject::single_common_name(&info.subject, &subject_der, "the CSR")?;
+    let subject = super::subject::validate_subject(
+        &info.subject,
+        &subject_der,
+        "the CSR",
+        EmptyValues::Drop,
+    )?;
+    let common_name = subject.common_name;
+    let echoable_subject = (!subject.dropped.is_empty()).then_some(subject_der);
 
     let mut ext_requests = info
         .iter_attributes()
@@ -253,6 +264,7 @@ pub fn parse_csr(pem_or_der: &[u8]) -> Result<ParsedCsr, PkiError> {
         der: der.clone(),
         key,
         common_name,
+        echoable_subject,
         sans,
         requested_is_ca,
         requested_usages,

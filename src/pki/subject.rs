@@ -2,125 +2,198 @@
 //!
 //! Many mTLS consumers authorise on the subject DN (Kubernetes client-certificate auth reads
 //! `O` as groups), so every other attribute is refused in requests and in issued
-//! certificates alike.
+//! certificates alike. One exception, for what real clients send: a request may carry
+//! naming attributes whose value is an empty string (istio-agent's CSR subject is exactly
+//! `O=""`). An empty value grants nothing; such attributes are dropped, never issued.
 
 use x509_parser::der_parser::oid::Oid;
 use x509_parser::objects::{oid2abbrev, oid_registry};
 use x509_parser::oid_registry::OID_X509_COMMON_NAME;
-use x509_parser::x509::{AttributeTypeAndValue, X509Name};
+use x509_parser::x509::X509Name;
 
-use super::der;
+use super::der::{self, Tlv};
 use super::error::PkiError;
 
-fn attr_name(attr: &AttributeTypeAndValue<'_>) -> String {
-    oid2abbrev(attr.attr_type(), oid_registry())
-        .map(str::to_string)
-        .unwrap_or_else(|_| attr.attr_type().to_id_string())
+/// What to do with an attribute whose value is an empty string.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EmptyValues {
+    /// Drop it when its type is one of [`EMPTY_ALLOWED`] (requests: Go's `pkix.Name` emits
+    /// `O=""` for `Organization: []string{""}`, as istio-agent does).
+    Drop,
+    /// Refuse it like any other attribute (certificates pki-issuer writes).
+    Refuse,
 }
 
-fn describe(attr: &AttributeTypeAndValue<'_>) -> String {
-    let value = attr.as_str().map_or_else(
-        |_| format!("<{} bytes>", attr.as_slice().len()),
-        |s| format!("{s:?}"),
-    );
-    format!("{}={value}", attr_name(attr))
+/// The attribute types an empty value is dropped for: the naming attributes Go's
+/// `pkix.Name` writes from its fields (C, O, OU, L, ST, street, postalCode, serialNumber,
+/// CN). Any other type (UID, DC, emailAddress, unknown OIDs) is refused even when empty.
+pub const EMPTY_ALLOWED: [&str; 9] = [
+    "2.5.4.6", "2.5.4.10", "2.5.4.11", "2.5.4.7", "2.5.4.8", "2.5.4.9", "2.5.4.17", "2.5.4.5",
+    "2.5.4.3",
+];
+
+/// ASN.1 string tags (UTF8, Numeric, Printable, Teletex, IA5, Visible, Universal, BMP).
+const STRING_TAGS: [u8; 8] = [0x0c, 0x12, 0x13, 0x14, 0x16, 0x1a, 0x1c, 0x1e];
+
+/// A validated subject.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Subject {
+    /// The single common name, if any.
+    pub common_name: Option<String>,
+    /// The empty attributes that were dropped, as `O=""` (for messages and Events).
+    pub dropped: Vec<String>,
 }
 
-/// Counts the RDNs and attributes of a DER Name, refusing empty RDNs and anything that is not
-/// a SET of SEQUENCEs (a parser that stops early would otherwise hide what follows).
-fn raw_shape(name_tlv: &[u8]) -> Option<(usize, usize)> {
+/// One attribute of a Name, read from the DER.
+struct Attribute<'a> {
+    oid: Oid<'a>,
+    value: Tlv<'a>,
+}
+
+impl Attribute<'_> {
+    fn name(&self) -> String {
+        oid2abbrev(&self.oid, oid_registry())
+            .map(str::to_string)
+            .unwrap_or_else(|_| self.oid.to_id_string())
+    }
+
+    fn is_empty_string(&self) -> bool {
+        STRING_TAGS.contains(&self.value.tag) && self.value.content.is_empty()
+    }
+
+    fn describe(&self) -> String {
+        let text = match self.value.tag {
+            0x0c | 0x12 | 0x13 | 0x14 | 0x16 | 0x1a => std::str::from_utf8(self.value.content)
+                .map_or_else(|_| "<not UTF-8>".to_string(), |s| format!("{s:?}")),
+            _ if self.is_empty_string() => "\"\"".to_string(),
+            _ => format!("<{} bytes>", self.value.content.len()),
+        };
+        format!("{}={text}", self.name())
+    }
+}
+
+/// Every attribute of a DER Name, in order, with its RDN count; `None` when the Name is not
+/// exactly a SEQUENCE of non-empty SETs of (OID, value) SEQUENCEs (a parser that stops early
+/// would otherwise hide what follows).
+fn raw_attributes(name_tlv: &[u8]) -> Option<(usize, Vec<Attribute<'_>>)> {
     let (name, rest) = der::read_tlv(name_tlv).ok()?;
     if name.tag != 0x30 || !rest.is_empty() {
         return None;
     }
-    let mut attrs = 0;
     let rdns = der::children(name.content).ok()?;
+    let mut attrs = Vec::new();
     for rdn in &rdns {
         let atvs = der::children(rdn.content).ok()?;
-        if rdn.tag != 0x31 || atvs.is_empty() || atvs.iter().any(|a| a.tag != 0x30) {
+        if rdn.tag != 0x31 || atvs.is_empty() {
             return None;
         }
-        attrs += atvs.len();
+        for atv in atvs {
+            let parts = der::children(atv.content).ok()?;
+            match (atv.tag, parts.as_slice()) {
+                (0x30, [oid, value]) if oid.tag == 0x06 => attrs.push(Attribute {
+                    oid: Oid::new(std::borrow::Cow::Borrowed(oid.content)),
+                    value: Tlv {
+                        tag: value.tag,
+                        full: value.full,
+                        content: value.content,
+                    },
+                }),
+                _ => return None,
+            }
+        }
     }
     Some((rdns.len(), attrs))
 }
 
-/// Every attribute of a DER Name, described for messages (`O="system:masters"`), read
-/// without the parser so that nothing after a malformed RDN is hidden.
-fn raw_attributes(name_tlv: &[u8]) -> Vec<String> {
+/// Best-effort list of a malformed Name's attributes, for the refusal message.
+fn salvage(name_tlv: &[u8]) -> String {
     let Ok((name, _)) = der::read_tlv(name_tlv) else {
-        return vec![];
+        return String::new();
     };
-    let rdns = der::children(name.content).unwrap_or_default();
     let mut out = Vec::new();
-    for rdn in rdns {
+    for rdn in der::children(name.content).unwrap_or_default() {
         for atv in der::children(rdn.content).unwrap_or_default() {
-            let parts = der::children(atv.content).unwrap_or_default();
-            let (Some(oid), Some(value)) = (parts.first(), parts.get(1)) else {
-                continue;
-            };
-            let oid = Oid::new(std::borrow::Cow::Borrowed(oid.content));
-            let name = oid2abbrev(&oid, oid_registry())
-                .map(str::to_string)
-                .unwrap_or_else(|_| oid.to_id_string());
-            let text = match value.tag {
-                0x0c | 0x13 | 0x16 | 0x12 => std::str::from_utf8(value.content)
-                    .map_or_else(|_| "<not UTF-8>".to_string(), |s| format!("{s:?}")),
-                _ => format!("<{} bytes>", value.content.len()),
-            };
-            out.push(format!("{name}={text}"));
+            if let [oid, value, ..] = der::children(atv.content).unwrap_or_default().as_slice() {
+                let attr = Attribute {
+                    oid: Oid::new(std::borrow::Cow::Borrowed(oid.content)),
+                    value: Tlv {
+                        tag: value.tag,
+                        full: value.full,
+                        content: value.content,
+                    },
+                };
+                out.push(attr.describe());
+            }
         }
     }
-    out
+    if out.is_empty() {
+        String::new()
+    } else {
+        format!(" holding {}", out.join(", "))
+    }
 }
 
-/// The common name of a subject that is empty or exactly one RDN holding one CN attribute;
-/// anything else is [`PkiError::SubjectNotAllowed`] naming the offending attribute.
-/// `name_tlv` is the Name's complete DER (the parsed `name` must account for all of it);
-/// `what` says whose subject it is (for the message).
-pub fn single_common_name(
+/// Validates a subject: empty, or one CN, plus (with [`EmptyValues::Drop`]) empty-valued
+/// attributes of the [`EMPTY_ALLOWED`] types; anything else is
+/// [`PkiError::SubjectNotAllowed`] naming the offending attribute. `name_tlv` is the Name's
+/// complete DER, read independently of x509-parser's `name` (they must agree); `what` says
+/// whose subject it is (for the message).
+pub fn validate_subject(
     name: &X509Name<'_>,
     name_tlv: &[u8],
     what: &str,
-) -> Result<Option<String>, PkiError> {
-    let parsed = (name.iter_rdn().count(), name.iter_attributes().count());
-    if raw_shape(name_tlv) != Some(parsed) {
-        let attrs = raw_attributes(name_tlv);
-        let listed = if attrs.is_empty() {
-            String::new()
-        } else {
-            format!(" holding {}", attrs.join(", "))
-        };
-        return Err(PkiError::SubjectNotAllowed(format!(
-            "{what} has a malformed subject{listed} (an empty or unreadable relative distinguished name); only an empty subject or a single CN is allowed"
-        )));
-    }
-    let rdns: Vec<_> = name.iter_rdn().collect();
+    empty: EmptyValues,
+) -> Result<Subject, PkiError> {
+    let only = match empty {
+        EmptyValues::Drop => "only an empty subject or a single CN (plus empty naming attributes such as O=\"\") is allowed",
+        EmptyValues::Refuse => "only an empty subject or a single CN is allowed",
+    };
     let refuse = |detail: String| {
         Err(PkiError::SubjectNotAllowed(format!(
-            "{what} {detail}; only an empty subject or a single CN is allowed"
+            "{what} {detail}; {only}"
         )))
     };
-    let attrs: Vec<&AttributeTypeAndValue<'_>> = name.iter_attributes().collect();
-    if let Some(other) = attrs
-        .iter()
-        .find(|a| a.attr_type() != &OID_X509_COMMON_NAME)
-    {
-        return refuse(format!("has subject attribute {}", describe(other)));
+    let parsed = (name.iter_rdn().count(), name.iter_attributes().count());
+    let Some((_, attrs)) = raw_attributes(name_tlv).filter(|(r, a)| (*r, a.len()) == parsed) else {
+        return refuse(format!(
+            "has a malformed subject{} (an empty or unreadable relative distinguished name)",
+            salvage(name_tlv)
+        ));
+    };
+    let mut subject = Subject::default();
+    let mut cns = Vec::new();
+    for (attr, parsed) in attrs.iter().zip(name.iter_attributes()) {
+        let oid = attr.oid.to_id_string();
+        if empty == EmptyValues::Drop
+            && attr.is_empty_string()
+            && EMPTY_ALLOWED.contains(&oid.as_str())
+        {
+            subject.dropped.push(attr.describe());
+        } else if attr.is_empty_string() {
+            return refuse(format!(
+                "has subject attribute {} (empty, but {} may not be empty)",
+                attr.describe(),
+                attr.name()
+            ));
+        } else if attr.oid != OID_X509_COMMON_NAME {
+            return refuse(format!("has subject attribute {}", attr.describe()));
+        } else {
+            match parsed.as_str() {
+                Ok(s) => cns.push((s.to_string(), attr.describe())),
+                Err(_) => return refuse("has a common name that is not a string".into()),
+            }
+        }
     }
-    match (rdns.len(), attrs.as_slice()) {
-        (0, []) => Ok(None),
-        (1, [cn]) => match cn.as_str() {
-            Ok(s) => Ok(Some(s.to_string())),
-            Err(_) => refuse("has a common name that is not a string".into()),
-        },
-        (_, [first, second, ..]) => refuse(format!(
-            "has more than one common name ({} and {})",
-            describe(first),
-            describe(second)
-        )),
-        _ => refuse("has an empty relative distinguished name".into()),
+    match cns.as_slice() {
+        [] => {}
+        [(cn, _)] => subject.common_name = Some(cn.clone()),
+        [(_, first), (_, second), ..] => {
+            return refuse(format!(
+                "has more than one common name ({first} and {second})"
+            ))
+        }
     }
+    Ok(subject)
 }
 
 /// The complete DER of the subject Name inside a TBSCertificate or CertificationRequestInfo.
@@ -137,3 +210,6 @@ pub fn subject_tlv(tbs: &[u8], is_certificate: bool) -> Result<Vec<u8>, PkiError
     };
     fields.get(index).map(|f| f.full.to_vec()).ok_or_else(bad)
 }
+
+#[cfg(test)]
+mod tests;

@@ -286,6 +286,7 @@ pub fn expectations(
         max_lifetime: None,
         urls: Default::default(),
         common_name: None,
+        echoable_subject: None,
         name_constraints: None,
     }
 }

@@ -25,7 +25,7 @@ use super::error::PkiError;
 use super::extensions::{check_allowed, check_leaf_urls, issued_allowed};
 use super::name_constraints::{cert_constraints, check_name_constraints};
 use super::signer_chain::parse_cert;
-use super::subject::single_common_name;
+use super::subject::{validate_subject, EmptyValues};
 use super::template::{issued_usages, LeafExtensions};
 use super::usage::{eku_oids, key_usage_flags, usages_from_key_usage_flags, Usage};
 #[cfg(test)]
@@ -53,7 +53,11 @@ pub struct Expectations {
     pub urls: LeafExtensions,
     /// The validated subject CN: the subject must be exactly this CN, or empty when `None`.
     pub common_name: Option<String>,
-    /// Permitted subtrees an issued CA must carry (exactly these, nothing excluded).
+    /// The request's own subject DER when it held dropped empty attributes (`O=""`): the
+    /// issued subject may also be exactly these bytes (a remote CA that copies the request's
+    /// subject, as CFSSL does), and nothing else beyond the validated CN.
+    pub echoable_subject: Option<Vec<u8>>,
+    /// Name constraints an issued CA must carry (exactly these, permitted and excluded).
     pub name_constraints: Option<CaConstraints>,
 }
 
@@ -193,8 +197,17 @@ fn check_usages(leaf: &X509Certificate<'_>, expect: &Expectations) -> Result<(),
 
 fn check_subject(leaf: &X509Certificate<'_>, expect: &Expectations) -> Result<(), PkiError> {
     let subject_der = super::subject::subject_tlv(leaf.tbs_certificate.as_ref(), true)?;
-    let cn = single_common_name(leaf.subject(), &subject_der, "the issued certificate")
-        .map_err(|e| mismatch(e.to_string()))?;
+    if expect.echoable_subject.as_deref() == Some(subject_der.as_slice()) {
+        return Ok(());
+    }
+    let cn = validate_subject(
+        leaf.subject(),
+        &subject_der,
+        "the issued certificate",
+        EmptyValues::Refuse,
+    )
+    .map_err(|e| mismatch(e.to_string()))?
+    .common_name;
     if cn != expect.common_name {
         return Err(mismatch(format!(
             "the issued certificate's subject is {:?} but {} was validated",

@@ -57,6 +57,7 @@ pub(crate) fn issue(
             max_lifetime: None,
             urls: extensions,
             common_name: parsed.common_name.clone(),
+            echoable_subject: parsed.echoable_subject.clone(),
             name_constraints: None,
         },
     }
@@ -346,6 +347,7 @@ fn signer_with_repeated_dn_attributes() {
         not_before_min: None,
         max_lifetime: None,
         urls: Default::default(),
+        echoable_subject: None,
         common_name: None,
         name_constraints: None,
     };

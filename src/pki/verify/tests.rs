@@ -436,6 +436,46 @@ fn subject_must_be_exactly_the_validated_one() {
 }
 
 #[test]
+fn an_empty_attribute_is_accepted_only_as_the_requests_own_subject() {
+    let (root, int) = testutil::chain(KeyKind::P256);
+    let kp = testutil::key(KeyKind::P256);
+    let sans = ["spiffe://cluster.local/ns/team-a/sa/web"];
+    let mut expect = expect_for(&kp, &sans);
+    let mut p = good_params(&sans);
+    p.distinguished_name = rcgen::DistinguishedName::new();
+    p.distinguished_name
+        .push(rcgen::DnType::OrganizationName, "");
+    let leaf = raw_leaf(&int, &kp, p.clone());
+    let (_, parsed) = x509_parser::parse_x509_certificate(&leaf).unwrap();
+    let echoed = parsed.subject().as_raw().to_vec();
+    // Not requested: an issued O="" is refused.
+    let m = mismatch_for(&leaf, &int, &root, &expect);
+    assert!(
+        m.contains("O=\"\"") && m.contains("may not be empty"),
+        "{m}"
+    );
+    // The request's own subject, copied by the CA byte for byte: accepted.
+    expect.echoable_subject = Some(echoed.clone());
+    check_with(&leaf, &int, &root, &expect).unwrap();
+    // Anything beyond those bytes is not.
+    let mut more = p.clone();
+    more.distinguished_name
+        .push(rcgen::DnType::OrganizationalUnitName, "");
+    let more = raw_leaf(&int, &kp, more);
+    let (_, more_parsed) = x509_parser::parse_x509_certificate(&more).unwrap();
+    assert_ne!(more_parsed.subject().as_raw(), echoed.as_slice());
+    let m = mismatch_for(&more, &int, &root, &expect);
+    assert!(m.contains("may not be empty"), "{m}");
+    let mut masters = p;
+    masters.distinguished_name = rcgen::DistinguishedName::new();
+    masters
+        .distinguished_name
+        .push(rcgen::DnType::OrganizationName, "system:masters");
+    let m = mismatch_for(&raw_leaf(&int, &kp, masters), &int, &root, &expect);
+    assert!(m.contains("system:masters"), "{m}");
+}
+
+#[test]
 fn only_allowlisted_extensions_each_once() {
     let (root, int) = testutil::chain(KeyKind::P256);
     let kp = testutil::key(KeyKind::P256);
