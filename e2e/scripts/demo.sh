@@ -102,6 +102,7 @@ spec:
     configMap: {name: corp-roots, key: roots.pem}
   policy:
     maxDuration: 24h
+    # Only the SAN types listed are allowed (no IP or email SANs).
     dnsNames: ["*.{namespace}.svc"]
     uris: ["spiffe://cluster.local/ns/{namespace}/sa/*"]
     usages: ["digital signature", "key encipherment", "server auth", "client auth"]

@@ -40,7 +40,27 @@ pub enum Mode {
     UnrequestedEku,
     /// Never answer `sign` (answers `info`).
     Hang,
+    /// Refuse `sign` with an error text naming internal details.
+    ErrorText,
+    /// notBefore ten years back (notAfter within the policy's maxDuration from now).
+    Backdated,
+    /// notBefore two hours before the request (a 3-hour lifetime, inside maxDuration).
+    EarlyNotBefore,
+    /// notBefore 47 hours back and notAfter 1 hour ahead: 48 hours in total, but most of it
+    /// before the request.
+    LongPast,
+    /// An OCSP URL (authorityInfoAccess) nobody configured.
+    ExtraAia,
+    /// A CRL distribution point nobody configured.
+    ExtraCrlDp,
+    /// A signedCertificateTimestampList of made-up bytes.
+    Sct,
+    /// Honest, but `info` appends an unrelated CA certificate to the signer's.
+    InfoExtraCerts,
 }
+
+/// The internal detail [`Mode::ErrorText`] puts into its error message.
+pub const INTERNAL_DETAIL: &str = "db01.corp-internal.example:5432 password=fake-ca-s3cr3t";
 
 /// A running fake CA.
 pub struct FakeCa {
@@ -148,8 +168,12 @@ async fn serve(
             .unwrap_or_default()
             .to_string();
         let answer = if path.ends_with("/info") {
+            let mut certificate = int.pem.clone();
+            if mode == Mode::InfoExtraCerts {
+                certificate.push_str(&crate::fixtures::root("Unrelated Extra CA").pem);
+            }
             json!({"success": true, "errors": [], "messages": [],
-                   "result": {"certificate": int.pem, "usages": ["signing"], "expiry": "24h"}})
+                   "result": {"certificate": certificate, "usages": ["signing"], "expiry": "24h"}})
         } else if path.ends_with("/sign") {
             let _call = calls.start();
             if mode == Mode::Hang {
@@ -159,7 +183,12 @@ async fn serve(
                 return Ok(());
             }
             let csr = body["certificate_request"].as_str().unwrap_or_default();
-            match sign(csr, int, mode) {
+            let signed = if mode == Mode::ErrorText {
+                Err(format!("signing backend unavailable: {INTERNAL_DETAIL}"))
+            } else {
+                sign(csr, int, mode)
+            };
+            match signed {
                 Ok(pem) => {
                     json!({"success": true, "errors": [], "messages": [], "result": {"certificate": pem}})
                 }
@@ -195,7 +224,39 @@ fn sign(csr_pem: &str, int: &Ca, mode: Mode) -> Result<String, String> {
     ];
     p.use_authority_key_identifier_extension = true;
     match mode {
-        Mode::Honest | Mode::Hang => {}
+        Mode::Honest | Mode::Hang | Mode::ErrorText | Mode::InfoExtraCerts => {}
+        Mode::Backdated => p.not_before = now - time::Duration::days(3650),
+        Mode::EarlyNotBefore => {
+            p.not_before = now - time::Duration::hours(2);
+            p.not_after = now + time::Duration::hours(1);
+        }
+        Mode::LongPast => {
+            p.not_before = now - time::Duration::hours(47);
+            p.not_after = now + time::Duration::minutes(59);
+        }
+        Mode::ExtraAia => {
+            use crate::fixtures::der::{oid, seq, tlv};
+            let ocsp = seq(&[
+                oid(&[1, 3, 6, 1, 5, 5, 7, 48, 1]),
+                tlv(0x86, b"http://ocsp.attacker.example"),
+            ]);
+            p.custom_extensions.push(CustomExtension::from_oid_content(
+                &[1, 3, 6, 1, 5, 5, 7, 1, 1],
+                seq(&[ocsp]),
+            ));
+        }
+        Mode::ExtraCrlDp => {
+            p.crl_distribution_points = vec![rcgen::CrlDistributionPoint {
+                uris: vec!["http://crl.attacker.example/ca.crl".into()],
+            }]
+        }
+        Mode::Sct => {
+            let list = crate::fixtures::der::tlv(0x04, &[0x00, 0x02, 0xde, 0xad]);
+            p.custom_extensions.push(CustomExtension::from_oid_content(
+                &[1, 3, 6, 1, 4, 1, 11129, 2, 4, 2],
+                list,
+            ));
+        }
         Mode::ExtraSubjectAttribute => p
             .distinguished_name
             .push(DnType::OrganizationName, "system:masters"),

@@ -132,7 +132,7 @@ pub fn intermediate(parent: &Ca, cn: &str) -> Ca {
 }
 
 /// A fresh workload key and a CSR for `sans` (`spiffe://` and `https://` become URI SANs,
-/// IP literals IP SANs, the rest DNS names). Returns (key PEM, CSR PEM).
+/// IP literals IP SANs, names with `@` emails, the rest DNS names). Returns (key PEM, CSR PEM).
 pub fn csr(sans: &[&str]) -> (String, String) {
     let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).expect("workload key");
     let mut params = CertificateParams::default();
@@ -144,6 +144,8 @@ pub fn csr(sans: &[&str]) -> (String, String) {
                 SanType::URI(s.to_string().try_into().expect("uri"))
             } else if let Ok(ip) = s.parse() {
                 SanType::IpAddress(ip)
+            } else if s.contains('@') {
+                SanType::Rfc822Name(s.to_string().try_into().expect("email"))
             } else {
                 SanType::DnsName(s.to_string().try_into().expect("dns"))
             }

@@ -211,6 +211,16 @@ fn spec(secret: &str, policy: serde_json::Value) -> serde_json::Value {
     })
 }
 
+/// `policy` with every SAN type listed broadly: an omitted type allows nothing, so the
+/// issuers that test syntax, usages and the chain's constraints list names explicitly.
+fn any_names(mut policy: serde_json::Value) -> serde_json::Value {
+    policy["dnsNames"] = json!(["*", "*.*", "*.*.*", "*.*.*.*", "*.*.*.*.*", "*.*.*.*.*.*"]);
+    policy["uris"] = json!(["spiffe://*/ns/*/sa/*", "spiffe://*/*", "https://*/*"]);
+    policy["ipRanges"] = json!(["0.0.0.0/0", "::/0"]);
+    policy["emailAddresses"] = json!(["*@*.*", "*@*.*.*", "*@*.*.*.*"]);
+    policy
+}
+
 fn csr(sans: &[&str]) -> String {
     CsrBuilder::sans(sans).build()
 }
@@ -716,13 +726,29 @@ fn table(ns: &str) -> Table {
     )
     .ca()
     .fails(format!("api.*.{ns}.svc"));
+    // `dnsNames: []` (like an omitted list) allows no DNS name: the sub-CA excludes them all.
     t.add(
         "ca-policy-empty-dns-list",
         "ca-empty",
         CsrBuilder::sans(&["10.0.0.1"]).cn("10.0.0.1").build(),
     )
     .ca()
-    .fails("dnsNames");
+    .issued("Certificate issued")
+    .check(|leaf| {
+        let nc = leaf
+            .name_constraints()
+            .map_err(|e| e.to_string())?
+            .ok_or("no nameConstraints")?;
+        let excluded = nc.value.excluded_subtrees.clone().unwrap_or_default();
+        let all_dns = excluded
+            .iter()
+            .any(|st| matches!(st.base, GeneralName::DNSName("")));
+        if all_dns {
+            Ok(())
+        } else {
+            Err(format!("no zero-length excluded dNSName: {excluded:?}"))
+        }
+    });
     t.add(
         "ca-csr-requests-name-constraints",
         "ca",
@@ -795,7 +821,7 @@ fn table(ns: &str) -> Table {
         }
     }
 
-    // ---- 6. DNS syntax (policy.dnsNames omitted) ----------------------------------------
+    // ---- 6. DNS syntax (the "open" issuer lists every name) ----------------------------------------
     t.class("dns");
     let long_label = format!("{}.example.net", "a".repeat(64));
     let long_name = format!(
@@ -1231,10 +1257,14 @@ fn table(ns: &str) -> Table {
     t.class("secret-scope");
     t.add("cl-secret-outside", &cluster_outside, csr(&[&web]))
         .cluster()
-        .pending("hostile-outside");
+        .pending(format!(
+            "{cluster_outside} is not ready: its Ready condition is False"
+        ));
     t.add("cl-secret-slash", &cluster_slash, csr(&[&web]))
         .cluster()
-        .pending(format!("{ns}/int0"));
+        .pending(format!(
+            "{cluster_slash} is not ready: its Ready condition is False"
+        ));
     t.add("cl-secret-inside", &cluster_ok, csr(&[&web]))
         .cluster()
         .issued("Certificate issued");
@@ -1247,9 +1277,41 @@ fn table(ns: &str) -> Table {
     .fails("web.kube-system.svc");
     t.add("cl-roots-outside", &roots_outside, csr(&[&web]))
         .cluster()
-        .pending("hostile-roots-outside");
+        .pending(format!(
+            "{roots_outside} is not ready: its Ready condition is False"
+        ));
     t.add("ns-secret-slash", "ns-secret-slash", csr(&[&web]))
         .pending(format!("{ns}-pki/int0"));
+
+    // ---- A SAN type the policy omits allows nothing ------------------------------------------
+    t.class("omitted-san-types");
+    let admin_spiffe = "spiffe://cluster.local/ns/kube-system/sa/admin";
+    t.add(
+        "omit-spiffe-on-dns-only",
+        "dnsonly",
+        csr(&[&web, admin_spiffe]),
+    )
+    .fails(admin_spiffe);
+    t.add("omit-ip-on-dns-only", "dnsonly", csr(&[&web, "10.96.0.1"]))
+        .fails("10.96.0.1");
+    t.add(
+        "omit-email-on-dns-only",
+        "dnsonly",
+        csr(&[&web, "cluster-admin@example.com"]),
+    )
+    .fails("cluster-admin@example.com");
+    t.add(
+        "omit-email-on-mesh",
+        "mesh",
+        csr(&[&web, "cluster-admin@example.com"]),
+    )
+    .fails("cluster-admin@example.com");
+    t.add("omit-dns-on-uri-only", "sa", csr(&[&web]))
+        .fails(web.clone());
+    t.add("omit-everything-default-policy", "nopolicy", csr(&[&web]))
+        .fails(web.clone());
+    t.add("dns-only-own-name", "dnsonly", csr(&[&web]))
+        .issued("Certificate issued");
 
     // ---- Approval and spec changes -------------------------------------------------------
     t.class("approval-and-spec");
@@ -1383,6 +1445,20 @@ fn check_sub_ca_constraints(leaf: &X509Certificate<'_>, ns: &str) -> Result<(), 
     if ips != vec![vec![10, 0, 0, 0, 255, 0, 0, 0]] {
         return Err(format!(
             "permitted IP subtrees {ips:?}, want only 10.0.0.0/8"
+        ));
+    }
+    // The policy lists no URIs and no emails: the sub-CA may issue none of them.
+    let mut excluded: Vec<String> = nc
+        .value
+        .excluded_subtrees
+        .iter()
+        .flatten()
+        .map(|st| format!("{:?}", st.base))
+        .collect();
+    excluded.sort();
+    if excluded != vec!["RFC822Name(\"\")".to_string(), "URI(\"\")".to_string()] {
+        return Err(format!(
+            "excluded subtrees {excluded:?}, want every URI and every email"
         ));
     }
     Ok(())
@@ -1986,20 +2062,35 @@ async fn install(env: &Env) -> String {
                 json!({"uris": ["spiffe://cluster.local/ns/{namespace}/sa/{serviceAccount}"]}),
             ),
         ),
-        ("open", spec("int0", json!({"maxDuration": "24h"}))),
-        ("wild", spec("int0", json!({"allowWildcardNames": true}))),
+        (
+            "open",
+            spec("int0", any_names(json!({"maxDuration": "24h"}))),
+        ),
+        (
+            "dnsonly",
+            spec("int0", json!({"dnsNames": ["*.{namespace}.svc"]})),
+        ),
+        ("nopolicy", spec("int0", json!({}))),
+        (
+            "wild",
+            spec("int0", any_names(json!({"allowWildcardNames": true}))),
+        ),
         (
             "serverauth",
             spec(
                 "int0",
-                json!({"usages": ["digital signature", "key encipherment", "server auth"]}),
+                any_names(
+                    json!({"usages": ["digital signature", "key encipherment", "server auth"]}),
+                ),
             ),
         ),
         (
             "certsign",
             spec(
                 "int0",
-                json!({"usages": ["digital signature", "cert sign", "crl sign", "server auth"]}),
+                any_names(
+                    json!({"usages": ["digital signature", "cert sign", "crl sign", "server auth"]}),
+                ),
             ),
         ),
         (
@@ -2042,7 +2133,7 @@ async fn install(env: &Env) -> String {
         ),
         (
             "constrained",
-            spec("int-nc", json!({"allowWildcardNames": true})),
+            spec("int-nc", any_names(json!({"allowWildcardNames": true}))),
         ),
     ];
     futures::future::join_all(

@@ -14,6 +14,7 @@ mod fixtures;
 mod harness;
 mod hostile;
 mod hostile_ca;
+mod hostile_remote;
 mod isolation;
 mod istio;
 mod istio_shapes;

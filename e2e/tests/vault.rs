@@ -453,10 +453,15 @@ async fn vault_issuer_check_reports_what_would_fail_every_request() {
     assert!(msg.contains("role requires keys of type rsa"), "{msg}");
     assert!(cr.status.unwrap().certificate.is_none());
 
-    // A role that refuses the SPIFFE URI the CSR carries: Failed, Vault's message, nothing written.
-    let mut no_uri_policy = policy();
-    no_uri_policy.as_object_mut().unwrap().remove("uris");
-    vault_issuer(&v, "drops", "pki/sign/no-uris", token_auth(), no_uri_policy).await;
+    // A role that refuses the SPIFFE URI the CSR carries (its allowed_uri_sans admits only the
+    // issuer check's sample ID, not this namespace's): Failed, Vault's message, nothing written.
+    bao.write(
+        "pki/roles/narrow-uris",
+        role(json!({"allowed_uri_sans": ["spiffe://cluster.local/ns/ns/sa/x"]})),
+    )
+    .await;
+    bao.signer_policy("p-narrow", "pki", "narrow-uris").await;
+    vault_issuer(&v, "drops", "pki/sign/narrow-uris", token_auth(), policy()).await;
     env.wait_issuer_ready("drops", false, "True").await;
     let spiffe = format!("spiffe://cluster.local/ns/{}/sa/web", env.ns);
     request(
@@ -469,7 +474,7 @@ async fn vault_issuer_check_reports_what_would_fail_every_request() {
     .await;
     let cr = env.wait_request_reason("uri", "Failed").await;
     let msg = ready_message(&cr);
-    assert!(msg.contains("URI Subject Alternative Names"), "{msg}");
+    assert!(msg.contains("URI Subject Alternative Name"), "{msg}");
     assert!(cr.status.unwrap().certificate.is_none());
 }
 
@@ -575,4 +580,185 @@ async fn vault_revoked_credential_makes_the_issuer_not_ready_and_requests_wait()
     let cr = env.wait_request_reason("waits", "Issued").await;
     let (ok, out) = env.openssl_verify(&v.root.pem, &issued_chain(&cr), "sslserver");
     assert!(ok, "{out}");
+}
+
+/// Every certificate OpenBao has stored for the mount (LIST `<mount>/certs`), parsed.
+async fn stored_certs(bao: &OpenBao, mount: &str) -> Vec<Vec<u8>> {
+    let list = bao
+        .call("LIST", &format!("{mount}/certs"), None, true)
+        .await
+        .unwrap_or(Value::Null);
+    let mut out = Vec::new();
+    for serial in list["data"]["keys"].as_array().into_iter().flatten() {
+        let serial = serial.as_str().unwrap();
+        let cert = bao
+            .call("GET", &format!("{mount}/cert/{serial}"), None, false)
+            .await
+            .unwrap();
+        let pem_text = cert["data"]["certificate"].as_str().unwrap_or_default();
+        if let Ok(p) = pem::parse(pem_text) {
+            out.push(p.into_contents());
+        }
+    }
+    out
+}
+
+#[tokio::test]
+async fn vault_commas_in_names_never_make_openbao_sign_another_name() {
+    let v = setup("vault-commas").await;
+    let env = &v.env;
+    let mut p = policy();
+    p["emailAddresses"] = json!(["*@{namespace}.example"]);
+    vault_issuer(&v, "bao", "pki/sign/web", token_auth(), p).await;
+    v.env.wait_issuer_ready("bao", false, "True").await;
+    let ns = &env.ns;
+    let cases = [
+        format!("a,db.kube-system.svc@{ns}.example"),
+        format!("x,y,admin.kube-system.svc,z@{ns}.example"),
+        format!("k,api.kube-system.svc,@{ns}.example"),
+    ];
+    for (i, email) in cases.iter().enumerate() {
+        request(env, &format!("comma-{i}"), "bao", &[email], "1h").await;
+    }
+    // A URI with a comma: refused before signing or issued exactly.
+    let uri = format!(
+        "spiffe://cluster.local/ns/{ns}/sa/a,spiffe://cluster.local/ns/kube-system/sa/admin"
+    );
+    request(env, "comma-uri", "bao", &[&uri], "1h").await;
+    for (i, email) in cases.iter().enumerate() {
+        let cr = env
+            .wait_request_reason(&format!("comma-{i}"), "Issued")
+            .await;
+        let chain = issued_chain(&cr);
+        let blocks = pem::parse_many(&chain).unwrap();
+        let (_, leaf) = x509_parser::parse_x509_certificate(blocks[0].contents()).unwrap();
+        let sans = leaf.subject_alternative_name().unwrap().unwrap();
+        let names: Vec<String> = sans
+            .value
+            .general_names
+            .iter()
+            .map(|g| g.to_string())
+            .collect();
+        assert_eq!(names.len(), 1, "{email}: exactly the one email: {names:?}");
+        assert!(names[0].contains(email.as_str()), "{email}: {names:?}");
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let cr = env.request("comma-uri").await;
+        let reason = crate::harness::ready_of(&cr).reason.unwrap_or_default();
+        if reason == "Issued" || reason == "Failed" {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "comma-uri: {reason}");
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    let stored = stored_certs(&v.bao, "pki").await;
+    assert!(
+        stored.len() >= cases.len(),
+        "OpenBao stored {} certificates",
+        stored.len()
+    );
+    for der in stored {
+        let (_, cert) = x509_parser::parse_x509_certificate(&der).unwrap();
+        if let Ok(Some(sans)) = cert.subject_alternative_name() {
+            for g in &sans.value.general_names {
+                let text = g.to_string();
+                assert!(
+                    !matches!(g, x509_parser::extensions::GeneralName::DNSName(_))
+                        || !text.contains("kube-system"),
+                    "OpenBao signed another namespace's name: {text}"
+                );
+                assert!(
+                    !text.contains("sa/admin") || text.contains(ns.as_str()),
+                    "OpenBao signed another SPIFFE ID: {text}"
+                );
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn vault_backdating_roles_and_refused_role_usages() {
+    let v = setup("vault-role-checks").await;
+    let bao = &v.bao;
+    // A role that backdates by ten years: every certificate fails the after-signing check.
+    bao.write(
+        "pki/roles/backdate",
+        role(json!({"not_before_duration": "87600h"})),
+    )
+    .await;
+    bao.write(
+        "pki/roles/backdate-day",
+        role(json!({"not_before_duration": "24h"})),
+    )
+    .await;
+    // OpenBao's default key_usage (adds KeyAgreement), a code-signing flag, an OCSP EKU, and
+    // a role that ignores the CSR's names: the issuer is not Ready, naming the field.
+    let mut default_ku = role(json!({}));
+    default_ku.as_object_mut().unwrap().remove("key_usage");
+    bao.write("pki/roles/default-ku", default_ku).await;
+    bao.write(
+        "pki/roles/codesign",
+        role(json!({"code_signing_flag": true})),
+    )
+    .await;
+    bao.write(
+        "pki/roles/ocsp",
+        role(json!({"ext_key_usage": ["OCSPSigning"]})),
+    )
+    .await;
+    bao.write(
+        "pki/roles/no-csr-sans",
+        role(json!({"use_csr_sans": false})),
+    )
+    .await;
+    for r in [
+        "backdate",
+        "backdate-day",
+        "default-ku",
+        "codesign",
+        "ocsp",
+        "no-csr-sans",
+    ] {
+        bao.signer_policy(&format!("p-{r}"), "pki", r).await;
+        vault_issuer(&v, r, &format!("pki/sign/{r}"), token_auth(), policy()).await;
+    }
+    let env = &v.env;
+    for (issuer, needles) in [
+        (
+            "default-ku",
+            vec![
+                "key_usage",
+                "KeyAgreement",
+                "key_usage=DigitalSignature,KeyEncipherment",
+            ],
+        ),
+        ("codesign", vec!["ext_key_usage", "CodeSigning"]),
+        ("ocsp", vec!["ext_key_usage", "OCSPSigning"]),
+        ("no-csr-sans", vec!["use_csr_sans=true"]),
+    ] {
+        let (reason, msg) = env.wait_issuer_ready(issuer, false, "False").await;
+        assert_eq!(reason, "Failed", "{issuer}: {msg}");
+        for n in needles {
+            assert!(msg.contains(n), "{issuer}: {n:?} missing in {msg}");
+        }
+    }
+    for issuer in ["backdate", "backdate-day"] {
+        env.wait_issuer_ready(issuer, false, "True").await;
+        request(
+            env,
+            issuer,
+            issuer,
+            &[&format!("{issuer}.{}.svc", env.ns)],
+            "1h",
+        )
+        .await;
+        let cr = env.wait_request_reason(issuer, "Failed").await;
+        let msg = ready_message(&cr);
+        assert!(
+            msg.contains("notBefore") && msg.contains("was not written"),
+            "{issuer}: {msg}"
+        );
+        assert!(cr.status.unwrap().certificate.is_none());
+    }
 }

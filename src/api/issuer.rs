@@ -35,7 +35,7 @@ pub struct IssuerSpec {
     /// Which certificates this issuer may sign.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub policy: Option<PolicySpec>,
-    /// Extensions copied into every leaf.
+    /// Extensions copied into every leaf; a remote CA's leaf may carry no other CRL or AIA URL.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub extensions: Option<ExtensionsSpec>,
     /// How often the signer is re-checked (Go duration, default `5m`, at least `30s`).
@@ -58,8 +58,9 @@ pub struct SecretSignerSpec {
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct CfsslSignerSpec {
-    /// Base URL, e.g. `https://cfssl.pki.svc:8888`.
-    #[schemars(regex(pattern = r"^https?://"))]
+    /// Base URL, e.g. `https://cfssl.pki.svc:8888`. No user information (`user:password@`):
+    /// credentials go in `authKey`.
+    #[schemars(regex(pattern = r"^https?://[^/?#@]+(/[^@]*)?$"))]
     pub url: String,
     /// The CFSSL signing profile.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -114,7 +115,8 @@ pub struct PemSource {
 /// Where the trust anchors come from.
 pub type TrustAnchorsSpec = PemSource;
 
-/// Policy: what this issuer may sign. Omitted fields mean "no restriction" unless noted.
+/// Policy: what this issuer may sign. A SAN type (`dnsNames`, `uris`, `ipRanges`,
+/// `emailAddresses`) is allowed only when listed: omitted or `[]` means none of that type.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PolicySpec {
@@ -127,18 +129,21 @@ pub struct PolicySpec {
     #[schemars(regex(pattern = r"^([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$"))]
     pub min_duration: Option<String>,
     /// Allowed DNS SANs. `*` is one label; `{namespace}` and `{serviceAccount}` are substituted.
+    /// Omitted or empty: no DNS SAN is allowed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = MAX_POLICY_ENTRIES), inner(length(max = 253)))]
     pub dns_names: Option<Vec<String>>,
-    /// Allowed URI SANs (e.g. SPIFFE IDs). `*` is one path segment.
+    /// Allowed URI SANs (e.g. SPIFFE IDs). `*` is one path segment. Omitted or empty: no URI
+    /// SAN is allowed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = MAX_POLICY_ENTRIES), inner(length(max = 1024)))]
     pub uris: Option<Vec<String>>,
-    /// CIDRs that IP SANs must fall in.
+    /// CIDRs that IP SANs must fall in. Omitted or empty: no IP SAN is allowed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = MAX_POLICY_ENTRIES), inner(length(max = 43)))]
     pub ip_ranges: Option<Vec<String>>,
-    /// Allowed email SANs (`*` is one label of the domain).
+    /// Allowed email SANs (`*` is one label of the domain). Omitted or empty: no email SAN is
+    /// allowed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = MAX_POLICY_ENTRIES), inner(length(max = 320)))]
     pub email_addresses: Option<Vec<String>>,
@@ -153,7 +158,7 @@ pub struct PolicySpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub allow_wildcard_names: Option<bool>,
     /// Whether CA certificates may be requested (default false). An issued CA has pathLen 0
-    /// and name constraints derived from this policy.
+    /// and name constraints derived from this policy (types it does not list are excluded).
     #[serde(default, rename = "allowCA", skip_serializing_if = "Option::is_none")]
     pub allow_ca: Option<bool>,
     /// Allowed key algorithms (default: ECDSA >= 256, RSA >= 2048, Ed25519).

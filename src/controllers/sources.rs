@@ -51,6 +51,7 @@ impl ServiceAccountTokens for KubeTokens {
         seconds: i64,
     ) -> BoxFuture<'a, Result<Token, String>> {
         async move {
+            crate::api::check_object_name("ServiceAccount", name)?;
             let req = TokenRequest {
                 spec: TokenRequestSpec {
                     audiences: audiences.to_vec(),
@@ -95,6 +96,7 @@ impl ObjectSource for KubeSource {
     fn secret(&self, name: &str) -> ReadResult<'_> {
         let name = name.to_string();
         async move {
+            crate::api::check_object_name("Secret", &name).map_err(LoadError::Invalid)?;
             let secret = self
                 .secrets
                 .get_opt(&name)
@@ -114,6 +116,7 @@ impl ObjectSource for KubeSource {
     fn config_map(&self, name: &str) -> ReadResult<'_> {
         let name = name.to_string();
         async move {
+            crate::api::check_object_name("ConfigMap", &name).map_err(LoadError::Invalid)?;
             let cm = self
                 .config_maps
                 .get_opt(&name)

@@ -49,6 +49,15 @@ pub fn verify_issued(
     } else {
         policy_limit(issuer, now)
     });
+    let checked_at = prepared.template.validity.not_before
+        + time::Duration::try_from(pki::BACKDATE).unwrap_or_default();
+    let max_backdate = time::Duration::try_from(pki::MAX_BACKDATE).unwrap_or_default();
+    expect.not_before_min = Some(checked_at - max_backdate);
+    expect.max_lifetime = Some(
+        time::Duration::try_from(issuer.policy.max_duration)
+            .unwrap_or(time::Duration::MAX)
+            .saturating_add(max_backdate),
+    );
     let validity = pki::check_issued_with(leaf_der, &issuer.chain, &expect, now)?;
     let mut chain_pem = pki::certs_to_pem(&[leaf_der.to_vec()]);
     chain_pem.push_str(issuer.chain.chain_pem());

@@ -13,7 +13,7 @@ pub use prepare::{prepare, Prepared, RequestInput};
 use std::sync::Arc;
 
 use self::remote_slots::RemoteSlots;
-use crate::api::issuer::IssuerKey;
+use crate::api::issuer::{IssuerKey, IssuerKind};
 use crate::signers::load::LoadedIssuer;
 use crate::signers::{SignRequest, SignerError};
 
@@ -54,6 +54,7 @@ pub async fn issue(
     slots: &RemoteSlots,
     key: &IssuerKey,
 ) -> Outcome {
+    let key = key.clone();
     let Some(url) = loaded.signer.remote_url().map(str::to_string) else {
         // A local signer's future is ready at once: the whole issuance is one blocking job.
         return either(
@@ -63,14 +64,14 @@ pub async fn issue(
                     csr: &prepared.csr,
                     template: &prepared.template,
                 }));
-                Ok(checked_after_signing(leaf, &prepared, &loaded))
+                Ok(checked_after_signing(leaf, &prepared, &loaded, &key))
             })
             .await,
         );
     };
     // The slot first: a request that waits for one costs nothing but this check (thousands of
     // waiting requests re-queued every few seconds must not each re-verify their CSR).
-    let slot = match slots.try_acquire(key, &url) {
+    let slot = match slots.try_acquire(&key, &url) {
         Ok(slot) => slot,
         Err(busy) => {
             let backend = loaded.signer.backend();
@@ -90,7 +91,7 @@ pub async fn issue(
         })
         .await;
     drop(slot);
-    either(off_workers(move || Ok(checked_after_signing(leaf, &prepared, &loaded))).await)
+    either(off_workers(move || Ok(checked_after_signing(leaf, &prepared, &loaded, &key))).await)
 }
 
 /// Runs request work on a blocking thread; a panic there fails the request.
@@ -126,21 +127,30 @@ fn checked_after_signing(
     leaf: Result<Vec<u8>, SignerError>,
     prepared: &Prepared,
     loaded: &LoadedIssuer,
+    key: &IssuerKey,
 ) -> Outcome {
     let backend = loaded.signer.backend();
     let leaf = match leaf {
         Ok(leaf) => leaf,
         Err(e) if e.is_retryable() => {
-            return Outcome::Retry(format!("signing with the {backend} signer: {e}"))
+            let detail = format!("signing with the {backend} signer: {e}");
+            return Outcome::Retry(tenant_detail(key, loaded, detail, "is unavailable"));
         }
         Err(SignerError::Credentials(m)) => {
-            return Outcome::IssuerError(format!("the {backend} CA refused our credentials: {m}"))
+            let detail = format!("the {backend} CA refused our credentials: {m}");
+            return Outcome::IssuerError(tenant_detail(
+                key,
+                loaded,
+                detail,
+                "refused our credentials",
+            ));
         }
         Err(e) => {
+            let detail = format!("the {backend} signer failed: {e}");
             return Outcome::Failed {
                 reason: "SigningFailed",
-                message: format!("the {backend} signer failed: {e}"),
-            }
+                message: tenant_detail(key, loaded, detail, "refused the request"),
+            };
         }
     };
     match verify_issued(&leaf, prepared, loaded, time::OffsetDateTime::now_utc()) {
@@ -151,11 +161,31 @@ fn checked_after_signing(
         },
         Err(e) => Outcome::Failed {
             reason: "VerificationFailed",
-            message: format!(
-                "the certificate from the {backend} signer failed verification and was not written: {e}"
+            message: tenant_detail(
+                key,
+                loaded,
+                format!(
+                    "the certificate from the {backend} signer failed verification and was not written: {e}"
+                ),
+                "returned a certificate that failed verification and was not written",
             ),
         },
     }
+}
+
+/// What a request is told about a signing failure. A `PKIClusterIssuer`'s remote CA is
+/// the platform's: its URL and answers (which may name internal hosts, or quote the CA's
+/// configuration) stay in the controller's log, and every tenant's request names only the
+/// issuer and what happened. A `PKIIssuer` is the requester's own: the detail is shown.
+pub fn tenant_detail(key: &IssuerKey, loaded: &LoadedIssuer, detail: String, what: &str) -> String {
+    if key.kind != IssuerKind::Cluster || loaded.signer.remote_url().is_none() {
+        return detail;
+    }
+    tracing::warn!(issuer = %key, %detail, "remote CA call failed");
+    format!(
+        "the {} CA of {key} {what}; the controller's log has the details, for the cluster's administrators",
+        loaded.signer.backend()
+    )
 }
 
 /// RFC 3339 in UTC, second precision.

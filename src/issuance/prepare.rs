@@ -64,8 +64,10 @@ pub fn prepare(
     let mut template = LeafTemplate::new(&csr, &requested, validity, issuer.extensions.clone())?;
     if input.is_ca {
         chain.check_room_for_sub_ca()?;
-        template.name_constraints =
-            pki::ca_constraints::derived_constraints(&issuer.policy, &input.context)?;
+        template.name_constraints = Some(pki::ca_constraints::derived_constraints(
+            &issuer.policy,
+            &input.context,
+        )?);
     }
     let expect = Expectations {
         spki_der: csr.spki_der.clone(),
@@ -74,6 +76,9 @@ pub fn prepare(
         is_ca: input.is_ca,
         // Set by `verify_issued`: it depends on the backend and on when the CA signed.
         not_after_max: None,
+        not_before_min: None,
+        max_lifetime: None,
+        urls: issuer.extensions.clone(),
         common_name: csr.common_name.clone(),
         echoable_subject: csr.echoable_subject.clone(),
         name_constraints: template.name_constraints.clone(),

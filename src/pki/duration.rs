@@ -12,6 +12,12 @@ pub const DEFAULT_DURATION: Duration = Duration::from_secs(90 * 24 * 3600);
 /// Backdating of notBefore to tolerate clock skew.
 pub const BACKDATE: Duration = Duration::from_secs(60);
 
+/// How long before the request was checked an issued certificate's notBefore may lie, for
+/// every backend: our own backdating ([`BACKDATE`]), CFSSL's default 5-minute backdate and
+/// Vault's `not_before_duration` (default 30s) fit, with room for clock skew. A remote CA
+/// that backdates further (`not_before_duration=87600h`) fails the after-signing check.
+pub const MAX_BACKDATE: Duration = Duration::from_secs(10 * 60);
+
 /// What determined `not_after`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ClampReason {

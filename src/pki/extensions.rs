@@ -1,9 +1,10 @@
 //! Which X.509 extensions may appear in a CSR's extensionRequest and in an issued leaf.
 //! Everything else, and any extension present twice, is refused.
 
-use x509_parser::extensions::X509Extension;
+use x509_parser::extensions::{DistributionPointName, GeneralName, ParsedExtension, X509Extension};
 
 use super::error::PkiError;
+use super::template::LeafExtensions;
 
 /// subjectAltName.
 pub const SAN: &str = "2.5.29.17";
@@ -36,7 +37,9 @@ pub const CSR_EXTENSIONS: &[&str] = &[
     SUBJECT_KEY_ID,
 ];
 
-/// Extensions an issued end-entity certificate may carry.
+/// Extensions an issued end-entity certificate may carry. cRLDistributionPoints and
+/// authorityInfoAccess only with the URLs of `spec.extensions` ([`check_leaf_urls`]); SCT
+/// lists never (`spec.extensions` cannot ask for them).
 pub const LEAF_EXTENSIONS: &[&str] = &[
     SAN,
     KEY_USAGE,
@@ -46,7 +49,6 @@ pub const LEAF_EXTENSIONS: &[&str] = &[
     AUTHORITY_KEY_ID,
     CRL_DP,
     AIA,
-    SCT_LIST,
 ];
 
 /// Extensions an issued certificate may carry: [`LEAF_EXTENSIONS`], plus nameConstraints
@@ -78,6 +80,76 @@ fn name(oid: &str) -> &'static str {
 /// Describes an extension OID for messages, e.g. `nameConstraints (2.5.29.30)`.
 pub fn describe(oid: &str) -> String {
     format!("{} ({oid})", name(oid))
+}
+
+/// id-ad-ocsp.
+const AD_OCSP: &str = "1.3.6.1.5.5.7.48.1";
+/// id-ad-caIssuers.
+const AD_CA_ISSUERS: &str = "1.3.6.1.5.5.7.48.2";
+
+fn uri_in(kind: &str, name: &GeneralName<'_>, allowed: &[String]) -> Result<(), String> {
+    match name {
+        GeneralName::URI(u) if allowed.iter().any(|a| a == u) => Ok(()),
+        GeneralName::URI(u) => Err(format!(
+            "the issued certificate has the {kind} URL {u:?}, which spec.extensions does not list"
+        )),
+        other => Err(format!(
+            "the issued certificate has a {kind} that is not a URL ({other})"
+        )),
+    }
+}
+
+/// The leaf's cRLDistributionPoints and authorityInfoAccess may carry only URLs that
+/// `spec.extensions` lists (a remote CA may leave some out, never add its own): CRL
+/// distribution points as full-name URIs without reasons or cRLIssuer, AIA entries only for
+/// OCSP and caIssuers.
+pub fn check_leaf_urls(exts: &[X509Extension<'_>], allowed: &LeafExtensions) -> Result<(), String> {
+    for ext in exts {
+        match ext.parsed_extension() {
+            ParsedExtension::CRLDistributionPoints(dps) => {
+                for dp in &dps.points {
+                    if dp.reasons.is_some() || dp.crl_issuer.is_some() {
+                        return Err("the issued certificate has a CRL distribution point with reasons or a cRLIssuer".into());
+                    }
+                    let Some(DistributionPointName::FullName(names)) = &dp.distribution_point
+                    else {
+                        return Err("the issued certificate has a CRL distribution point without a full-name URL".into());
+                    };
+                    for n in names {
+                        uri_in(
+                            "CRL distribution point",
+                            n,
+                            &allowed.crl_distribution_points,
+                        )?;
+                    }
+                }
+            }
+            ParsedExtension::AuthorityInfoAccess(aia) => {
+                for ad in &aia.accessdescs {
+                    let (kind, list) = match ad.access_method.to_id_string().as_str() {
+                        AD_OCSP => ("OCSP", &allowed.ocsp_servers),
+                        AD_CA_ISSUERS => ("CA issuers", &allowed.issuing_certificate_urls),
+                        other => {
+                            return Err(format!(
+                                "the issued certificate has an authorityInfoAccess entry of method {other}"
+                            ))
+                        }
+                    };
+                    uri_in(kind, &ad.access_location, list)?;
+                }
+            }
+            ParsedExtension::UnsupportedExtension { .. } | ParsedExtension::ParseError { .. }
+                if [CRL_DP, AIA].contains(&ext.oid.to_id_string().as_str()) =>
+            {
+                return Err(format!(
+                    "the issued certificate has a malformed {}",
+                    describe(&ext.oid.to_id_string())
+                ))
+            }
+            _ => {}
+        }
+    }
+    Ok(())
 }
 
 /// Refuses any extension of `exts` not in `allowed`, and any extension present twice.

@@ -28,7 +28,7 @@ pub mod verify;
 pub(crate) mod testutil;
 
 pub use csr::{parse_csr, ParsedCsr, SubjectAltNames, MAX_CSR_BYTES};
-pub use duration::{clamp_validity, ClampReason, Validity};
+pub use duration::{clamp_validity, ClampReason, Validity, BACKDATE, MAX_BACKDATE};
 
 pub use error::PkiError;
 pub use keys::{key_info_from_spki, KeyAlgorithm, KeyInfo, SignerKey};

@@ -2,7 +2,7 @@
 //!
 //! Semantics implemented:
 //! * DNS: `example.com` permits `example.com` and every subdomain;
-//!   `.example.com` permits subdomains only. An empty base matches all.
+//!   `.example.com` permits subdomains only. An empty base (of any type) matches all.
 //! * URI: applied to the host part. `host` matches that host exactly,
 //!   `.example.com` any subdomain. URIs without a host violate any URI
 //!   constraint.
@@ -141,6 +141,9 @@ fn wildcard_overlaps(name: &str, base: &str) -> bool {
 }
 
 fn host_within(host: &str, base: &str) -> bool {
+    if base.is_empty() {
+        return true; // a zero-length base matches every host
+    }
     let host = norm(host);
     match base.strip_prefix('.') {
         Some(b) => host.ends_with(&format!(".{}", norm(b))),
@@ -149,6 +152,9 @@ fn host_within(host: &str, base: &str) -> bool {
 }
 
 fn email_within(email: &str, base: &str) -> bool {
+    if base.is_empty() {
+        return true; // a zero-length base matches every mailbox
+    }
     let Some((local, domain)) = email.rsplit_once('@') else {
         return false;
     };

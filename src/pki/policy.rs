@@ -45,8 +45,9 @@ pub struct KeyRule {
     pub min_size: Option<u32>,
 }
 
-/// Issuer policy. For the list fields `None` means "no restriction" and
-/// `Some(vec![])` means "nothing allowed".
+/// Issuer policy. For the SAN list fields (`dns_names`, `uris`, `ip_ranges`,
+/// `email_addresses`) `None` and `Some(vec![])` both mean "nothing of this type allowed":
+/// a type must be listed to be allowed. `usages: None` means the default usage list.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Policy {
     /// Longest certificate lifetime; longer requests are clamped, not refused.
@@ -349,18 +350,13 @@ fn check_key(policy: &Policy, key: &KeyInfo) -> Result<(), PkiError> {
     }
 }
 
+/// A SAN type the policy omits allows nothing: an explicit list is needed to allow a type.
 fn allowed<T>(list: &Option<Vec<T>>, f: impl Fn(&T) -> bool) -> bool {
-    match list {
-        None => true,
-        Some(patterns) => patterns.iter().any(f),
-    }
+    list.iter().flatten().any(f)
 }
 
 fn ip_allowed(ranges: &Option<Vec<IpNet>>, ip: &IpAddr) -> bool {
-    match ranges {
-        None => true,
-        Some(r) => r.iter().any(|n| n.contains(ip)),
-    }
+    ranges.iter().flatten().any(|n| n.contains(ip))
 }
 
 fn is_dns_label(s: &str) -> bool {

@@ -7,13 +7,13 @@
 //! subject bytes go in verbatim as the issuer Name, and the key signs once.
 
 use rcgen::{
-    BasicConstraints, CertificateParams, CidrSubnet, CrlDistributionPoint, CustomExtension,
-    DistinguishedName, DnType, GeneralSubtree, IsCa, Issuer, KeyIdMethod, SanType, SerialNumber,
-    SigningKey,
+    BasicConstraints, CertificateParams, CrlDistributionPoint, CustomExtension, DistinguishedName,
+    DnType, IsCa, Issuer, KeyIdMethod, SanType, SerialNumber, SigningKey,
 };
 use x509_parser::extensions::ParsedExtension;
 use x509_parser::prelude::FromDer;
 
+use super::ca_constraints::CaConstraints;
 use super::csr::{ParsedCsr, SubjectAltNames};
 use super::der;
 use super::error::PkiError;
@@ -78,17 +78,48 @@ fn aia_extension(
     )))
 }
 
-fn rcgen_constraints(p: &GeneralSubtrees) -> rcgen::NameConstraints {
-    let mut permitted: Vec<GeneralSubtree> =
-        p.dns.iter().cloned().map(GeneralSubtree::DnsName).collect();
-    permitted.extend(p.ip.iter().map(|n| {
-        GeneralSubtree::IpAddress(CidrSubnet::from_addr_prefix(n.addr(), n.prefix_len()))
-    }));
-    permitted.extend(p.email.iter().cloned().map(GeneralSubtree::Rfc822Name));
-    rcgen::NameConstraints {
-        permitted_subtrees: permitted,
-        excluded_subtrees: vec![],
+const OID_NAME_CONSTRAINTS: &[u64] = &[2, 5, 29, 30];
+
+fn subtrees(g: &GeneralSubtrees) -> Vec<u8> {
+    // GeneralSubtree ::= SEQUENCE { base GeneralName } (minimum 0, no maximum).
+    let mut out = Vec::new();
+    for d in &g.dns {
+        out.extend(der::seq(&[der::tlv(0x82, d.as_bytes())]));
     }
+    for e in &g.email {
+        out.extend(der::seq(&[der::tlv(0x81, e.as_bytes())]));
+    }
+    for u in &g.uri {
+        out.extend(der::seq(&[der::tlv(0x86, u.as_bytes())]));
+    }
+    for n in &g.ip {
+        let mut bytes = match n.addr() {
+            std::net::IpAddr::V4(a) => a.octets().to_vec(),
+            std::net::IpAddr::V6(a) => a.octets().to_vec(),
+        };
+        bytes.extend(match n.netmask() {
+            std::net::IpAddr::V4(m) => m.octets().to_vec(),
+            std::net::IpAddr::V6(m) => m.octets().to_vec(),
+        });
+        out.extend(der::seq(&[der::tlv(0x87, &bytes)]));
+    }
+    out
+}
+
+/// The critical nameConstraints extension of an issued CA (rcgen cannot write URI subtrees).
+fn name_constraints_ext(c: &CaConstraints) -> CustomExtension {
+    let mut parts = Vec::new();
+    let permitted = subtrees(&c.permitted);
+    if !permitted.is_empty() {
+        parts.push(der::tlv(0xa0, &permitted));
+    }
+    let excluded = subtrees(&c.excluded);
+    if !excluded.is_empty() {
+        parts.push(der::tlv(0xa1, &excluded));
+    }
+    let mut ext = CustomExtension::from_oid_content(OID_NAME_CONSTRAINTS, der::seq(&parts));
+    ext.set_criticality(true);
+    ext
 }
 
 fn random_serial() -> SerialNumber {
@@ -232,7 +263,9 @@ pub fn sign_leaf_as(
         IsCa::ExplicitNoCa
     };
     if template.is_ca {
-        params.name_constraints = template.name_constraints.as_ref().map(rcgen_constraints);
+        if let Some(c) = &template.name_constraints {
+            params.custom_extensions.push(name_constraints_ext(c));
+        }
     }
     let usages = template.effective_usages();
     params.key_usages = usages

@@ -1,9 +1,9 @@
 //! What to put into an issued leaf certificate.
 
+use super::ca_constraints::CaConstraints;
 use super::csr::{ParsedCsr, SubjectAltNames};
 use super::duration::Validity;
 use super::error::PkiError;
-use super::name_constraints::GeneralSubtrees;
 use super::policy::RequestedCert;
 use super::usage::{effective_usages, Usage};
 
@@ -33,8 +33,8 @@ pub struct LeafTemplate {
     pub validity: Validity,
     /// CRL DP / AIA URLs.
     pub extensions: LeafExtensions,
-    /// Permitted subtrees written into an issued CA (see [`super::ca_constraints`]).
-    pub name_constraints: Option<GeneralSubtrees>,
+    /// Name constraints written into an issued CA (see [`super::ca_constraints`]).
+    pub name_constraints: Option<CaConstraints>,
 }
 
 impl LeafTemplate {

@@ -129,7 +129,14 @@ impl ValidatedChain {
                 })?
                 .to_owned();
         let earliest_not_after = chain.earliest_not_after();
-        let chain_pem = certs_to_pem(&chain.all_der());
+        // Only the validated path is written after a leaf (never the anchor, never extra
+        // certificates a Secret or a remote CA's answer carried beside the path).
+        let on_path: Vec<Vec<u8>> = cas
+            .iter()
+            .filter(|c| !anchors_der.contains(c))
+            .cloned()
+            .collect();
+        let chain_pem = certs_to_pem(&on_path);
         Ok(ValidatedChain {
             signer_name: signer.subject().as_raw().to_vec(),
             signer_spki: signer.public_key().raw.to_vec(),
@@ -179,8 +186,8 @@ impl ValidatedChain {
         &self.chain
     }
 
-    /// The signer certificate and the intermediates above it, PEM (what follows the leaf in
-    /// `status.certificate`).
+    /// The signer certificate and the intermediates on its validated path to the anchor
+    /// (without the anchor), PEM: what follows the leaf in `status.certificate`.
     pub fn chain_pem(&self) -> &str {
         &self.chain_pem
     }

@@ -19,13 +19,14 @@ use time::OffsetDateTime;
 use x509_parser::prelude::{FromDer, X509Certificate};
 use x509_parser::x509::SubjectPublicKeyInfo;
 
+use super::ca_constraints::CaConstraints;
 use super::csr::SubjectAltNames;
 use super::error::PkiError;
-use super::extensions::{check_allowed, issued_allowed};
-use super::name_constraints::{cert_constraints, check_name_constraints, GeneralSubtrees};
+use super::extensions::{check_allowed, check_leaf_urls, issued_allowed};
+use super::name_constraints::{cert_constraints, check_name_constraints};
 use super::signer_chain::parse_cert;
 use super::subject::{validate_subject, EmptyValues};
-use super::template::issued_usages;
+use super::template::{issued_usages, LeafExtensions};
 use super::usage::{eku_oids, key_usage_flags, usages_from_key_usage_flags, Usage};
 #[cfg(test)]
 use super::validated::dns_ip_constraints;
@@ -44,14 +45,20 @@ pub struct Expectations {
     pub is_ca: bool,
     /// Latest acceptable notAfter.
     pub not_after_max: Option<OffsetDateTime>,
+    /// Earliest acceptable notBefore: a remote CA must not backdate beyond a small skew.
+    pub not_before_min: Option<OffsetDateTime>,
+    /// Longest acceptable notBefore-to-notAfter span.
+    pub max_lifetime: Option<time::Duration>,
+    /// The only CRL distribution point and AIA URLs the certificate may carry.
+    pub urls: LeafExtensions,
     /// The validated subject CN: the subject must be exactly this CN, or empty when `None`.
     pub common_name: Option<String>,
     /// The request's own subject DER when it held dropped empty attributes (`O=""`): the
     /// issued subject may also be exactly these bytes (a remote CA that copies the request's
     /// subject, as CFSSL does), and nothing else beyond the validated CN.
     pub echoable_subject: Option<Vec<u8>>,
-    /// Permitted subtrees an issued CA must carry (exactly these, nothing excluded).
-    pub name_constraints: Option<GeneralSubtrees>,
+    /// Name constraints an issued CA must carry (exactly these, permitted and excluded).
+    pub name_constraints: Option<CaConstraints>,
 }
 
 fn mismatch(msg: impl Into<String>) -> PkiError {
@@ -218,6 +225,7 @@ fn check_ca_fields(leaf: &X509Certificate<'_>, expect: &Expectations) -> Result<
     let allowed = issued_allowed(expect.is_ca);
     check_allowed(leaf.extensions(), allowed, "the issued certificate has")
         .map_err(|e| mismatch(e.to_string()))?;
+    check_leaf_urls(leaf.extensions(), &expect.urls).map_err(mismatch)?;
     let bc = leaf
         .basic_constraints()
         .map_err(|e| mismatch(format!("malformed basicConstraints: {e}")))?;
@@ -238,21 +246,14 @@ fn check_ca_fields(leaf: &X509Certificate<'_>, expect: &Expectations) -> Result<
         )));
     }
     let nc = cert_constraints(leaf).map_err(|e| mismatch(e.to_string()))?;
-    let actual = nc.map(|n| (n.permitted, n.excluded));
-    let sorted = |mut g: GeneralSubtrees| {
-        g.dns.sort();
-        g.uri.sort();
-        g.ip.sort();
-        g.email.sort();
-        g
-    };
-    let ok = match (&expect.name_constraints, actual) {
-        (None, None) => true,
-        (Some(want), Some((permitted, excluded))) => {
-            sorted(permitted) == sorted(want.clone()) && excluded == GeneralSubtrees::default()
+    let actual = nc.map(|n| {
+        CaConstraints {
+            permitted: n.permitted,
+            excluded: n.excluded,
         }
-        _ => false,
-    };
+        .sorted()
+    });
+    let ok = actual == expect.name_constraints.clone().map(CaConstraints::sorted);
     if !ok {
         return Err(mismatch(format!(
             "issued CA certificate does not carry exactly the name constraints derived from the policy ({:?})",
@@ -317,6 +318,20 @@ fn check_leaf_fields(
         if na > max {
             return Err(mismatch(format!(
                 "issued certificate notAfter {na} is later than the allowed {max}"
+            )));
+        }
+    }
+    if let Some(min) = expect.not_before_min {
+        if nb < min {
+            return Err(mismatch(format!(
+                "issued certificate notBefore {nb} is earlier than the allowed {min} (backdated beyond the allowed skew before the request was signed)"
+            )));
+        }
+    }
+    if let Some(max) = expect.max_lifetime {
+        if na - nb > max {
+            return Err(mismatch(format!(
+                "issued certificate lifetime from notBefore {nb} to notAfter {na} is longer than the allowed {max}"
             )));
         }
     }

@@ -155,6 +155,12 @@ pub async fn load(
         bounds::check_extensions(e).map_err(LoadError::Invalid)?;
     }
     let policy = policy_from_spec(spec.policy.as_ref())?;
+    if let Some(c) = &spec.cfssl {
+        remote::check_url("cfssl.url", &c.url).map_err(LoadError::Invalid)?;
+    }
+    if let Some(v) = &spec.vault {
+        remote::check_url("vault.server", &v.server).map_err(LoadError::Invalid)?;
+    }
     if let Some(allowed) = &opts.allowed_urls {
         if let Some(c) = &spec.cfssl {
             allowed

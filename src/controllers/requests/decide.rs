@@ -1,7 +1,7 @@
 //! What a request needs, from the request and what is known about its issuer. Pure.
 
 use super::{Phase, RequestKind};
-use crate::api::issuer::IssuerKey;
+use crate::api::issuer::{IssuerKey, IssuerKind};
 
 /// What is known about the issuer a request names.
 #[derive(Debug, Clone, PartialEq)]
@@ -15,6 +15,20 @@ pub enum IssuerState {
     Unchecked,
     /// Checked and ready.
     Ready,
+}
+
+/// What a request is told about its issuer's failed check. A `PKIIssuer` lives in the
+/// requester's namespace, so its message is shown; a `PKIClusterIssuer`'s message may name
+/// internal URLs and a remote CA's answers, so requests (of every tenant) see only its reason.
+pub fn tenant_view(kind: IssuerKind, reason: Option<&str>, message: Option<&str>) -> String {
+    match kind {
+        IssuerKind::Namespaced => message.unwrap_or("no message").to_string(),
+        IssuerKind::Cluster => format!(
+            "its Ready condition is False with reason {}; the details are in the \
+             PKIClusterIssuer's status, for the cluster's administrators",
+            reason.unwrap_or("Unknown")
+        ),
+    }
 }
 
 /// The action a request needs.
@@ -51,5 +65,24 @@ pub fn decide<K: RequestKind>(req: &K, issuer: impl FnOnce(&IssuerKey) -> Issuer
             IssuerState::Unchecked => Decision::AwaitIssuerCheck,
             IssuerState::Ready => Decision::Sign(key),
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tenants_see_a_cluster_issuers_reason_never_its_message() {
+        let secret = "cfssl at http://10.0.0.9:8888/internal: HTTP 500: db password wrong";
+        let t = tenant_view(IssuerKind::Cluster, Some("Pending"), Some(secret));
+        assert!(
+            t.contains("reason Pending") && !t.contains("10.0.0.9") && !t.contains("password"),
+            "{t}"
+        );
+        assert_eq!(
+            tenant_view(IssuerKind::Namespaced, Some("Failed"), Some(secret)),
+            secret
+        );
     }
 }

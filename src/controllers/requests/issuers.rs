@@ -6,7 +6,7 @@ use kube::core::DeserializeGuard;
 use kube::runtime::reflector::ObjectRef;
 use kube::Resource;
 
-use super::decide::IssuerState;
+use super::decide::{tenant_view, IssuerState};
 use crate::api::condition;
 use crate::api::issuer::{AnyIssuer, IssuerKey, IssuerKind, PKIClusterIssuer, PKIIssuer};
 use crate::controllers::cache::CachedIssuer;
@@ -58,10 +58,11 @@ fn state_of<K: AnyIssuer + Resource<DynamicType = ()>>(
     let issuer = match &guard.0 {
         Ok(i) => i,
         Err(e) => {
+            let why = format!("the issuer object is invalid: {}", e.error);
             return (
-                IssuerState::NotReady(format!("the issuer object is invalid: {}", e.error)),
+                IssuerState::NotReady(tenant_view(K::KIND, Some("Failed"), Some(&why))),
                 None,
-            )
+            );
         }
     };
     // The cache is the source of truth: it holds an entry only for the exact object (UID) and
@@ -81,7 +82,7 @@ fn state_of<K: AnyIssuer + Resource<DynamicType = ()>>(
         .issuer_status()
         .and_then(|s| condition::find(&s.conditions, "Ready"))
         .filter(|c| !c.is_true() && c.observed_generation == issuer.meta().generation)
-        .and_then(|c| c.message.clone())
+        .map(|c| tenant_view(K::KIND, c.reason.as_deref(), c.message.as_deref()))
         .or_else(|| ctx.cache.recheck_reason(key))
         .unwrap_or_else(|| "it has not been checked yet".into());
     (IssuerState::NotReady(why), None)

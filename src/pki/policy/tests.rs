@@ -48,10 +48,73 @@ fn pol_dns(p: &[&str]) -> Policy {
     }
 }
 
+/// A policy that lists every SAN type broadly (the default lists none).
+fn open() -> Policy {
+    Policy {
+        dns_names: Some(["*", "*.*", "*.*.*", "*.*.*.*"].map(String::from).to_vec()),
+        uris: Some(vec!["spiffe://td/*".into()]),
+        ip_ranges: Some(vec!["0.0.0.0/0".parse().unwrap(), "::/0".parse().unwrap()]),
+        email_addresses: Some(["*@*", "*@*.*", "*@*.*.*"].map(String::from).to_vec()),
+        ..Policy::default()
+    }
+}
+
 #[test]
-fn default_policy_allows_anything_reasonable() {
-    let r = dns(&["anything.example.com"]);
-    assert_eq!(check_policy(&Policy::default(), &r, &ctx()), Ok(()));
+fn default_policy_allows_no_names() {
+    let p = Policy::default();
+    assert_eq!(
+        check_policy(&p, &dns(&["anything.example.com"]), &ctx()),
+        Err(PkiError::DnsNameNotAllowed("anything.example.com".into()))
+    );
+    assert!(matches!(
+        check_policy(&p, &uri("spiffe://td/ns/team-b/sa/x"), &ctx()),
+        Err(PkiError::UriNotAllowed(_))
+    ));
+    let ip = req(SubjectAltNames {
+        ips: vec!["10.96.0.1".parse().unwrap()],
+        ..Default::default()
+    });
+    assert!(matches!(
+        check_policy(&p, &ip, &ctx()),
+        Err(PkiError::IpNotAllowed(_))
+    ));
+    let email = req(SubjectAltNames {
+        emails: vec!["cluster-admin@example.com".into()],
+        ..Default::default()
+    });
+    assert!(matches!(
+        check_policy(&p, &email, &ctx()),
+        Err(PkiError::EmailNotAllowed(_))
+    ));
+    assert_eq!(
+        check_policy(&open(), &dns(&["anything.example.com"]), &ctx()),
+        Ok(())
+    );
+}
+
+#[test]
+fn a_type_the_policy_omits_is_refused_even_beside_allowed_names() {
+    // A DNS-only policy: another namespace's SPIFFE ID, an IP and an email are refused.
+    let p = pol_dns(&["*.{namespace}.svc"]);
+    let mut r = dns(&["web.team-a.svc"]);
+    assert_eq!(check_policy(&p, &r, &ctx()), Ok(()));
+    r.sans.uris = vec!["spiffe://cluster.local/ns/team-b/sa/admin".into()];
+    assert!(matches!(
+        check_policy(&p, &r, &ctx()),
+        Err(PkiError::UriNotAllowed(_))
+    ));
+    r.sans.uris.clear();
+    r.sans.ips = vec!["10.96.0.1".parse().unwrap()];
+    assert!(matches!(
+        check_policy(&p, &r, &ctx()),
+        Err(PkiError::IpNotAllowed(_))
+    ));
+    r.sans.ips.clear();
+    r.sans.emails = vec!["cluster-admin@example.com".into()];
+    assert!(matches!(
+        check_policy(&p, &r, &ctx()),
+        Err(PkiError::EmailNotAllowed(_))
+    ));
 }
 
 #[test]
@@ -196,13 +259,15 @@ fn spiffe_uris() {
 }
 
 #[test]
-fn empty_list_allows_nothing_none_allows_all() {
+fn empty_and_omitted_lists_both_allow_nothing() {
     let p = Policy {
         uris: Some(vec![]),
-        ..Default::default()
+        ..pol_dns(&["a.b"])
     };
     assert!(check_policy(&p, &uri("spiffe://x/y"), &ctx()).is_err());
     assert_eq!(check_policy(&p, &dns(&["a.b"]), &ctx()), Ok(()));
+    let p = pol_dns(&["a.b"]);
+    assert!(check_policy(&p, &uri("spiffe://x/y"), &ctx()).is_err());
 }
 
 #[test]
@@ -264,7 +329,7 @@ fn usages() {
             Usage::KeyEncipherment,
             Usage::ServerAuth,
         ]),
-        ..Default::default()
+        ..open()
     };
     let mut r = dns(&["a.b"]);
     assert_eq!(check_policy(&p, &r, &ctx()), Ok(()), "defaults are allowed");
@@ -281,7 +346,7 @@ fn usages() {
     );
     let p = Policy {
         usages: Some(vec![Usage::ServerAuth]),
-        ..Default::default()
+        ..open()
     };
     r.usages = vec![];
     assert_eq!(
@@ -295,12 +360,12 @@ fn is_ca() {
     let mut r = dns(&["a.b"]);
     r.is_ca = true;
     assert_eq!(
-        check_policy(&Policy::default(), &r, &ctx()),
+        check_policy(&open(), &r, &ctx()),
         Err(PkiError::CaNotAllowed)
     );
     let p = Policy {
         allow_ca: true,
-        ..Default::default()
+        ..open()
     };
     assert_eq!(check_policy(&p, &r, &ctx()), Ok(()));
 }
@@ -310,7 +375,7 @@ fn durations() {
     let day = Duration::from_secs(86400);
     let p = Policy {
         min_duration: Some(day),
-        ..Default::default()
+        ..open()
     };
     let mut r = dns(&["a.b"]);
     r.duration = Some(Duration::from_secs(100 * 365 * 86400));
@@ -331,7 +396,7 @@ fn durations() {
     let p = Policy {
         min_duration: Some(day * 10),
         max_duration: day,
-        ..Default::default()
+        ..open()
     };
     r.duration = None;
     assert!(matches!(
@@ -349,7 +414,7 @@ fn keys() {
         size_bits: 1024,
     };
     assert_eq!(
-        check(&r, &Policy::default()),
+        check(&r, &open()),
         Err(PkiError::KeyAlgorithmNotAllowed {
             algorithm: "RSA".into(),
             size: 1024
@@ -361,13 +426,13 @@ fn keys() {
             algorithm: KeyAlgorithm::Rsa,
             min_size: Some(512),
         }],
-        ..Default::default()
+        ..open()
     };
     assert!(check(&r, &lax).is_err());
     r.key.size_bits = 16384;
     assert!(check(&r, &lax).is_err(), "RSA capped at 8192");
     r.key.size_bits = 2048;
-    assert_eq!(check(&r, &Policy::default()), Ok(()));
+    assert_eq!(check(&r, &open()), Ok(()));
     let strict = Policy {
         key_algorithms: vec![
             KeyRule {
@@ -379,7 +444,7 @@ fn keys() {
                 min_size: Some(384),
             },
         ],
-        ..Default::default()
+        ..open()
     };
     assert!(check(&r, &strict).is_err());
     r.key = ecdsa();
@@ -391,12 +456,12 @@ fn keys() {
         size_bits: 256,
     };
     assert!(check(&r, &strict).is_err(), "Ed25519 not listed");
-    assert_eq!(check(&r, &Policy::default()), Ok(()));
+    assert_eq!(check(&r, &open()), Ok(()));
     r.key = KeyInfo {
         algorithm: KeyAlgorithm::Ecdsa,
         size_bits: 192,
     };
-    assert!(check(&r, &Policy::default()).is_err());
+    assert!(check(&r, &open()).is_err());
 }
 
 #[test]
@@ -439,6 +504,10 @@ fn require_san_and_common_name() {
         "CN equal to a DNS SAN"
     );
     assert!(Policy::default().require_subject_alt_name);
+    let p = Policy {
+        uris: Some(vec!["spiffe://td/*".into()]),
+        ..p
+    };
     let mut r = uri("spiffe://td/x");
     r.common_name = Some("spiffe://td/x".into());
     assert_eq!(check_policy(&p, &r, &ctx()), Ok(()), "CN equal to a SAN");
@@ -446,7 +515,7 @@ fn require_san_and_common_name() {
 
 #[test]
 fn default_usage_allowlist() {
-    let p = Policy::default();
+    let p = open();
     let mut r = dns(&["a.b"]);
     r.usages = vec![
         Usage::Signing,
@@ -484,7 +553,7 @@ fn listed_usages_and_ca_only_usages() {
             Usage::CrlSign,
         ]),
         allow_ca: true,
-        ..Default::default()
+        ..open()
     };
     let mut r = dns(&["a.b"]);
     r.usages = vec![Usage::DigitalSignature, Usage::OcspSigning];
@@ -503,7 +572,7 @@ fn listed_usages_and_ca_only_usages() {
 fn a_certificate_without_eku_needs_any() {
     let mut r = dns(&["a.b"]);
     r.usages = vec![]; // cert-manager's default: digital signature, key encipherment
-    let err = check_policy(&Policy::default(), &r, &ctx()).unwrap_err();
+    let err = check_policy(&open(), &r, &ctx()).unwrap_err();
     assert!(matches!(err, PkiError::NoExtendedKeyUsage(_)), "{err}");
     let msg = err.to_string();
     assert!(
@@ -516,7 +585,7 @@ fn a_certificate_without_eku_needs_any() {
             Usage::KeyEncipherment,
             Usage::ServerAuth,
         ]),
-        ..Default::default()
+        ..open()
     };
     r.usages = vec![Usage::DigitalSignature, Usage::KeyEncipherment];
     assert!(matches!(
@@ -529,7 +598,7 @@ fn a_certificate_without_eku_needs_any() {
             Usage::KeyEncipherment,
             Usage::Any,
         ]),
-        ..Default::default()
+        ..open()
     };
     assert_eq!(check_policy(&with_any, &r, &ctx()), Ok(()));
 }
@@ -539,16 +608,14 @@ fn usages_inside_the_csr_obey_the_policy() {
     let mut r = dns(&["a.b"]);
     r.csr_usages = vec![Usage::OcspSigning];
     assert!(matches!(
-        check_policy(&Policy::default(), &r, &ctx()),
+        check_policy(&open(), &r, &ctx()),
         Err(PkiError::UsageNotAllowed(u, _)) if u == "ocsp signing"
     ));
     r.csr_usages = vec![Usage::CertSign];
-    assert!(check_policy(&Policy::default(), &r, &ctx()).is_err());
+    assert!(check_policy(&open(), &r, &ctx()).is_err());
     r.csr_usages = vec![];
     r.csr_is_ca = Some(true);
-    let err = check_policy(&Policy::default(), &r, &ctx())
-        .unwrap_err()
-        .to_string();
+    let err = check_policy(&open(), &r, &ctx()).unwrap_err().to_string();
     assert!(err.contains("cA=true"), "{err}");
 }
 

@@ -43,7 +43,7 @@ pub(crate) fn issue(
         chain.earliest_not_after(),
     )
     .unwrap();
-    let template = LeafTemplate::new(&parsed, &req, validity, extensions).unwrap();
+    let template = LeafTemplate::new(&parsed, &req, validity, extensions.clone()).unwrap();
     let leaf = sign_leaf(&template, &parsed, chain, key).unwrap();
     Issued {
         leaf,
@@ -53,6 +53,9 @@ pub(crate) fn issue(
             usages,
             is_ca,
             not_after_max: Some(validity.not_after),
+            not_before_min: None,
+            max_lifetime: None,
+            urls: extensions,
             common_name: parsed.common_name.clone(),
             echoable_subject: parsed.echoable_subject.clone(),
             name_constraints: None,
@@ -189,6 +192,34 @@ fn leaf_contents() {
         OffsetDateTime::now_utc()
     )
     .is_ok());
+    // A URL the issuer's spec.extensions does not list is refused, whichever kind it is.
+    let configured = i.expect.urls.clone();
+    for (name, mut narrowed) in [
+        ("CRL distribution point", configured.clone()),
+        ("OCSP", configured.clone()),
+        ("CA issuers", configured.clone()),
+    ] {
+        match name {
+            "CRL distribution point" => narrowed.crl_distribution_points.clear(),
+            "OCSP" => narrowed.ocsp_servers = vec!["http://ocsp.other.example".into()],
+            _ => narrowed.issuing_certificate_urls.clear(),
+        }
+        let mut e = i.expect.clone();
+        e.urls = narrowed;
+        let err = check_issued(
+            &i.leaf,
+            &chain.all_der(),
+            &[root.der()],
+            &e,
+            OffsetDateTime::now_utc(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains(name) && err.contains("does not list"),
+            "{name}: {err}"
+        );
+    }
 }
 
 #[test]
@@ -313,6 +344,9 @@ fn signer_with_repeated_dn_attributes() {
         usages: vec![Usage::ServerAuth],
         is_ca: false,
         not_after_max: None,
+        not_before_min: None,
+        max_lifetime: None,
+        urls: Default::default(),
         echoable_subject: None,
         common_name: None,
         name_constraints: None,

@@ -168,6 +168,61 @@ fn expired_and_too_long_rejected() {
 }
 
 #[test]
+fn backdated_not_before_and_long_lifetimes_are_refused() {
+    let (root, int) = testutil::chain(KeyKind::P256);
+    let kp = testutil::key(KeyKind::P256);
+    let mut e = expect_for(&kp, &["a.b"]);
+    e.not_before_min = Some(now() - Duration::minutes(10));
+    e.max_lifetime = Some(Duration::hours(48) + Duration::minutes(10));
+    // (notBefore, notAfter) relative to now, and the words of the refusal.
+    for (nb, na, word) in [
+        (Duration::days(-3650), Duration::hours(24), "notBefore"),
+        (Duration::hours(-2), Duration::hours(1), "notBefore"),
+        (Duration::minutes(-11), Duration::hours(1), "notBefore"),
+        (Duration::hours(-47), Duration::minutes(59), "notBefore"),
+    ] {
+        let leaf = raw_leaf(
+            &int,
+            &kp,
+            testutil::leaf_params(&["a.b"], now() + nb, now() + na),
+        );
+        let m = mismatch_msg(check_with(&leaf, &int, &root, &e));
+        assert!(
+            m.contains(word) && m.contains("earlier than the allowed"),
+            "{nb}: {m}"
+        );
+    }
+    let mut lifetime_only = e.clone();
+    lifetime_only.not_before_min = None;
+    let leaf = raw_leaf(
+        &int,
+        &kp,
+        testutil::leaf_params(
+            &["a.b"],
+            now() - Duration::hours(1),
+            now() + Duration::hours(48),
+        ),
+    );
+    let m = mismatch_msg(check_with(&leaf, &int, &root, &lifetime_only));
+    assert!(
+        m.contains("lifetime") && m.contains("longer than the allowed"),
+        "{m}"
+    );
+    for (nb, na) in [
+        (Duration::minutes(-1), Duration::hours(48)),
+        (Duration::minutes(-5), Duration::hours(48)),
+        (Duration::minutes(-9), Duration::hours(1)),
+    ] {
+        let leaf = raw_leaf(
+            &int,
+            &kp,
+            testutil::leaf_params(&["a.b"], now() + nb, now() + na),
+        );
+        check_with(&leaf, &int, &root, &e).unwrap_or_else(|err| panic!("{nb}: {err}"));
+    }
+}
+
+#[test]
 fn wrong_chain_rejected() {
     let (root, int) = testutil::chain(KeyKind::P256);
     let (_other_root, other_int) = testutil::chain(KeyKind::P256);
@@ -491,15 +546,35 @@ fn an_issued_ca_counts_against_path_len_and_carries_its_constraints() {
     // Under a signer with room, the CA must carry exactly the derived constraints.
     let (root, int) = testutil::chain(KeyKind::P256);
     let leaf = raw_leaf(&int, &kp, p.clone());
-    expect.name_constraints = Some(GeneralSubtrees {
-        dns: vec!["team-a.svc".into()],
-        ..Default::default()
-    });
+    let derived = crate::pki::ca_constraints::CaConstraints {
+        permitted: crate::pki::name_constraints::GeneralSubtrees {
+            dns: vec!["team-a.svc".into()],
+            ..Default::default()
+        },
+        excluded: crate::pki::name_constraints::GeneralSubtrees {
+            ip: vec!["0.0.0.0/0".parse().unwrap(), "::/0".parse().unwrap()],
+            ..Default::default()
+        },
+    };
+    expect.name_constraints = Some(derived);
     let m = mismatch_for(&leaf, &int, &root, &expect);
     assert!(m.contains("name constraints"), "{m}");
+    let ip = |a: std::net::IpAddr, prefix: u8| {
+        rcgen::GeneralSubtree::IpAddress(rcgen::CidrSubnet::from_addr_prefix(a, prefix))
+    };
+    // Permitted alone (the excluded IP ranges missing) is not enough.
     p.name_constraints = Some(rcgen::NameConstraints {
         permitted_subtrees: vec![rcgen::GeneralSubtree::DnsName("team-a.svc".into())],
         excluded_subtrees: vec![],
+    });
+    let m = mismatch_for(&raw_leaf(&int, &kp, p.clone()), &int, &root, &expect);
+    assert!(m.contains("name constraints"), "{m}");
+    p.name_constraints = Some(rcgen::NameConstraints {
+        permitted_subtrees: vec![rcgen::GeneralSubtree::DnsName("team-a.svc".into())],
+        excluded_subtrees: vec![
+            ip("0.0.0.0".parse().unwrap(), 0),
+            ip("::".parse().unwrap(), 0),
+        ],
     });
     check_with(&raw_leaf(&int, &kp, p), &int, &root, &expect).unwrap();
 }

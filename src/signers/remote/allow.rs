@@ -2,6 +2,12 @@
 //! (`--allowed-remote-ca-urls`). URLs are compared parsed: scheme, host and port exactly, the
 //! path by whole segments, so `https://ca.example.com.evil.com` or
 //! `https://ca.example.com@evil.com` never match `https://ca.example.com`.
+//!
+//! A path must mean the same thing to every server and gateway on the way: any
+//! percent-encoding (`%2F`, `%5c`, `%2e`, `%252F`, ...), a backslash, a `;` (path parameters,
+//! `..;/` on some servers) or a `.`/`..` segment is refused outright, in entries and in
+//! issuers' URLs, so a gateway that decodes before routing cannot turn
+//! `/team-a/..%2fteam-b` into `/team-b`.
 
 use url::Url;
 
@@ -37,7 +43,35 @@ fn parse_url(s: &str) -> Result<Url, String> {
     if url.host_str().is_none_or(str::is_empty) {
         return Err(format!("{s:?} has no host"));
     }
+    check_path(s)?;
     Ok(url)
+}
+
+/// The raw path of `s` (before the URL parser normalises it) must be plain: no
+/// percent-encoding at all, no backslash, no `;`, no `.` or `..` segment.
+fn check_path(s: &str) -> Result<(), String> {
+    let s = s.trim();
+    let after_scheme = s.split_once("://").map_or(s, |(_, rest)| rest);
+    let path = after_scheme
+        .find(['/', '\\'])
+        .map_or("", |i| &after_scheme[i..]);
+    let why = if path.contains('%') {
+        Some("percent-encoding")
+    } else if path.contains('\\') {
+        Some("a backslash")
+    } else if path.contains(';') {
+        Some("a ';'")
+    } else if path.split('/').any(|seg| seg == "." || seg == "..") {
+        Some("a '.' or '..' segment")
+    } else {
+        None
+    };
+    match why {
+        Some(why) => Err(format!(
+            "{s:?}: a remote CA URL path with {why} is not allowed (gateways may decode or normalise it differently)"
+        )),
+        None => Ok(()),
+    }
 }
 
 fn segments(url: &Url) -> Vec<String> {
@@ -96,10 +130,10 @@ impl AllowedUrls {
         if self.allows(url) {
             return Ok(());
         }
-        let why = if self.is_empty() {
-            "no remote CA is allowed for namespaced PKIIssuers"
-        } else {
-            "it is not in the list of remote CAs allowed for namespaced PKIIssuers"
+        let why = match parse_url(url) {
+            Err(e) => e,
+            Ok(_) if self.is_empty() => "no remote CA is allowed for namespaced PKIIssuers".into(),
+            Ok(_) => "it is not in the list of remote CAs allowed for namespaced PKIIssuers".into(),
         };
         Err(format!(
             "{field} {url:?} is refused: {why}; the operator allows URLs with {FLAG}, \
@@ -135,6 +169,7 @@ mod tests {
             "http://10.0.0.5:8888/cfssl/../admin",
             "http://10.0.0.5:8888/cfssl/%2e%2e/admin",
             "http://10.0.0.5:8889/cfssl",
+            "http://10.0.0.5:8888/cfssl/..%2fadmin",
             "ftp://ca.example.com",
             "not a url",
         ] {
@@ -152,6 +187,45 @@ mod tests {
             "{err}"
         );
         assert!(list(&["https://x"]).check("f", "https://x/").is_ok());
+    }
+
+    #[test]
+    fn encoded_separators_and_dots_never_match() {
+        let a = list(&["https://gw.example.com/team-a"]);
+        assert!(a.allows("https://gw.example.com/team-a/v1/pki/sign/web"));
+        assert!(
+            a.allows("https://gw.example.com/team-a/")
+                && !a.allows("https://gw.example.com/team-a.v2")
+        );
+        for bad in [
+            "https://gw.example.com/team-a/..%2fteam-b",
+            "https://gw.example.com/team-a/..%2Fteam-b",
+            "https://gw.example.com/team-a/%2e%2e/team-b",
+            "https://gw.example.com/team-a/%2E%2E%2Fteam-b",
+            "https://gw.example.com/team-a/.%2e/team-b",
+            "https://gw.example.com/team-a/..%5cteam-b",
+            "https://gw.example.com/team-a/..%5Cteam-b",
+            "https://gw.example.com/team-a\\..\\team-b",
+            "https://gw.example.com/team-a/..%252fteam-b",
+            "https://gw.example.com/team-a/%252e%252e/team-b",
+            "https://gw.example.com/team-a/..;/team-b",
+            "https://gw.example.com/team-a;x=1/../team-b",
+            "https://gw.example.com/team-a/./x",
+            "https://gw.example.com/team-a/%74eam-b",
+            "https://gw.example.com/team-a%2f..%2fteam-b",
+        ] {
+            assert!(!a.allows(bad), "{bad} must not be allowed");
+            let err = a.check("cfssl.url", bad).unwrap_err();
+            assert!(err.contains("refused"), "{err}");
+        }
+        for bad_entry in [
+            "https://gw.example.com/team-a%2f",
+            "https://gw.example.com/a/../team-a",
+            "https://gw.example.com/team-a\\x",
+            "https://gw.example.com/team-a;v",
+        ] {
+            assert!(AllowedUrls::parse(&[bad_entry]).is_err(), "{bad_entry}");
+        }
     }
 
     #[test]

@@ -22,6 +22,32 @@ pub const MAX_MESSAGES: usize = 3;
 /// Largest answer read from a remote CA; anything longer is refused unread.
 pub const MAX_BODY_BYTES: usize = 1 << 20;
 
+/// `Ok` when `url` (the spec field `field`) is an `http`/`https` URL without user information.
+/// A user name or password in a URL would be repeated in every status, Event and log line
+/// that names the CA (and, for a cluster issuer, in tenants' requests); credentials belong in
+/// the backend's auth fields. The message never repeats the credentials.
+pub fn check_url(field: &str, url: &str) -> Result<(), String> {
+    let parsed = url::Url::parse(url.trim())
+        .ok()
+        .filter(|u| matches!(u.scheme(), "http" | "https") && u.has_host());
+    let Some(mut parsed) = parsed else {
+        return Err(format!(
+            "{field} is not an http:// or https:// URL with a host"
+        ));
+    };
+    if parsed.username().is_empty() && parsed.password().is_none() {
+        return Ok(());
+    }
+    let _ = parsed.set_username("");
+    let _ = parsed.set_password(None);
+    Err(format!(
+        "{field} carries user information (a user name or password) before the host {:?}: \
+         refused, because the URL is shown in statuses, Events and logs; put credentials in the \
+         backend's auth settings (cfssl.authKey, vault.auth) and remove them from the URL",
+        parsed.as_str()
+    ))
+}
+
 /// Receives the duration of each remote CA round trip.
 pub type Observer = std::sync::Arc<dyn Fn(Duration) + Send + Sync>;
 
@@ -236,6 +262,33 @@ mod tests {
             join_messages(["1", "2", "3", "4", "5"]),
             "1; 2; 3 (and 2 more)"
         );
+    }
+
+    #[test]
+    fn urls_with_user_information_are_refused_without_repeating_it() {
+        assert!(check_url("cfssl.url", "https://cfssl.pki.svc:8888/x").is_ok());
+        for bad in [
+            "https://admin:hunter2@cfssl.pki.svc:8888",
+            "http://hunter2@10.0.0.5/",
+            "https://:hunter2@vault.example.com",
+            "https://admin%3Ahunter2@vault.example.com",
+            "http://hunter2 x@10.0.0.5/",
+        ] {
+            let e = check_url("cfssl.url", bad).unwrap_err();
+            assert!(
+                e.contains("user information") && !e.contains("hunter2"),
+                "{e}"
+            );
+        }
+        for bad in [
+            "ftp://hunter2",
+            "http://[hunter2",
+            "not a url hunter2",
+            "unix:/run/hunter2",
+        ] {
+            let e = check_url("vault.server", bad).unwrap_err();
+            assert!(!e.contains("hunter2") && e.contains("vault.server"), "{e}");
+        }
     }
 
     #[test]

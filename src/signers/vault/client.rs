@@ -74,7 +74,11 @@ pub fn split_path(path: &str) -> Result<(String, bool, String), String> {
 }
 
 /// The body of `<mount>/sign/<role>` for a checked request: the CSR, `common_name` only when
-/// the validated subject has one, the SANs by type and the lifetime. The lifetime is `ttl`
+/// the validated subject has one, and the lifetime. No SAN list field (`alt_names`,
+/// `ip_sans`, `uri_sans`, `other_sans`) is ever sent: Vault splits them at commas, so a
+/// comma inside an email local part or a URI would become another name. The role must have
+/// `use_csr_sans=true` (checked with the issuer), so Vault takes the names from the CSR's
+/// DER, exactly the names pki-issuer checked. The lifetime is `ttl`
 /// (counted from Vault's clock); when the chain's notAfter clamped it, the exact `not_after`
 /// instead, so Vault is never asked to outlive its CA.
 pub fn sign_body(csr: &ParsedCsr, template: &LeafTemplate, now: time::OffsetDateTime) -> Value {
@@ -82,19 +86,8 @@ pub fn sign_body(csr: &ParsedCsr, template: &LeafTemplate, now: time::OffsetDate
         &pem::Pem::new("CERTIFICATE REQUEST", csr.der.clone()),
         pem::EncodeConfig::new().set_line_ending(pem::LineEnding::LF),
     );
-    let s = &template.sans;
-    let alt_names: Vec<&str> = s
-        .dns
-        .iter()
-        .chain(s.emails.iter())
-        .map(String::as_str)
-        .collect();
-    let ips: Vec<String> = s.ips.iter().map(|ip| ip.to_string()).collect();
     let mut body = json!({
         "csr": csr_pem,
-        "alt_names": alt_names.join(","),
-        "ip_sans": ips.join(","),
-        "uri_sans": s.uris.join(","),
         "exclude_cn_from_sans": true,
         "format": "pem",
     });
@@ -292,6 +285,31 @@ impl VaultClient {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sign_bodies_carry_no_name_lists_only_the_csr() {
+        use crate::pki::testutil::{csr, KeyKind};
+        use crate::pki::{clamp_validity, parse_csr, RequestedCert};
+        let now = time::OffsetDateTime::now_utc();
+        for sans in [
+            vec!["a,db.kube-system.svc@team-a.example"],
+            vec!["x@team-a.example", "web.team-a.svc", "10.0.0.1"],
+            vec!["spiffe://cluster.local/ns/team-a/sa/a,spiffe://cluster.local/ns/kube-system/sa/admin"],
+        ] {
+            let (_, c) = csr(KeyKind::P256, None, &sans);
+            let parsed = parse_csr(c.der()).unwrap();
+            let req = RequestedCert::from_csr(&parsed, false, vec![], None);
+            let v = clamp_validity(now, None, Duration::from_secs(3600), now + time::Duration::days(9)).unwrap();
+            let t = LeafTemplate::new(&parsed, &req, v, Default::default()).unwrap();
+            let body = sign_body(&parsed, &t, now);
+            let keys: Vec<&String> = body.as_object().unwrap().keys().collect();
+            for list in ["alt_names", "ip_sans", "uri_sans", "other_sans"] {
+                assert!(body.get(list).is_none(), "{list} sent: {keys:?}");
+            }
+            assert!(body["csr"].as_str().unwrap().contains("CERTIFICATE REQUEST"));
+            assert!(!body.to_string().contains("kube-system"), "{body}");
+        }
+    }
 
     #[test]
     fn splits_sign_paths() {

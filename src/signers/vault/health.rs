@@ -5,7 +5,8 @@
 use super::client::VaultClient;
 use super::response::{Health, Role, VaultError};
 use crate::api::duration;
-use crate::pki::{KeyAlgorithm, Policy};
+use crate::pki::policy::DEFAULT_ALLOWED_USAGES;
+use crate::pki::{KeyAlgorithm, Policy, Usage};
 use crate::signers::load::LoadError;
 
 /// Problems of a role against a policy: `blocking` ones make every request of some kind
@@ -67,9 +68,85 @@ fn sample_uri(pattern: &str) -> String {
         .replace('*', "x")
 }
 
+/// A Vault role usage name (`key_usage`, `ext_key_usage`, or a dotted EKU OID) as ours.
+fn vault_usage(name: &str) -> Option<Usage> {
+    let u = match name.to_ascii_lowercase().as_str() {
+        "digitalsignature" => Usage::DigitalSignature,
+        "contentcommitment" => Usage::ContentCommitment,
+        "keyencipherment" => Usage::KeyEncipherment,
+        "dataencipherment" => Usage::DataEncipherment,
+        "keyagreement" => Usage::KeyAgreement,
+        "certsign" => Usage::CertSign,
+        "crlsign" => Usage::CrlSign,
+        "encipheronly" => Usage::EncipherOnly,
+        "decipheronly" => Usage::DecipherOnly,
+        "any" => Usage::Any,
+        "serverauth" => Usage::ServerAuth,
+        "clientauth" => Usage::ClientAuth,
+        "codesigning" => Usage::CodeSigning,
+        "emailprotection" => Usage::EmailProtection,
+        "ipsecendsystem" => Usage::IpsecEndSystem,
+        "ipsectunnel" => Usage::IpsecTunnel,
+        "ipsecuser" => Usage::IpsecUser,
+        "timestamping" => Usage::Timestamping,
+        "ocspsigning" => Usage::OcspSigning,
+        "microsoftservergatedcrypto" => Usage::MicrosoftSgc,
+        "netscapeservergatedcrypto" => Usage::NetscapeSgc,
+        dotted => return Usage::from_eku_oid(dotted),
+    };
+    Some(u)
+}
+
+/// Whether a leaf (not a CA) issued under `policy` may carry `u`.
+fn leaf_usage_allowed(policy: &Policy, u: Usage) -> bool {
+    let u = u.canonical();
+    if matches!(u, Usage::CertSign | Usage::CrlSign) {
+        return false;
+    }
+    let list = policy.usages.as_deref().unwrap_or(&DEFAULT_ALLOWED_USAGES);
+    list.iter().any(|a| a.canonical() == u)
+}
+
+/// Vault puts the role's `key_usage` and `ext_key_usage` (and flags) into every certificate,
+/// whatever the request asks: a usage the policy refuses would fail every request after
+/// signing while the issuer says Ready, so it fails the issuer check instead.
+fn check_role_usages(role_name: &str, role: &Role, policy: &Policy, r: &mut RoleReport) {
+    for (field, names) in [
+        ("key_usage", &role.key_usage),
+        ("ext_key_usage (with server_flag, client_flag, code_signing_flag, email_protection_flag, ext_key_usage_oids)", &role.ext_key_usage),
+    ] {
+        let refused: Vec<&str> = names
+            .iter()
+            .filter(|n| vault_usage(n).is_none_or(|u| !leaf_usage_allowed(policy, u)))
+            .map(String::as_str)
+            .collect();
+        if refused.is_empty() {
+            continue;
+        }
+        let keep: Vec<&str> = names
+            .iter()
+            .filter(|n| !refused.contains(&n.as_str()))
+            .map(String::as_str)
+            .collect();
+        r.blocking.push(format!(
+            "Vault role {role_name:?} {field} includes {} which the issuer's policy.usages does not allow: every certificate would fail the after-signing check; set the role's {} to [{}] (e.g. bao write <mount>/roles/{role_name} key_usage={}), or allow the usage in policy.usages",
+            refused.join(", "),
+            field.split(' ').next().unwrap_or(field),
+            keep.join(", "),
+            if field == "key_usage" { keep.join(",") } else { role.key_usage.join(",") },
+        ));
+    }
+}
+
 /// Compare a role with the policy (pure).
 pub fn check_role(role_name: &str, role: &Role, policy: &Policy) -> RoleReport {
     let mut r = RoleReport::default();
+    if !role.use_csr_sans {
+        r.blocking.push(format!(
+            "Vault role {role_name:?} has use_csr_sans=false: Vault would take the names from request fields, but pki-issuer sends only the CSR (whose names it checked); set use_csr_sans=true on the role"
+        ));
+    }
+    check_role_usages(role_name, role, policy, &mut r);
     let algs: Vec<KeyAlgorithm> = policy.key_algorithms.iter().map(|k| k.algorithm).collect();
     let refused: Vec<&str> = algs
         .iter()
@@ -169,7 +246,74 @@ mod tests {
             allowed_uri_sans: uris.iter().map(|s| s.to_string()).collect(),
             max_ttl: max_ttl.map(Duration::from_secs),
             use_csr_sans: true,
+            key_usage: vec!["DigitalSignature".into(), "KeyEncipherment".into()],
+            ext_key_usage: vec!["ServerAuth".into(), "ClientAuth".into()],
         }
+    }
+
+    #[test]
+    fn role_usages_the_policy_refuses_fail_the_check() {
+        let p = Policy::default();
+        assert!(check_role("web", &role("any", &[], None), &p)
+            .blocking
+            .is_empty());
+        // OpenBao's default key_usage adds KeyAgreement.
+        let mut r = role("any", &[], None);
+        r.key_usage.push("KeyAgreement".into());
+        let rep = check_role("web", &r, &p);
+        assert_eq!(rep.blocking.len(), 1, "{rep:?}");
+        let m = &rep.blocking[0];
+        assert!(
+            m.contains("key_usage includes KeyAgreement")
+                && m.contains("key_usage=DigitalSignature,KeyEncipherment"),
+            "{m}"
+        );
+        for eku in [
+            "CodeSigning",
+            "OCSPSigning",
+            "TimeStamping",
+            "Any",
+            "1.2.3.4",
+            "1.3.6.1.5.5.7.3.9",
+        ] {
+            let mut r = role("any", &[], None);
+            r.ext_key_usage.push(eku.into());
+            let rep = check_role("web", &r, &p);
+            assert!(
+                rep.blocking.len() == 1 && rep.blocking[0].contains(eku),
+                "{eku}: {rep:?}"
+            );
+        }
+        let mut r = role("any", &[], None);
+        r.key_usage.push("CertSign".into());
+        assert_eq!(check_role("web", &r, &p).blocking.len(), 1);
+        // Listed in the policy: allowed.
+        let listed = Policy {
+            usages: Some(vec![
+                Usage::DigitalSignature,
+                Usage::KeyAgreement,
+                Usage::KeyEncipherment,
+                Usage::ServerAuth,
+                Usage::ClientAuth,
+                Usage::CodeSigning,
+            ]),
+            ..Policy::default()
+        };
+        let mut r = role("any", &[], None);
+        r.key_usage.push("KeyAgreement".into());
+        r.ext_key_usage.push("CodeSigning".into());
+        assert!(check_role("web", &r, &listed).blocking.is_empty());
+    }
+
+    #[test]
+    fn a_role_that_ignores_the_csr_names_fails_the_check() {
+        let mut r = role("any", &[], None);
+        r.use_csr_sans = false;
+        let rep = check_role("web", &r, &Policy::default());
+        assert!(
+            rep.blocking.len() == 1 && rep.blocking[0].contains("use_csr_sans=true"),
+            "{rep:?}"
+        );
     }
 
     #[test]

@@ -98,6 +98,28 @@ async fn secret_key(
     text_key(&data, &r.key, "Secret", &ns, &r.name)
 }
 
+/// `Ok` when every `/`-separated segment of a Vault API path field is plain: letters,
+/// digits, `_`, `-`, `.`, and never `.` or `..` (which the URL parser would resolve to
+/// another path on the same server, e.g. `sys/...`).
+pub fn check_api_path(field: &str, path: &str) -> Result<(), LoadError> {
+    let ok = !path.is_empty()
+        && path.split('/').all(|seg| {
+            !seg.is_empty()
+                && seg != "."
+                && seg != ".."
+                && seg
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+        });
+    if ok {
+        return Ok(());
+    }
+    let shown: String = path.chars().take(120).collect();
+    Err(LoadError::Invalid(format!(
+        "{field} {shown:?} must be path segments of letters, digits, '_', '-' and '.', without empty, '.' or '..' segments"
+    )))
+}
+
 async fn auth_from_spec(
     spec: &VaultSignerSpec,
     src: &dyn ObjectSource,
@@ -119,6 +141,7 @@ async fn auth_from_spec(
             Ok(Auth::Token(Token(token)))
         }
         (None, Some(ar), None) => {
+            check_api_path("vault.auth.appRole.path", ar.path.trim_matches('/'))?;
             let secret_id = secret_key(src, "vault.auth.appRole.secretRef", &ar.secret_ref).await?;
             Ok(Auth::AppRole {
                 path: ar.path.clone(),
@@ -127,6 +150,24 @@ async fn auth_from_spec(
             })
         }
         (None, None, Some(k)) => {
+            let mount_path = k
+                .mount_path
+                .clone()
+                .unwrap_or_else(|| DEFAULT_KUBERNETES_MOUNT_PATH.into());
+            let below = mount_path.trim_end_matches('/').strip_prefix("/v1/auth/");
+            match below {
+                Some(rest) => check_api_path("vault.auth.kubernetes.mountPath", rest)?,
+                None => {
+                    return Err(LoadError::Invalid(
+                        "vault.auth.kubernetes.mountPath must start with /v1/auth/".into(),
+                    ))
+                }
+            }
+            crate::api::check_object_name(
+                "vault.auth.kubernetes.serviceAccountRef: ServiceAccount",
+                &k.service_account_ref.name,
+            )
+            .map_err(LoadError::Invalid)?;
             let tokens = src.service_account_tokens().ok_or_else(|| {
                 LoadError::Invalid(
                     "vault.auth.kubernetes: this controller cannot request ServiceAccount tokens"
@@ -140,10 +181,7 @@ async fn auth_from_spec(
                 }
             }
             Ok(Auth::Kubernetes {
-                mount_path: k
-                    .mount_path
-                    .clone()
-                    .unwrap_or_else(|| DEFAULT_KUBERNETES_MOUNT_PATH.into()),
+                mount_path,
                 role: k.role.clone(),
                 service_account: k.service_account_ref.name.clone(),
                 audiences,
@@ -249,6 +287,11 @@ pub async fn load_vault(
         .read_role()
         .await
         .map_err(|e| health::load_error(&format!("reading Vault role {role_path}"), e))?;
+    // sign-verbatim takes the names from the CSR whatever the role's use_csr_sans says.
+    let role_spec = response::Role {
+        use_csr_sans: role_spec.use_csr_sans || verbatim,
+        ..role_spec
+    };
     let report = health::check_role(&role, &role_spec, policy);
     if !report.blocking.is_empty() {
         return Err(LoadError::Invalid(report.blocking.join("; ")));
@@ -274,6 +317,27 @@ pub async fn load_vault(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn api_paths_never_climb() {
+        for ok in ["approle", "teams/a/approle", "k8s.prod", "kubernetes"] {
+            assert!(check_api_path("f", ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "..",
+            "../../sys/raw",
+            "approle/../../sys/mounts",
+            "a/./b",
+            "a//b",
+            "",
+            "a%2e%2e",
+            "a\\..",
+            "a?b",
+            "a#b",
+        ] {
+            assert!(check_api_path("f", bad).is_err(), "{bad}");
+        }
+    }
 
     #[test]
     fn audiences_like_cert_manager() {

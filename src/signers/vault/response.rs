@@ -232,6 +232,11 @@ pub struct Role {
     pub max_ttl: Option<Duration>,
     /// Whether the role copies the CSR's SANs (then `alt_names` etc. are ignored).
     pub use_csr_sans: bool,
+    /// `key_usage`: the keyUsage bits every certificate of the role carries (Vault's names).
+    pub key_usage: Vec<String>,
+    /// `ext_key_usage` plus the EKUs of `server_flag`, `client_flag`, `code_signing_flag` and
+    /// `email_protection_flag` (Vault's names), and `ext_key_usage_oids` (dotted).
+    pub ext_key_usage: Vec<String>,
 }
 
 /// Parse the answer of `<mount>/roles/<role>`.
@@ -246,8 +251,34 @@ pub fn parse_role_response(status: u16, body: &[u8]) -> Result<Role, VaultError>
         max_ttl: Option<Value>,
         #[serde(default)]
         use_csr_sans: Option<bool>,
+        #[serde(default)]
+        key_usage: Option<Vec<String>>,
+        #[serde(default)]
+        ext_key_usage: Option<Vec<String>>,
+        #[serde(default)]
+        ext_key_usage_oids: Option<Vec<String>>,
+        #[serde(default)]
+        server_flag: Option<bool>,
+        #[serde(default)]
+        client_flag: Option<bool>,
+        #[serde(default)]
+        code_signing_flag: Option<bool>,
+        #[serde(default)]
+        email_protection_flag: Option<bool>,
     }
     let d: Data = data(status, body, "the role")?;
+    let mut ext_key_usage = d.ext_key_usage.unwrap_or_default();
+    for (flag, default, name) in [
+        (d.server_flag, true, "ServerAuth"),
+        (d.client_flag, true, "ClientAuth"),
+        (d.code_signing_flag, false, "CodeSigning"),
+        (d.email_protection_flag, false, "EmailProtection"),
+    ] {
+        if flag.unwrap_or(default) {
+            ext_key_usage.push(name.to_string());
+        }
+    }
+    ext_key_usage.extend(d.ext_key_usage_oids.unwrap_or_default());
     let max_ttl = match d.max_ttl {
         Some(Value::Number(n)) => n.as_u64().filter(|s| *s > 0).map(Duration::from_secs),
         Some(Value::String(s)) => crate::api::duration::parse(&s)
@@ -260,6 +291,13 @@ pub fn parse_role_response(status: u16, body: &[u8]) -> Result<Role, VaultError>
         allowed_uri_sans: d.allowed_uri_sans.unwrap_or_default(),
         max_ttl,
         use_csr_sans: d.use_csr_sans.unwrap_or(true),
+        // Vault's default when the field is absent.
+        key_usage: d.key_usage.unwrap_or_else(|| {
+            ["DigitalSignature", "KeyAgreement", "KeyEncipherment"]
+                .map(String::from)
+                .to_vec()
+        }),
+        ext_key_usage,
     })
 }
 
