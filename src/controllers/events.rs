@@ -54,7 +54,7 @@ pub async fn report_invalid<K: Resource<DynamicType = ()>>(ctx: &Context, invali
         &ctx.recorder,
         &reference,
         EventType::Warning,
-        "InvalidObject",
+        crate::api::reason::Reason::InvalidObject.as_str(),
         "Decode",
         format!(
             "pki-issuer cannot read this {kind}: {}; fix the object",

@@ -178,10 +178,10 @@ impl Metrics {
     }
 
     /// Count a failed request.
-    pub fn fail(&self, reason: &str) {
+    pub fn fail(&self, reason: crate::api::reason::Reason) {
         self.failed
             .get_or_create(&FailedLabels {
-                reason: reason.to_string(),
+                reason: reason.as_str().to_string(),
             })
             .inc();
     }
@@ -208,7 +208,7 @@ mod tests {
                 issuer: "PKIIssuer a/b".into(),
             })
             .inc();
-        m.fail("Denied");
+        m.fail(crate::api::reason::Reason::Denied);
         m.signing_duration.observe(0.01);
         m.signer_expiry
             .get_or_create(&SignerLabels {

@@ -14,6 +14,7 @@ use std::sync::Arc;
 
 use self::remote_slots::RemoteSlots;
 use crate::api::issuer::{IssuerKey, IssuerKind};
+use crate::api::reason::Reason;
 use crate::signers::load::LoadedIssuer;
 use crate::signers::{SignRequest, SignerError};
 
@@ -31,8 +32,8 @@ pub enum Outcome {
     },
     /// Permanent failure: `reason` (a metric label and Event reason) and a message.
     Failed {
-        /// `PolicyViolation`, `SigningFailed` or `VerificationFailed`.
-        reason: &'static str,
+        /// [`Reason::PolicyViolation`], [`Reason::SigningFailed`] or [`Reason::VerificationFailed`].
+        reason: Reason,
         /// Names the offending value.
         message: String,
     },
@@ -100,7 +101,7 @@ async fn off_workers<T: Send + 'static>(
 ) -> Result<T, Outcome> {
     crate::cpu::request(f).await.unwrap_or_else(|e| {
         Err(Outcome::Failed {
-            reason: "SigningFailed",
+            reason: Reason::SigningFailed,
             message: e.to_string(),
         })
     })
@@ -118,7 +119,7 @@ fn checked_before_signing(
     loaded: &LoadedIssuer,
 ) -> Result<Prepared, Outcome> {
     prepare(input, loaded, time::OffsetDateTime::now_utc()).map_err(|e| Outcome::Failed {
-        reason: "PolicyViolation",
+        reason: Reason::PolicyViolation,
         message: format!("refused before signing: {e}"),
     })
 }
@@ -148,7 +149,7 @@ fn checked_after_signing(
         Err(e) => {
             let detail = format!("the {backend} signer failed: {e}");
             return Outcome::Failed {
-                reason: "SigningFailed",
+                reason: Reason::SigningFailed,
                 message: tenant_detail(key, loaded, detail, "refused the request"),
             };
         }
@@ -160,7 +161,7 @@ fn checked_after_signing(
             ca_pem: issued.ca_pem,
         },
         Err(e) => Outcome::Failed {
-            reason: "VerificationFailed",
+            reason: Reason::VerificationFailed,
             message: tenant_detail(
                 key,
                 loaded,

@@ -22,7 +22,7 @@ use kube::{Api, Resource, ResourceExt};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-pub use self::status::{add_notes, decide_status, reason, rfc3339, status_changed};
+pub use self::status::{add_notes, decide_status, rfc3339, status_changed};
 pub use self::watches::resource_namespace;
 use self::watches::{metadata_watches, referencing};
 use super::cache::CachedIssuer;
@@ -31,6 +31,7 @@ use super::metrics::SignerLabels;
 use super::sources::KubeSource;
 use super::{Context, Error};
 use crate::api::issuer::{AnyIssuer, IssuerKind};
+use crate::api::reason::Reason;
 use crate::api::FIELD_MANAGER;
 use crate::signers::load::{self, LoadedIssuer};
 
@@ -113,7 +114,7 @@ where
                 &ctx.recorder,
                 &issuer.object_ref(&()),
                 EventType::Warning,
-                ready.reason.as_deref().unwrap_or(reason::FAILED),
+                ready.reason.as_deref().unwrap_or(Reason::Failed.as_str()),
                 "Check",
                 ready.message.clone().unwrap_or_default(),
             )
@@ -169,7 +170,7 @@ async fn warn_if_expiring<K: AnyIssuer + Resource<DynamicType = ()>>(
             &ctx.recorder,
             &issuer.object_ref(&()),
             EventType::Warning,
-            "SignerExpiringSoon",
+            Reason::SignerExpiringSoon.as_str(),
             "Check",
             format!(
                 "signer {} expires at {} ({} days left): rotate the intermediate",

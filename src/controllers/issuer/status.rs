@@ -2,20 +2,11 @@
 
 use crate::api::condition::{self, Condition};
 use crate::api::issuer::{CertSummary, IssuerStatus};
+use crate::api::reason::Reason;
 use crate::pki::SignerInfo;
 use crate::signers::load::LoadError;
 
 pub use crate::issuance::rfc3339;
-
-/// Condition reasons of an issuer's `Ready` condition.
-pub mod reason {
-    /// The signer and trust anchors passed every check.
-    pub const CHECKED: &str = "Checked";
-    /// Something is missing or unreachable; retried.
-    pub const PENDING: &str = "Pending";
-    /// The configuration or material is wrong; fixed by changing it.
-    pub const FAILED: &str = "Failed";
-}
 
 /// The pure decision: the status an issuer should have after a check.
 pub fn decide_status(
@@ -29,7 +20,7 @@ pub fn decide_status(
             Condition::new(
                 "Ready",
                 true,
-                reason::CHECKED,
+                Reason::Checked.as_str(),
                 format!(
                     "signer {} is valid until {} and chains to the trust anchors",
                     signer.subject,
@@ -41,9 +32,9 @@ pub fn decide_status(
         ),
         Err(e) => {
             let reason = if e.is_retryable() {
-                reason::PENDING
+                Reason::Pending.as_str()
             } else {
-                reason::FAILED
+                Reason::Failed.as_str()
             };
             (
                 Condition::new("Ready", false, reason, e.to_string()),

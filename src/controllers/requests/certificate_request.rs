@@ -8,21 +8,10 @@ use crate::api::cert_manager::CertificateRequest;
 use crate::api::condition::{self, Condition};
 use crate::api::duration;
 use crate::api::issuer::{IssuerKey, IssuerKind};
+use crate::api::reason::Reason;
 use crate::api::GROUP;
 use crate::issuance::RequestInput;
 use crate::pki::RequestContext;
-
-/// Condition reasons cert-manager defines for `Ready`.
-pub mod reason {
-    /// Issued.
-    pub const ISSUED: &str = "Issued";
-    /// Waiting (issuer not ready, retryable error).
-    pub const PENDING: &str = "Pending";
-    /// Failed permanently.
-    pub const FAILED: &str = "Failed";
-    /// Denied by an approver.
-    pub const DENIED: &str = "Denied";
-}
 
 /// The namespace and name of a ServiceAccount username `system:serviceaccount:<ns>:<sa>`.
 pub fn service_account(username: Option<&str>) -> Option<(&str, &str)> {
@@ -38,10 +27,7 @@ pub fn is_finished(conditions: &[Condition]) -> bool {
     }
     match condition::find(conditions, "Ready") {
         Some(c) if c.is_true() => true,
-        Some(c) => matches!(
-            c.reason.as_deref(),
-            Some(reason::FAILED) | Some(reason::DENIED)
-        ),
+        Some(c) => matches!(c.reason.as_deref(), Some("Failed") | Some("Denied")),
         None => false,
     }
 }
@@ -139,28 +125,28 @@ impl RequestKind for CertificateRequest {
         let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s.as_bytes());
         let (ready, failure_time) = match write {
             Write::Issued { message, .. } => (
-                Condition::new("Ready", true, reason::ISSUED, message.clone()),
+                Condition::new("Ready", true, Reason::Issued.as_str(), message.clone()),
                 false,
             ),
             Write::Failed { message, .. } => (
-                Condition::new("Ready", false, reason::FAILED, message.clone()),
+                Condition::new("Ready", false, Reason::Failed.as_str(), message.clone()),
                 true,
             ),
             Write::Denied { message } => (
-                Condition::new("Ready", false, reason::DENIED, message.clone()),
+                Condition::new("Ready", false, Reason::Denied.as_str(), message.clone()),
                 true,
             ),
             Write::Pending { message } => {
                 let already = condition::find(conditions(self), "Ready").is_some_and(|c| {
                     !c.is_true()
-                        && c.reason.as_deref() == Some(reason::PENDING)
+                        && c.reason.as_deref() == Some(Reason::Pending.as_str())
                         && c.message.as_deref() == Some(message.as_str())
                 });
                 if already {
                     return None;
                 }
                 (
-                    Condition::new("Ready", false, reason::PENDING, message.clone()),
+                    Condition::new("Ready", false, Reason::Pending.as_str(), message.clone()),
                     false,
                 )
             }
@@ -316,7 +302,7 @@ mod tests {
         assert!(issued["status"].get("failureTime").is_none());
         let failed = c
             .status_patch(&Write::Failed {
-                reason: "PolicyViolation",
+                reason: Reason::PolicyViolation,
                 message: "no".into(),
             })
             .unwrap();

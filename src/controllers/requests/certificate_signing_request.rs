@@ -144,7 +144,7 @@ impl RequestKind for CertificateSigningRequest {
                     .unwrap_or(jiff::Timestamp::now())
                     .to_string();
                 json!({"conditions": [{
-                    "type": "Failed", "status": "True", "reason": reason, "message": message,
+                    "type": "Failed", "status": "True", "reason": reason.as_str(), "message": message,
                     "lastUpdateTime": now, "lastTransitionTime": now,
                 }]})
             }
@@ -185,6 +185,7 @@ impl RequestKind for CertificateSigningRequest {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::api::reason::Reason;
     use crate::controllers::requests::decide::{decide, Decision, IssuerState};
     use k8s_openapi::api::certificates::v1::{
         CertificateSigningRequestCondition, CertificateSigningRequestSpec,
@@ -279,7 +280,7 @@ mod tests {
         assert_eq!(issued["status"], json!({"certificate": "Qw=="}));
         let failed = c
             .status_patch(&Write::Failed {
-                reason: "PolicyViolation",
+                reason: Reason::PolicyViolation,
                 message: "no".into(),
             })
             .unwrap();

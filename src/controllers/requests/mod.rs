@@ -28,6 +28,7 @@ use serde::Serialize;
 
 use super::Context;
 use crate::api::issuer::IssuerKey;
+use crate::api::reason::Reason;
 use crate::issuance::RequestInput;
 
 /// Where a request is in its life, from its own fields.
@@ -58,7 +59,7 @@ pub enum Write {
     /// A permanent failure; `reason` is the Event reason and metric label.
     Failed {
         /// `PolicyViolation`, `SigningFailed`, `VerificationFailed`, `RetriesExhausted`.
-        reason: &'static str,
+        reason: Reason,
         /// Names the offending value.
         message: String,
     },

@@ -23,6 +23,7 @@ use super::plan::{self, plan, Next, Plan, RetryState, ISSUER_CHECK_WAIT};
 use super::write::{write_status, Written};
 use super::{Access, Phase, RequestKind, Write};
 use crate::api::issuer::IssuerKey;
+use crate::api::reason::Reason;
 use crate::controllers::cache::CachedIssuer;
 use crate::controllers::events::report_invalid;
 use crate::controllers::metrics::IssuedLabels;
@@ -65,7 +66,7 @@ async fn attempt<K: RequestKind>(
         Access::Allowed => {}
         Access::Denied(message) => {
             return Outcome::Failed {
-                reason: "PolicyViolation",
+                reason: Reason::PolicyViolation,
                 message,
             }
         }
@@ -74,7 +75,7 @@ async fn attempt<K: RequestKind>(
     match req.input(key) {
         Ok(input) => issuance::issue(input, issuer.loaded.clone(), &ctx.remote_slots, key).await,
         Err(e) => Outcome::Failed {
-            reason: "PolicyViolation",
+            reason: Reason::PolicyViolation,
             message: format!("refused before signing: {e}"),
         },
     }
@@ -197,10 +198,10 @@ async fn execute<K: RequestKind>(
                 tracing::info!(kind = K::KIND, name = %req.name_any(), issuer = %key, uid = %uid, serial = %leaf_serial(chain_pem), "certificate issued");
             }
             Write::Failed { reason, message } => {
-                ctx.metrics.fail(reason);
-                tracing::warn!(kind = K::KIND, name = %req.name_any(), reason, %message, "request failed");
+                ctx.metrics.fail(*reason);
+                tracing::warn!(kind = K::KIND, name = %req.name_any(), %reason, %message, "request failed");
             }
-            Write::Denied { .. } => ctx.metrics.fail("Denied"),
+            Write::Denied { .. } => ctx.metrics.fail(Reason::Denied),
             Write::Pending { .. } => {}
         }
     }
@@ -209,7 +210,7 @@ async fn execute<K: RequestKind>(
             .publish(
                 &req.object_ref(&()),
                 note.type_,
-                note.reason,
+                note.reason.as_str(),
                 "Sign",
                 note.message,
             )

@@ -8,6 +8,7 @@ use kube::runtime::events::EventType;
 use super::Write;
 use crate::api::duration;
 use crate::api::issuer::IssuerKey;
+use crate::api::reason::Reason;
 use crate::issuance::remote_slots::BUSY_REQUEUE;
 use crate::issuance::Outcome;
 
@@ -58,7 +59,7 @@ pub struct Note {
     /// Normal or Warning.
     pub type_: EventType,
     /// The Event reason (and metric label of failures).
-    pub reason: &'static str,
+    pub reason: Reason,
     /// The Event note.
     pub message: String,
 }
@@ -76,7 +77,7 @@ pub struct Plan {
     pub recheck_issuer: bool,
 }
 
-fn failed(reason: &'static str, message: String) -> Plan {
+fn failed(reason: Reason, message: String) -> Plan {
     Plan {
         write: Some(Write::Failed {
             reason,
@@ -95,7 +96,7 @@ fn failed(reason: &'static str, message: String) -> Plan {
 fn give_up(what: &str, retry: RetryState) -> Plan {
     let limit = duration::format(retry.budget);
     failed(
-        "RetriesExhausted",
+        Reason::RetriesExhausted,
         format!("{what}; gave up after retrying for {limit}"),
     )
 }
@@ -117,7 +118,7 @@ pub fn plan(outcome: Outcome, key: &IssuerKey, retry: RetryState) -> Plan {
                 }),
                 event: Some(Note {
                     type_: EventType::Normal,
-                    reason: "Issued",
+                    reason: Reason::Issued,
                     message,
                 }),
                 next: Next::AwaitChange,
@@ -132,7 +133,7 @@ pub fn plan(outcome: Outcome, key: &IssuerKey, retry: RetryState) -> Plan {
             }),
             event: Some(Note {
                 type_: EventType::Warning,
-                reason: "RetryableError",
+                reason: Reason::RetryableError,
                 message: format!("{what} (attempt {}); will retry", retry.attempts),
             }),
             next: Next::Requeue(retry_delay(retry.attempts)),
@@ -155,7 +156,7 @@ pub fn plan(outcome: Outcome, key: &IssuerKey, retry: RetryState) -> Plan {
                 }),
                 event: Some(Note {
                     type_: EventType::Warning,
-                    reason: "IssuerNotReady",
+                    reason: Reason::IssuerNotReady,
                     message,
                 }),
                 next: Next::Requeue(PENDING_RECHECK),
@@ -173,7 +174,7 @@ pub fn denied(message: String) -> Plan {
         }),
         event: Some(Note {
             type_: EventType::Warning,
-            reason: "Denied",
+            reason: Reason::Denied,
             message,
         }),
         next: Next::AwaitChange,
@@ -221,7 +222,7 @@ mod tests {
         })
     }
 
-    fn warning(reason: &'static str, message: &str) -> Option<Note> {
+    fn warning(reason: Reason, message: &str) -> Option<Note> {
         Some(Note {
             type_: EventType::Warning,
             reason,
@@ -238,7 +239,7 @@ mod tests {
         };
         let msg = "Certificate issued by PKIClusterIssuer mesh, valid until X (as requested)";
         let refused = Outcome::Failed {
-            reason: "PolicyViolation",
+            reason: Reason::PolicyViolation,
             message: "refused before signing: x".into(),
         };
         let unavailable = Outcome::Retry("the CA is unavailable".into());
@@ -257,7 +258,7 @@ mod tests {
                     }),
                     event: Some(Note {
                         type_: EventType::Normal,
-                        reason: "Issued",
+                        reason: Reason::Issued,
                         message: msg.into(),
                     }),
                     next: Next::AwaitChange,
@@ -270,10 +271,10 @@ mod tests {
                 FRESH,
                 Plan {
                     write: Some(Write::Failed {
-                        reason: "PolicyViolation",
+                        reason: Reason::PolicyViolation,
                         message: "refused before signing: x".into(),
                     }),
-                    event: warning("PolicyViolation", "refused before signing: x"),
+                    event: warning(Reason::PolicyViolation, "refused before signing: x"),
                     next: Next::AwaitChange,
                     recheck_issuer: false,
                 },
@@ -288,7 +289,7 @@ mod tests {
                 Plan {
                     write: pending("the CA is unavailable; will retry"),
                     event: warning(
-                        "RetryableError",
+                        Reason::RetryableError,
                         "the CA is unavailable (attempt 3); will retry",
                     ),
                     next: Next::Requeue(Duration::from_secs(4)),
@@ -301,11 +302,11 @@ mod tests {
                 OLD,
                 Plan {
                     write: Some(Write::Failed {
-                        reason: "RetriesExhausted",
+                        reason: Reason::RetriesExhausted,
                         message: "the CA is unavailable; gave up after retrying for 0h10m0s".into(),
                     }),
                     event: warning(
-                        "RetriesExhausted",
+                        Reason::RetriesExhausted,
                         "the CA is unavailable; gave up after retrying for 0h10m0s",
                     ),
                     next: Next::AwaitChange,
@@ -328,7 +329,7 @@ mod tests {
                 busy,
                 OLD,
                 failed(
-                    "RetriesExhausted",
+                    Reason::RetriesExhausted,
                     "4 calls in flight; gave up after retrying for 0h10m0s".into(),
                 ),
             ),
@@ -341,7 +342,7 @@ mod tests {
                         "PKIClusterIssuer mesh is not ready: the CA refused our credentials",
                     ),
                     event: warning(
-                        "IssuerNotReady",
+                        Reason::IssuerNotReady,
                         "PKIClusterIssuer mesh is not ready: the CA refused our credentials",
                     ),
                     next: Next::Requeue(PENDING_RECHECK),
