@@ -15,5 +15,6 @@ pub mod cpu;
 pub mod crds;
 pub mod issuance;
 pub mod pki;
+pub mod redacted;
 pub mod runtime;
 pub mod signers;

@@ -71,7 +71,7 @@ impl ServiceAccountTokens for KubeTokens {
                     )
                 })?;
             resp.status
-                .map(|s| Token(s.token))
+                .map(|s| Token(s.token.into()))
                 .filter(|t| !t.0.is_empty())
                 .ok_or_else(|| {
                     format!(

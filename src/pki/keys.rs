@@ -162,7 +162,7 @@ impl fmt::Debug for SignerKey {
         f.debug_struct("SignerKey")
             .field("algorithm", &self.info.algorithm)
             .field("size_bits", &self.info.size_bits)
-            .field("private_key", &"[redacted]")
+            .field("private_key", &crate::redacted::Redacted(()))
             .finish()
     }
 }

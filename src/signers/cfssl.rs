@@ -29,7 +29,7 @@ pub struct CfsslConfig {
     /// Signer label (multirootca).
     pub label: Option<String>,
     /// HMAC key for `authsign` (raw bytes, decoded from hex).
-    pub auth_key: Option<Vec<u8>>,
+    pub auth_key: Option<crate::redacted::Redacted<Vec<u8>>>,
     /// Per-request timeout.
     pub timeout: Duration,
     /// TLS settings (trust and optional client certificate) for HTTPS URLs.
@@ -42,7 +42,7 @@ impl std::fmt::Debug for CfsslConfig {
             .field("url", &self.url)
             .field("profile", &self.profile)
             .field("label", &self.label)
-            .field("auth_key", &self.auth_key.as_ref().map(|_| "<redacted>"))
+            .field("auth_key", &self.auth_key)
             .field("timeout", &self.timeout)
             .finish()
     }
@@ -325,7 +325,7 @@ mod tests {
             url: "http://127.0.0.1:1".into(),
             profile: None,
             label: None,
-            auth_key: Some(b"topsecretkey".to_vec()),
+            auth_key: Some(b"topsecretkey".to_vec().into()),
             timeout: Duration::from_secs(1),
             tls: None,
         };

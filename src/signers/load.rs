@@ -329,7 +329,7 @@ async fn load_cfssl(
             url: spec.url.clone(),
             profile: spec.profile.clone(),
             label: spec.label.clone(),
-            auth_key,
+            auth_key: auth_key.map(crate::redacted::Redacted),
             timeout,
             tls,
         },

@@ -56,7 +56,7 @@ pub enum Auth {
 impl std::fmt::Debug for Auth {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Auth::Token(_) => f.write_str("Auth::Token(<redacted>)"),
+            Auth::Token(t) => f.debug_tuple("Auth::Token").field(t).finish(),
             Auth::AppRole { path, role_id, .. } => f
                 .debug_struct("Auth::AppRole")
                 .field("path", path)
@@ -117,7 +117,7 @@ impl Auth {
                 secret_id,
             } => Ok(Some(LoginCall {
                 path: format!("/v1/auth/{}/login", path.trim_matches('/')),
-                body: json!({"role_id": role_id, "secret_id": secret_id.0}),
+                body: json!({"role_id": role_id, "secret_id": secret_id.0.expose()}),
                 what: self.describe(),
             })),
             Auth::Kubernetes {
@@ -132,7 +132,7 @@ impl Auth {
                     .await?;
                 Ok(Some(LoginCall {
                     path: format!("{}/login", mount_path.trim_end_matches('/')),
-                    body: json!({"role": role, "jwt": jwt.0}),
+                    body: json!({"role": role, "jwt": jwt.0.expose()}),
                     what: self.describe(),
                 }))
             }

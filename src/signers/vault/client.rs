@@ -174,7 +174,7 @@ impl VaultClient {
             req = req.header("X-Vault-Namespace", ns);
         }
         if let Some(t) = token {
-            req = req.header("X-Vault-Token", &t.0);
+            req = req.header("X-Vault-Token", t.0.expose());
         }
         if let Some(b) = body {
             req = req.json(b);

@@ -138,7 +138,7 @@ async fn auth_from_spec(
                     r.key
                 )));
             }
-            Ok(Auth::Token(Token(token)))
+            Ok(Auth::Token(Token(token.into())))
         }
         (None, Some(ar), None) => {
             check_api_path("vault.auth.appRole.path", ar.path.trim_matches('/'))?;
@@ -146,7 +146,7 @@ async fn auth_from_spec(
             Ok(Auth::AppRole {
                 path: ar.path.clone(),
                 role_id: ar.role_id.clone(),
-                secret_id: Token(secret_id.trim().to_string()),
+                secret_id: Token(secret_id.trim().into()),
             })
         }
         (None, None, Some(k)) => {

@@ -176,14 +176,8 @@ pub fn parse_sign_response(status: u16, body: &[u8]) -> Result<Signed, VaultErro
 }
 
 /// A login's client token. `Debug` never shows it.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Token(pub String);
-
-impl std::fmt::Debug for Token {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Token(<redacted>)")
-    }
-}
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct Token(pub crate::redacted::Redacted<String>);
 
 /// What a login returned.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -216,7 +210,7 @@ pub fn parse_login_response(status: u16, body: &[u8]) -> Result<Login, VaultErro
         ));
     }
     Ok(Login {
-        token: Token(e.auth.client_token),
+        token: Token(e.auth.client_token.into()),
         lease: (e.auth.lease_duration > 0).then(|| Duration::from_secs(e.auth.lease_duration)),
     })
 }
