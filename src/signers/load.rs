@@ -8,19 +8,21 @@ use std::time::Duration;
 
 use futures::future::BoxFuture;
 
-use super::cfssl::{CfsslClient, CfsslConfig, CfsslSigner, Info};
 use super::remote::{self, AllowedUrls};
 use super::secret::SecretSigner;
 use super::vault::auth::ServiceAccountTokens;
-use super::{Signer, SignerError};
-use crate::api::issuer::{
-    CfsslSignerSpec, ExtensionsSpec, IssuerSpec, KeyAlgorithmName, PemSource, PolicySpec,
-};
+use super::Signer;
+use crate::api::issuer::{IssuerSpec, PemSource};
 use crate::api::{bounds, duration};
-use crate::pki::{
-    self, KeyAlgorithm, KeyRule, LeafExtensions, PkiError, Policy, SignerChain, SignerInfo, Usage,
-    ValidatedChain,
-};
+use crate::pki::{self, LeafExtensions, PkiError, Policy, SignerChain, SignerInfo, ValidatedChain};
+
+mod cfssl;
+mod policy;
+
+pub use self::cfssl::check_profile_expiry;
+use self::cfssl::load_cfssl;
+use self::policy::extensions_from_spec;
+pub use self::policy::policy_from_spec;
 
 /// The `data` of a Secret or ConfigMap.
 pub type ObjectData = BTreeMap<String, Vec<u8>>;
@@ -267,115 +269,6 @@ pub type Observer = remote::Observer;
 /// The default per-request timeout of remote CAs.
 pub const DEFAULT_REMOTE_TIMEOUT: Duration = Duration::from_secs(10);
 
-async fn load_cfssl(
-    spec: &CfsslSignerSpec,
-    src: &dyn ObjectSource,
-    policy: &Policy,
-    observe: Option<Observer>,
-) -> Result<CfsslSigner, LoadError> {
-    let ns = src.namespace().to_string();
-    let auth_key = match &spec.auth_key {
-        Some(r) => {
-            let data = src.secret(&r.name).await?.ok_or_else(|| {
-                LoadError::Missing(format!("cfssl.authKey: Secret {ns}/{} not found", r.name))
-            })?;
-            let text = text_key(&data, &r.key, "Secret", &ns, &r.name)?;
-            Some(hex::decode(text.trim()).map_err(|_| {
-                LoadError::Invalid(format!(
-                    "cfssl.authKey: Secret {ns}/{} key {:?} is not a hex key",
-                    r.name, r.key
-                ))
-            })?)
-        }
-        None => None,
-    };
-    let timeout = remote_timeout("cfssl.timeout", spec.timeout.as_deref())?;
-    let tls = if spec.url.starts_with("https://") {
-        let Some(bundle) = &spec.ca_bundle else {
-            return Err(LoadError::Invalid(
-                "cfssl.caBundle is required for an https:// URL".into(),
-            ));
-        };
-        let ca_pem = read_pem(src, bundle, "cfssl.caBundle").await?;
-        let client = match &spec.client_cert_secret {
-            Some(name) => {
-                let data = src.secret(name).await?.ok_or_else(|| {
-                    LoadError::Missing(format!(
-                        "cfssl.clientCertSecret: Secret {ns}/{name} not found"
-                    ))
-                })?;
-                Some((
-                    text_key(&data, "tls.crt", "Secret", &ns, name)?,
-                    text_key(&data, "tls.key", "Secret", &ns, name)?,
-                ))
-            }
-            None => None,
-        };
-        Some(
-            remote::tls::config(
-                &ca_pem,
-                client.as_ref().map(|(c, k)| remote::tls::ClientCert {
-                    cert_pem: c,
-                    key_pem: k,
-                }),
-            )
-            .map_err(|e| LoadError::Invalid(format!("cfssl: {e}")))?,
-        )
-    } else {
-        None
-    };
-    let client = CfsslClient::new(
-        CfsslConfig {
-            url: spec.url.clone(),
-            profile: spec.profile.clone(),
-            label: spec.label.clone(),
-            auth_key: auth_key.map(crate::redacted::Redacted),
-            timeout,
-            tls,
-        },
-        observe,
-    )
-    .map_err(|e| LoadError::Invalid(format!("cfssl: {e}")))?;
-    let info = client.info().await.map_err(|e| match e {
-        SignerError::Unavailable(m) => LoadError::Unavailable(format!("CFSSL info: {m}")),
-        other => LoadError::Invalid(format!(
-            "CFSSL info for profile {:?}: {other}",
-            spec.profile.clone().unwrap_or_default()
-        )),
-    })?;
-    check_profile_expiry(
-        &info,
-        spec.profile.as_deref().unwrap_or_default(),
-        policy.max_duration,
-    )?;
-    let mut chain_pem = info.certificate;
-    if let Some(intermediates) = &spec.intermediates {
-        chain_pem.push('\n');
-        chain_pem.push_str(&read_pem(src, intermediates, "cfssl.intermediates").await?);
-    }
-    let chain = SignerChain::from_pem(&chain_pem)
-        .map_err(|e| LoadError::Invalid(format!("CFSSL signer certificate: {e}")))?;
-    Ok(CfsslSigner::new(client, chain))
-}
-
-/// CFSSL decides lifetimes by profile and silently falls back to its default profile for an
-/// unknown name, so a profile that issues longer than `maxDuration` (a typo'd profile name,
-/// typically) makes the issuer fail its check instead of every request failing later.
-pub fn check_profile_expiry(info: &Info, profile: &str, max: Duration) -> Result<(), LoadError> {
-    let Some(expiry) = info.expiry.as_deref().and_then(|e| duration::parse(e).ok()) else {
-        return Ok(());
-    };
-    if expiry > max {
-        return Err(LoadError::Invalid(format!(
-            "CFSSL profile {profile:?} issues certificates valid for {}, longer than policy.maxDuration {}; \
-             check the profile name (CFSSL uses its default profile for unknown names)",
-            duration::format(expiry),
-            duration::format(max)
-        )));
-    }
-    Ok(())
-}
-
 /// Read PEM text from a ConfigMap or Secret key.
 pub async fn read_pem(
     src: &dyn ObjectSource,
@@ -414,85 +307,4 @@ pub(crate) fn text_key(
         .ok_or_else(|| LoadError::Missing(format!("{kind} {ns}/{name} has no key {key:?}")))?;
     String::from_utf8(bytes.clone())
         .map_err(|_| LoadError::Invalid(format!("{kind} {ns}/{name} key {key:?} is not PEM text")))
-}
-
-/// Translate the API policy into the pure policy, with defaults.
-pub fn policy_from_spec(spec: Option<&PolicySpec>) -> Result<Policy, LoadError> {
-    let mut policy = Policy::default();
-    let Some(spec) = spec else {
-        return Ok(policy);
-    };
-    bounds::check_policy(spec).map_err(LoadError::Invalid)?;
-    let dur = |field: &str, v: &Option<String>| -> Result<Option<Duration>, LoadError> {
-        v.as_deref()
-            .map(|s| {
-                duration::parse(s).map_err(|e| LoadError::Invalid(format!("policy.{field}: {e}")))
-            })
-            .transpose()
-    };
-    if let Some(max) = dur("maxDuration", &spec.max_duration)? {
-        policy.max_duration = max;
-    }
-    policy.min_duration = dur("minDuration", &spec.min_duration)?;
-    policy.dns_names = spec.dns_names.clone();
-    policy.uris = spec.uris.clone();
-    policy.email_addresses = spec.email_addresses.clone();
-    policy.ip_ranges = spec
-        .ip_ranges
-        .as_ref()
-        .map(|ranges| {
-            ranges
-                .iter()
-                .map(|r| {
-                    r.parse::<ipnet::IpNet>().map_err(|_| {
-                        LoadError::Invalid(format!("policy.ipRanges: {r:?} is not a CIDR"))
-                    })
-                })
-                .collect::<Result<Vec<_>, _>>()
-        })
-        .transpose()?;
-    policy.usages = spec
-        .usages
-        .as_ref()
-        .map(|u| {
-            u.iter()
-                .map(|s| {
-                    Usage::parse(s).map_err(|e| LoadError::Invalid(format!("policy.usages: {e}")))
-                })
-                .collect::<Result<Vec<_>, _>>()
-        })
-        .transpose()?;
-    if let Some(allow) = spec.allow_ca {
-        policy.allow_ca = allow;
-    }
-    if let Some(allow) = spec.allow_wildcard_names {
-        policy.allow_wildcard_names = allow;
-    }
-    if let Some(rules) = &spec.key_algorithms {
-        policy.key_algorithms = rules
-            .iter()
-            .map(|r| KeyRule {
-                algorithm: match r.algorithm {
-                    KeyAlgorithmName::Rsa => KeyAlgorithm::Rsa,
-                    KeyAlgorithmName::Ecdsa => KeyAlgorithm::Ecdsa,
-                    KeyAlgorithmName::Ed25519 => KeyAlgorithm::Ed25519,
-                },
-                min_size: r.min_size,
-            })
-            .collect();
-    }
-    if let Some(require) = spec.require_subject_alt_name {
-        policy.require_subject_alt_name = require;
-    }
-    pki::policy::check_patterns(&policy).map_err(|e| LoadError::Invalid(e.to_string()))?;
-    Ok(policy)
-}
-
-fn extensions_from_spec(spec: Option<&ExtensionsSpec>) -> LeafExtensions {
-    let spec = spec.cloned().unwrap_or_default();
-    LeafExtensions {
-        crl_distribution_points: spec.crl_distribution_points,
-        ocsp_servers: spec.ocsp_servers,
-        issuing_certificate_urls: spec.issuing_certificate_urls,
-    }
 }
