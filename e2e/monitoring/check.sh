@@ -34,4 +34,25 @@ while read -r name; do
   fi
 done < <(sed -n 's/^ *- alert: //p' "$rules")
 [ "$missing" -eq 0 ]
+
+# The chart (monitoring.enabled, render_chart.py's "all" values) ships exactly these rules and
+# this dashboard, and the rendered rules pass promtool too.
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+e2e/scripts/render-chart.sh "$tmp" >/dev/null
+"$PKI_VENV/bin/python" - "$tmp/all.yaml" "$rules" "$dashboard" "$tmp/rendered-rules.yaml" <<'PY'
+import json, sys, yaml
+rendered, rules, dashboard, out = sys.argv[1:]
+docs = [d for d in yaml.safe_load_all(open(rendered)) if d]
+prom = [d for d in docs if d["kind"] == "PrometheusRule"]
+cms = [d for d in docs if d["kind"] == "ConfigMap" and d["metadata"]["name"].endswith("-dashboard")]
+assert len(prom) == 1 and len(cms) == 1, "one PrometheusRule and one dashboard ConfigMap"
+assert prom[0]["spec"] == yaml.safe_load(open(rules)), "the PrometheusRule differs from " + rules
+assert cms[0]["metadata"]["labels"].get("grafana_dashboard") == "1", "sidecar label"
+data = cms[0]["data"]["pki-issuer.json"]
+assert json.loads(data) == json.load(open(dashboard)), "the dashboard ConfigMap differs from " + dashboard
+yaml.safe_dump(prom[0]["spec"], open(out, "w"))
+print("chart: the PrometheusRule and the dashboard ConfigMap match their sources")
+PY
+promtool check rules "$tmp/rendered-rules.yaml"
 echo "alerts: $(grep -c -- '- alert:' "$rules") rules, each unit-tested and with a runbook entry"
