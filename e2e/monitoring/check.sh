@@ -22,18 +22,18 @@ tests=e2e/monitoring/alerts_test.yaml
 
 promtool check rules "$rules"
 promtool test rules "$tests"
-missing=0
+uncovered=0
 while read -r name; do
   if ! grep -q "alertname: $name\$" "$tests"; then
     echo "alert $name has no promtool unit test in $tests" >&2
-    missing=1
+    uncovered=1
   fi
   if ! grep -q "^### $name\$" docs/operating.md; then
     echo "alert $name has no runbook entry (### $name) in docs/operating.md" >&2
-    missing=1
+    uncovered=1
   fi
 done < <(sed -n 's/^ *- alert: //p' "$rules")
-[ "$missing" -eq 0 ]
+[ "$uncovered" -eq 0 ]
 
 # The chart (monitoring.enabled, render_chart.py's "all" values) ships exactly these rules and
 # this dashboard, and the rendered rules pass promtool too.
