@@ -135,6 +135,22 @@ impl Prometheus {
         }
     }
 
+    /// Wait until no `alert` with `labels` is pending or firing.
+    async fn wait_silent(&self, alert: &str, labels: &[(&str, &str)]) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            let alerts = self.alerts().await;
+            if !alerts.iter().any(|a| matches(a, alert, labels)) {
+                return;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{alert} {labels:?} still active after 60s: {alerts:#?}"
+            );
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    }
+
     /// Assert `alert` with `labels` is neither pending nor firing.
     async fn assert_silent(&self, alert: &str, labels: &[(&str, &str)]) {
         let alerts = self.alerts().await;
@@ -424,6 +440,20 @@ async fn alerts_fire_against_a_real_prometheus() {
         with_data * 2 >= queries.len(),
         "most dashboard queries have data: {with_data}/{}",
         queries.len()
+    );
+
+    // A deleted issuer's series go, and with them its alert.
+    kube::Api::<pki_issuer::api::PKIIssuer>::namespaced(env.client.clone(), &env.ns)
+        .delete("broken", &Default::default())
+        .await
+        .expect("delete issuer broken");
+    prom.wait_silent("PKIIssuerNotReady", &[("issuer", "broken")])
+        .await;
+    assert!(
+        prom.query("pki_issuer_issuer_ready{issuer=\"broken\"}")
+            .await
+            .is_empty(),
+        "the deleted issuer's series is gone"
     );
 
     // Both replicas stop: the target-down alert fires.
