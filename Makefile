@@ -3,7 +3,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: all build test test-deps lint lint-packaging fmt-check clippy generate check-generated demo bench bench-sign bench-e2e e2e-kind e2e-kube kube-apiserver chaos clean leak-scan fuzz-replay fuzz
+.PHONY: all build test test-deps monitoring dashboard lint lint-packaging fmt-check clippy generate check-generated demo bench bench-sign bench-e2e e2e-kind e2e-kube kube-apiserver chaos clean leak-scan fuzz-replay fuzz
 
 all: build
 
@@ -18,7 +18,7 @@ export E2E_OUTPUT_DIR
 ## test: everything CI runs: formatting, lints, generated files, unit, test API server and e2e
 ## tests, the leak scan of the e2e output, the e2e suite again on a real kube-apiserver + etcd,
 ## and the fuzz corpus replay.
-test: test-deps fmt-check clippy check-generated lint-packaging
+test: test-deps fmt-check clippy check-generated lint-packaging monitoring
 	$(CARGO) test --workspace --all-targets --locked
 	$(MAKE) leak-scan
 	bash e2e/scripts/e2e-kube.sh
@@ -66,6 +66,16 @@ generate:
 ## check-generated: fail when a generated CRD is stale (config/rbac is checked by lint-packaging).
 check-generated:
 	$(CARGO) test --quiet --lib --locked crds_are_up_to_date
+
+## monitoring: promtool check + unit tests of every alert (each with a runbook entry), and the
+## Grafana dashboard is what e2e/monitoring/dashboard.py generates. (The real-Prometheus e2e test
+## prometheus::alerts_fire_against_a_real_prometheus runs with the e2e suite.)
+monitoring: test-deps
+	bash e2e/monitoring/check.sh
+
+## dashboard: regenerate helm/pki-issuer/dashboards/pki-issuer.json.
+dashboard:
+	bash e2e/monitoring/check.sh --generate
 
 ## lint-packaging: shellcheck, hadolint, yamllint, CRD copies in sync, helm lint + render (Helm v4 SDK), kustomize build.
 lint-packaging:

@@ -33,7 +33,12 @@ cleanup() {
 }
 trap cleanup EXIT
 
-step() { printf '\n\033[1m==> %s\033[0m\n' "$*"; }
+# Bold step headers only on a terminal: piped or logged output has no escape codes.
+if [ -t 1 ]; then
+  step() { printf '\n\033[1m==> %s\033[0m\n' "$*"; }
+else
+  step() { printf '\n==> %s\n' "$*"; }
+fi
 fail() { echo "FAILED: $*" >&2; exit 1; }
 
 bash e2e/scripts/install-test-deps.sh
@@ -47,7 +52,7 @@ test)
   step "Starting the test API server (cert-manager CRDs + pki-issuer CRDs)"
   export KUBECONFIG="$WORK/admin.kubeconfig"
   "$BIN/test-apiserver" --listen 127.0.0.1:0 --kubeconfig "$KUBECONFIG" \
-    --crds e2e/testdata/cert-manager --crds crds >"$WORK/apiserver.log" 2>&1 &
+    --crds e2e/testdata/cert-manager --crds helm/pki-issuer/crds >"$WORK/apiserver.log" 2>&1 &
   PIDS+=($!)
   for _ in $(seq 100); do [ -s "$KUBECONFIG" ] && break; sleep 0.1; done
   [ -s "$KUBECONFIG" ] || fail "the test API server did not start"
@@ -64,7 +69,7 @@ kube)
   ;;
 *) fail "APISERVER must be test or kube, not $APISERVER" ;;
 esac
-kubectl version 2>/dev/null | head -n 2 || true
+echo "  API server version: $(kubectl get --raw /version | python3 -c 'import json,sys; print(json.load(sys.stdin)["gitVersion"])')"
 
 kubectl create namespace pki-issuer >/dev/null
 kubectl create namespace demo >/dev/null

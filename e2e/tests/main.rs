@@ -22,5 +22,6 @@ mod kube_faults;
 mod kube_server;
 mod leak_scan;
 mod openbao;
+mod prometheus;
 mod scenarios;
 mod vault;

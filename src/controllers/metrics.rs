@@ -78,6 +78,13 @@ pub struct Metrics {
     pub reconcile_errors: Family<ReconcileErrorLabels, Counter>,
     /// `pki_issuer_reconcile_duration_seconds{controller}`.
     pub reconcile_duration: Family<ControllerLabels, Histogram>,
+    /// `pki_issuer_issuer_ready{kind,namespace,issuer}`: 1 when the last check passed, else 0.
+    pub issuer_ready: Family<SignerLabels, Gauge>,
+    /// `pki_issuer_trust_anchor_expiry_timestamp_seconds{kind,namespace,issuer}`: the earliest
+    /// notAfter among each issuer's trust anchors.
+    pub trust_anchor_expiry: Family<SignerLabels, Gauge<f64, AtomicU64>>,
+    /// `pki_issuer_leader`: 1 while this replica leads (runs the controllers), else 0.
+    pub leader: Gauge,
 }
 
 impl Default for Metrics {
@@ -133,6 +140,24 @@ impl Metrics {
             "Duration of one reconcile",
             reconcile_duration.clone(),
         );
+        let issuer_ready = Family::<SignerLabels, Gauge>::default();
+        registry.register(
+            "issuer_ready",
+            "1 when the issuer's last check passed (Ready), 0 when it did not",
+            issuer_ready.clone(),
+        );
+        let trust_anchor_expiry = Family::<SignerLabels, Gauge<f64, AtomicU64>>::default();
+        registry.register(
+            "trust_anchor_expiry_timestamp_seconds",
+            "Earliest notAfter among each issuer's trust anchors (Unix seconds)",
+            trust_anchor_expiry.clone(),
+        );
+        let leader = Gauge::default();
+        registry.register(
+            "leader",
+            "1 while this replica leads and runs the controllers, 0 on a standby",
+            leader.clone(),
+        );
         let build_info = Family::<BuildLabels, Gauge>::default();
         build_info
             .get_or_create(&BuildLabels {
@@ -150,7 +175,17 @@ impl Metrics {
             reconciles,
             reconcile_errors,
             reconcile_duration,
+            issuer_ready,
+            trust_anchor_expiry,
+            leader,
         }
+    }
+
+    /// Drop every series of a deleted issuer.
+    pub fn forget_issuer(&self, labels: &SignerLabels) {
+        self.signer_expiry.remove(labels);
+        self.trust_anchor_expiry.remove(labels);
+        self.issuer_ready.remove(labels);
     }
 
     /// Record one reconcile of `controller` that took `elapsed` and ended with `error`, if any.
@@ -222,6 +257,14 @@ mod tests {
             std::time::Duration::from_millis(3),
             Some(&crate::controllers::Error::NotLeader),
         );
+        let labels = SignerLabels {
+            kind: "PKIClusterIssuer".into(),
+            namespace: String::new(),
+            issuer: "c".into(),
+        };
+        m.issuer_ready.get_or_create(&labels).set(0);
+        m.trust_anchor_expiry.get_or_create(&labels).set(3e9);
+        m.leader.set(1);
         let text = m.encode();
         for name in [
             "pki_issuer_certificates_issued_total{kind=\"CertificateRequest\",issuer=\"PKIIssuer a/b\"} 1",
@@ -233,8 +276,14 @@ mod tests {
             "pki_issuer_reconcile_errors_total{controller=\"PKIIssuer\",error=\"not_leader\"} 1",
             "pki_issuer_reconcile_duration_seconds_count{controller=\"PKIIssuer\"} 1",
             "pki_issuer_build_info{version=\"",
+            "pki_issuer_issuer_ready{kind=\"PKIClusterIssuer\",namespace=\"\",issuer=\"c\"} 0",
+            "pki_issuer_trust_anchor_expiry_timestamp_seconds{kind=\"PKIClusterIssuer\",namespace=\"\",issuer=\"c\"} 3000000000",
+            "pki_issuer_leader 1",
         ] {
             assert!(text.contains(name), "missing {name} in\n{text}");
         }
+        m.forget_issuer(&labels);
+        let text = m.encode();
+        assert!(!text.contains("issuer=\"c\""), "{text}");
     }
 }

@@ -109,6 +109,8 @@ pub async fn run(
         }
         false => None,
     };
+    // From here on this replica runs the controllers (alone, when elected).
+    metrics.leader.set(1);
 
     let cache = Arc::new(IssuerCache::default());
     let reporter = Reporter {
@@ -153,6 +155,7 @@ pub async fn run(
         _ = stop => {},
         _ = termination() => {},
         _ = lost => {
+            ctx.metrics.leader.set(0);
             tracing::error!("lost the leader lease: stopping at once");
             for t in &tasks {
                 t.abort();
@@ -161,6 +164,7 @@ pub async fn run(
         }
     }
     tracing::info!("shutting down: draining reconciles");
+    ctx.metrics.leader.set(0);
     health.set_ready(false);
     let _ = stop_tx.send(());
     for t in tasks {

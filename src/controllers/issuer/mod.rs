@@ -135,6 +135,13 @@ where
                 .signer_expiry
                 .get_or_create(&labels)
                 .set(not_after.unix_timestamp() as f64);
+            if let Some(t) = loaded.anchor_infos.iter().map(|a| a.not_after).min() {
+                ctx.metrics
+                    .trust_anchor_expiry
+                    .get_or_create(&labels)
+                    .set(t.unix_timestamp() as f64);
+            }
+            ctx.metrics.issuer_ready.get_or_create(&labels).set(1);
             warn_if_expiring(ctx, issuer, &loaded, now).await;
             ctx.cache.put(
                 key,
@@ -148,6 +155,8 @@ where
         }
         Err(e) => {
             ctx.metrics.signer_expiry.remove(&labels);
+            ctx.metrics.trust_anchor_expiry.remove(&labels);
+            ctx.metrics.issuer_ready.get_or_create(&labels).set(0);
             ctx.cache.remove(&key);
             Ok(Action::requeue(if e.is_retryable() {
                 RETRY_AFTER.min(interval)
@@ -218,14 +227,20 @@ where
     let (reader, writer) = kube::runtime::reflector::store();
     let synced = Arc::new(AtomicBool::new(false));
     let flag = synced.clone();
+    let metrics = ctx.metrics.clone();
     let issuers = kube::runtime::reflector(
         writer,
         watcher(api, watcher::Config::default().any_semantic()),
     )
-    .inspect(move |event| {
-        if matches!(event, Ok(watcher::Event::InitDone)) {
-            flag.store(true, Ordering::SeqCst);
-        }
+    .inspect(move |event| match event {
+        Ok(watcher::Event::InitDone) => flag.store(true, Ordering::SeqCst),
+        // A deleted issuer's series would otherwise stay (and keep its alerts firing).
+        Ok(watcher::Event::Delete(gone)) => metrics.forget_issuer(&SignerLabels {
+            kind: K::KIND.as_str().to_string(),
+            namespace: gone.namespace().unwrap_or_default(),
+            issuer: gone.name_any(),
+        }),
+        _ => {}
     })
     .touched_objects();
     let view = IssuerView {
