@@ -50,10 +50,23 @@ cd "$ROOT_DIR"
 kubectl -n cert-manager create secret tls intermediate --cert "$WORK/int.pem" --key "$WORK/int.key" >/dev/null
 kubectl -n cert-manager create configmap roots --from-file=roots.pem="$WORK/root.pem" >/dev/null
 # cert-manager may approve requests for pki-issuer's signers (what the chart's approver role grants).
-kubectl create clusterrole pki-issuer-approver --verb=approve --resource=signers.cert-manager.io \
-  --resource-name='pkiissuers.pki-issuer.io/*' --resource-name='pkiclusterissuers.pki-issuer.io/*' >/dev/null
-kubectl create clusterrolebinding pki-issuer-approver --clusterrole=pki-issuer-approver \
-  --serviceaccount=cert-manager:cert-manager >/dev/null
+kubectl apply -f - >/dev/null <<'EOF'
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRole
+metadata: {name: pki-issuer-approver}
+rules:
+- apiGroups: [cert-manager.io]
+  resources: [signers]
+  resourceNames: ["pkiissuers.pki-issuer.io/*", "pkiclusterissuers.pki-issuer.io/*"]
+  verbs: [approve]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRoleBinding
+metadata: {name: pki-issuer-approver}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: pki-issuer-approver}
+subjects:
+- {kind: ServiceAccount, name: cert-manager, namespace: cert-manager}
+EOF
 
 "$BIN" --kubeconfig "$KUBECONFIG" --cluster-resource-namespace cert-manager \
   --metrics-addr 127.0.0.1:0 --probe-addr 127.0.0.1:0 --log-format text >"$WORK/pki-issuer.log" 2>&1 &

@@ -204,10 +204,23 @@ if [ "$APISERVER" = kube ]; then
   step "Real cert-manager: a Certificate becomes a Secret"
   bash "$ROOT_DIR/e2e/scripts/control-plane.sh" cert-manager-start "$KUBE_DIR"
   # What the pki-issuer chart's approver role grants: cert-manager may approve for our signers.
-  kubectl create clusterrole pki-issuer-approver --verb=approve --resource=signers.cert-manager.io \
-    --resource-name='pkiissuers.pki-issuer.io/*' --resource-name='pkiclusterissuers.pki-issuer.io/*' >/dev/null
-  kubectl create clusterrolebinding pki-issuer-approver --clusterrole=pki-issuer-approver \
-    --serviceaccount=cert-manager:cert-manager >/dev/null
+  kubectl apply -f - >/dev/null <<'EOF'
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRole
+metadata: {name: pki-issuer-approver}
+rules:
+- apiGroups: [cert-manager.io]
+  resources: [signers]
+  resourceNames: ["pkiissuers.pki-issuer.io/*", "pkiclusterissuers.pki-issuer.io/*"]
+  verbs: [approve]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRoleBinding
+metadata: {name: pki-issuer-approver}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: pki-issuer-approver}
+subjects:
+- {kind: ServiceAccount, name: cert-manager, namespace: cert-manager}
+EOF
   kubectl apply -f - <<'EOF'
 apiVersion: cert-manager.io/v1
 kind: Certificate

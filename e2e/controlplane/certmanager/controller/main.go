@@ -31,6 +31,8 @@ import (
 	_ "github.com/cert-manager/cert-manager/pkg/controller/certificates/trigger"
 	_ "github.com/cert-manager/cert-manager/pkg/controller/clusterissuers"
 	_ "github.com/cert-manager/cert-manager/pkg/controller/issuers"
+	// The CA issuer type (Issuer/ClusterIssuer spec.ca), for the side-by-side benchmark.
+	_ "github.com/cert-manager/cert-manager/pkg/issuer/ca"
 )
 
 // defaultControllers are the controllers the e2e control plane runs unless told otherwise.
