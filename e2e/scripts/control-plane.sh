@@ -60,6 +60,7 @@ check_pin() {
 }
 
 go_env() {
+  command -v go >/dev/null 2>&1 || PATH="$PATH:/usr/local/go/bin"
   command -v go >/dev/null 2>&1 || die "go not found (Go 1.26+ is needed to build the control plane)"
   export CGO_ENABLED=0 GOTOOLCHAIN=local GOFLAGS="-mod=readonly -buildvcs=false"
 }
