@@ -776,6 +776,14 @@ async fn sequence(t: &mut Target, csr: &str, cert_pem: &str) {
         &["/metadata/generation", "/spec"]).await;
     t.go("issuer.create-missing-required", Admin, Method::POST, issuers, JSON, Some(json!({
         "apiVersion": "pki-issuer.io/v1alpha1", "kind": "PKIIssuer", "metadata": {"name": "bad"}, "spec": {}})), &[]).await;
+    // A CEL rule of our CRD alone (the schema is satisfied): both servers evaluate it.
+    t.go("issuer.create-cel-no-signer", Admin, Method::POST, issuers, JSON, Some(json!({
+        "apiVersion": "pki-issuer.io/v1alpha1", "kind": "PKIIssuer", "metadata": {"name": "nosigner"},
+        "spec": {"trustAnchors": {"configMap": {"name": "roots", "key": "roots.pem"}}}})), &[]).await;
+    // Strict field validation refuses an unknown field.
+    t.go("issuer.create-strict-unknown", Admin, Method::POST, &format!("{issuers}?fieldValidation=Strict"), JSON, Some(json!({
+        "apiVersion": "pki-issuer.io/v1alpha1", "kind": "PKIIssuer", "metadata": {"name": "strict"},
+        "spec": {"secret": {"name": "int"}, "bogus": true, "trustAnchors": {"configMap": {"name": "roots", "key": "roots.pem"}}}})), &[]).await;
     t.go("issuer.status-apply", Admin, Method::PATCH, &format!("{issuers}/mesh/status?fieldManager=pki-issuer&force=true"), APPLY,
         Some(json!({"apiVersion": "pki-issuer.io/v1alpha1", "kind": "PKIIssuer", "metadata": {"name": "mesh"},
         "status": {"conditions": [condition("Ready", "True", "Checked")]}})), &["/status/conditions/0/reason", "/metadata/generation"]).await;
