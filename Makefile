@@ -3,7 +3,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: all build test test-deps monitoring dashboard lint lint-packaging fmt-check clippy generate check-generated demo bench bench-sign bench-e2e e2e-kind e2e-kube kube-apiserver chaos clean leak-scan fuzz-replay fuzz
+.PHONY: all build test test-deps monitoring dashboard lint lint-packaging fmt-check clippy generate check-generated demo bench bench-sign bench-e2e bench-cert-manager e2e-kind e2e-kube control-plane chaos clean leak-scan fuzz-replay fuzz
 
 all: build
 
@@ -16,21 +16,22 @@ E2E_OUTPUT_DIR ?= $(or $(CARGO_TARGET_DIR),$(CURDIR)/target)/e2e-output/run-$(RU
 export E2E_OUTPUT_DIR
 
 ## test: everything CI runs: formatting, lints, generated files, unit, test API server and e2e
-## tests, the leak scan of the e2e output, the e2e suite again on a real kube-apiserver + etcd,
-## and the fuzz corpus replay.
+## tests, the leak scan of the e2e output, the e2e suite again on a real control plane (with
+## real cert-manager), the alert rule tests, and the fuzz corpus replay.
 test: test-deps fmt-check clippy check-generated lint-packaging monitoring
 	$(CARGO) test --workspace --all-targets --locked
 	$(MAKE) leak-scan
 	bash e2e/scripts/e2e-kube.sh
 	$(MAKE) fuzz-replay
 
-## e2e-kube: the e2e suite on a real kube-apiserver v1.20 + etcd (builds or reuses the binary).
+## e2e-kube: the e2e suite on a real control plane (kube-apiserver, etcd,
+## kube-controller-manager, cert-manager; versions in e2e/controlplane/versions.env).
 e2e-kube: test-deps
 	bash e2e/scripts/e2e-kube.sh
 
-## kube-apiserver: build (or find in the cache) the real kube-apiserver; prints its path.
-kube-apiserver: test-deps
-	bash e2e/scripts/kube-apiserver.sh build
+## control-plane: build (or find in the cache) the control plane's binaries; prints the cache dir.
+control-plane: test-deps
+	bash e2e/scripts/control-plane.sh build
 
 ## leak-scan: fail when the e2e run in E2E_OUTPUT_DIR wrote a private key or auth secret to a log,
 ## Event or status (run after the e2e suite).
@@ -112,6 +113,11 @@ bench-sign:
 ## bench-e2e: pki-issuer against the test API server: 10,000-request burst and 100/s for 30 s.
 bench-e2e:
 	$(CARGO) bench --bench issuance
+
+## bench-cert-manager: real cert-manager on the real control plane, N Certificates
+## (BENCH_CERTIFICATES, default 200) through its CA issuer and through pki-issuer, same intermediate.
+bench-cert-manager: test-deps
+	bash e2e/scripts/bench-cert-manager.sh
 
 clean:
 	$(CARGO) clean

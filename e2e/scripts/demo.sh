@@ -2,11 +2,13 @@
 # `make demo`: the whole product on one machine, no Docker and no cluster needed.
 #
 # Builds everything, starts an API server with cert-manager's CRDs (the project's test API server,
-# or with APISERVER=kube a real kube-apiserver v1.20 + etcd) and the real pki-issuer process, creates a demo "existing PKI" (root + intermediate) with openssl,
+# or with APISERVER=kube a real control plane, e2e/scripts/control-plane.sh) and the real
+# pki-issuer process, creates a demo "existing PKI" (root + intermediate) with openssl,
 # a PKIIssuer with a SPIFFE policy, issues certificates for two workloads the way
 # cert-manager does, shows their chains, proves an mTLS handshake between them succeeds and
 # that a certificate from another root is refused, and shows a refused and a denied request
-# with their reasons. Exits non-zero if any step fails; always cleans up its processes.
+# with their reasons. With APISERVER=kube it then starts real cert-manager and has it turn a
+# Certificate into a Secret. Exits non-zero if any step fails; always cleans up its processes.
 set -euo pipefail
 
 cd "$(dirname "$0")/../.."
@@ -14,14 +16,14 @@ ROOT_DIR=$(pwd)
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/pki-issuer-demo.XXXXXX")
 PIDS=()
 APISERVER=${APISERVER:-test}
-KUBE_DIR="$WORK/kube-apiserver"
+KUBE_DIR="$WORK/control-plane"
 
 cleanup() {
   local rc=$?
   for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
   wait 2>/dev/null || true
   if [ "$APISERVER" = kube ]; then
-    bash "$ROOT_DIR/e2e/scripts/kube-apiserver.sh" down "$KUBE_DIR" || true
+    bash "$ROOT_DIR/e2e/scripts/control-plane.sh" down "$KUBE_DIR" || true
   fi
   if [ "$rc" -ne 0 ]; then
     echo
@@ -58,13 +60,14 @@ test)
   [ -s "$KUBECONFIG" ] || fail "the test API server did not start"
   ;;
 kube)
-  step "Building pki-issuer and the real kube-apiserver (cached after the first build)"
+  step "Building pki-issuer and the real control plane (cached after the first build)"
   cargo build --quiet --locked --bin pki-issuer
   BIN="$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')/debug"
-  bash e2e/scripts/kube-apiserver.sh build >/dev/null
+  bash e2e/scripts/control-plane.sh build >/dev/null
 
-  step "Starting kube-apiserver v1.20 + etcd (cert-manager CRDs + pki-issuer CRDs)"
-  bash e2e/scripts/kube-apiserver.sh up "$KUBE_DIR"
+  # cert-manager starts later: first the demo plays its part and approves or denies by hand.
+  step "Starting etcd, kube-apiserver, kube-controller-manager (cert-manager CRDs + pki-issuer CRDs)"
+  bash e2e/scripts/control-plane.sh up "$KUBE_DIR" --bare
   export KUBECONFIG="$KUBE_DIR/kubeconfig"
   ;;
 *) fail "APISERVER must be test or kube, not $APISERVER" ;;
@@ -202,6 +205,55 @@ approve unwanted Denied
 kubectl -n demo wait --for=jsonpath='{.status.conditions[?(@.type=="Ready")].reason}'=Denied certificaterequest/unwanted --timeout=30s >/dev/null
 echo "  unwanted: $(kubectl -n demo get certificaterequest unwanted -o jsonpath='{.status.conditions[?(@.type=="Ready")].message}')"
 [ -z "$(kubectl -n demo get certificaterequest stolen -o jsonpath='{.status.certificate}')" ] || fail "a refused request got a certificate"
+
+if [ "$APISERVER" = kube ]; then
+  step "Real cert-manager: a Certificate becomes a Secret"
+  bash "$ROOT_DIR/e2e/scripts/control-plane.sh" cert-manager-start "$KUBE_DIR"
+  # What the pki-issuer chart's approver role grants: cert-manager may approve for our signers.
+  kubectl apply -f - >/dev/null <<'EOF'
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRole
+metadata: {name: pki-issuer-approver}
+rules:
+- apiGroups: [cert-manager.io]
+  resources: [signers]
+  resourceNames: ["pkiissuers.pki-issuer.io/*", "pkiclusterissuers.pki-issuer.io/*"]
+  verbs: [approve]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRoleBinding
+metadata: {name: pki-issuer-approver}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: pki-issuer-approver}
+subjects:
+- {kind: ServiceAccount, name: cert-manager, namespace: cert-manager}
+EOF
+  kubectl apply -f - <<'EOF'
+apiVersion: cert-manager.io/v1
+kind: Certificate
+metadata:
+  name: web
+  namespace: demo
+spec:
+  secretName: web-tls
+  dnsNames: [web.demo.svc]
+  uris: [spiffe://cluster.local/ns/demo/sa/web]
+  duration: 12h
+  usages: ["digital signature", "key encipherment", "server auth", "client auth"]
+  privateKey: {algorithm: ECDSA, size: 256}
+  issuerRef: {group: pki-issuer.io, kind: PKIIssuer, name: mesh}
+EOF
+  kubectl -n demo wait --for=condition=Ready certificate/web --timeout=60s >/dev/null
+  kubectl -n demo get certificate web
+  kubectl -n demo get certificaterequests \
+    -o custom-columns=REQUEST:.metadata.name,CREATED-BY:.spec.username,APPROVED:'.status.conditions[?(@.type=="Approved")].reason' |
+    grep -E '^(REQUEST|web-)'
+  kubectl -n demo get secret web-tls -o jsonpath='{.data.tls\.crt}' | base64 -d >web.chain.pem
+  kubectl -n demo get secret web-tls -o jsonpath='{.data.ca\.crt}' | base64 -d >web.ca.pem
+  cmp -s web.ca.pem root.pem || fail "ca.crt of web-tls is not the trust anchor"
+  echo "  Secret web-tls (written by cert-manager): $(kubectl -n demo get secret web-tls -o jsonpath='{.data}' | jq -r 'keys | join(", ")')"
+  show_chain web
+  openssl verify -x509_strict -purpose sslserver -CAfile root.pem -untrusted web.chain.pem web.chain.pem | sed 's/^/    openssl verify: /'
+fi
 
 step "Events"
 kubectl -n demo get events.events.k8s.io -o custom-columns=TYPE:.type,REASON:.reason,OBJECT:.regarding.name,NOTE:.note 2>/dev/null | cut -c1-160 || true

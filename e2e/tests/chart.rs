@@ -17,7 +17,7 @@ const RELEASE_NS: &str = "pki-issuer";
 const TEAM_NS: &str = "team-a";
 
 /// Render the chart with the real Helm engine (value set `e2e`) and return its manifests.
-fn render(env: &Env) -> String {
+pub fn render(env: &Env) -> String {
     let out = env.dir.path().join("chart");
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let status = std::process::Command::new("bash")
@@ -33,7 +33,7 @@ fn render(env: &Env) -> String {
     std::fs::read_to_string(out.join("e2e.yaml")).expect("rendered e2e.yaml")
 }
 
-fn docs(yaml: &str) -> Vec<serde_json::Value> {
+pub fn docs(yaml: &str) -> Vec<serde_json::Value> {
     serde_yaml::Deserializer::from_str(yaml)
         .filter_map(|d| serde::Deserialize::deserialize(d).ok())
         .filter(|v: &serde_json::Value| v.is_object())
@@ -64,15 +64,6 @@ async fn install(
     let env = Env::start_opts(test, false).await;
     let mut manifests = docs(&render(&env));
     edit(&mut manifests);
-    if crate::harness::kube() {
-        // kube-apiserver 1.20 serves PodDisruptionBudget as policy/v1beta1 only (v1 is 1.21+).
-        for d in manifests
-            .iter_mut()
-            .filter(|d| d["kind"] == "PodDisruptionBudget")
-        {
-            d["apiVersion"] = json!("policy/v1beta1");
-        }
-    }
     env.create_namespace(RELEASE_NS).await;
     env.create_namespace(TEAM_NS).await;
     let text: String = manifests

@@ -10,7 +10,7 @@ use kube::Api;
 use serde_json::json;
 
 use crate::fixtures;
-use crate::harness::{skip_on_kube, written_by_pki_issuer, Env};
+use crate::harness::{written_by_pki_issuer, Env};
 
 struct Csrs<'a> {
     env: &'a Env,
@@ -260,12 +260,6 @@ async fn csr_for_each_scope_gets_a_valid_chain_and_others_are_untouched() {
 
 #[tokio::test]
 async fn csr_expiration_seconds_is_honoured_clamped_and_overridden_by_the_annotation() {
-    if skip_on_kube(
-        "csr_expiration_seconds",
-        "kube-apiserver 1.20 has no CSR spec.expirationSeconds (added in 1.22; the server drops it)",
-    ) {
-        return;
-    }
     let env = Env::start("csrexp").await;
     install(&env, &env.ns).await;
     env.create_issuer("apps", spec(&["*.{namespace}.svc"]))

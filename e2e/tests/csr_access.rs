@@ -329,18 +329,13 @@ async fn csr_for_a_namespaced_issuer_needs_reference_on_signers() {
         .await;
     let msg = csrs.refused("no-permission").await;
     assert_eq!(msg, missing_permission(&sa_user(a, "web"), b, "apps"));
-    if !skip_on_kube(
-        "csr_for_a_namespaced_issuer_needs_reference_on_signers (its Warning Event check)",
-        "kube-apiserver 1.20 takes Events about cluster-scoped objects (CSRs) only in kube-system; pki-issuer writes them to default, as 1.22+ accept",
-    ) {
-        let events = csrs.events("no-permission").await;
-        assert!(
-            events.iter().any(|e| e.type_.as_deref() == Some("Warning")
-                && e.reason.as_deref() == Some("PolicyViolation")
-                && e.note.as_deref() == Some(msg.as_str())),
-            "Warning Event with the message: {events:?}"
-        );
-    }
+    let events = csrs.events("no-permission").await;
+    assert!(
+        events.iter().any(|e| e.type_.as_deref() == Some("Warning")
+            && e.reason.as_deref() == Some("PolicyViolation")
+            && e.note.as_deref() == Some(msg.as_str())),
+        "Warning Event with the message: {events:?}"
+    );
 
     // Forging spec.username (and groups, uid, extra) to be team B's owner does not help: the
     // API server records the authenticated creator, and that is who is checked.

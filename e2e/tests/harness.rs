@@ -3,9 +3,10 @@
 //!
 //! Three modes (see [`mode`]):
 //! * default: the project's test API server, in process, one per test;
-//! * `E2E_APISERVER=kube`: a real kube-apiserver v1.20 + etcd (see `kube_server`), the same
-//!   local pki-issuer processes; a test that needs what 1.20 or a real server lacks calls
-//!   [`skip_on_kube`], which prints one visible line and counts the skip;
+//! * `E2E_APISERVER=kube`: a real control plane (kube-apiserver, etcd, kube-controller-manager;
+//!   see `kube_server`), the same local pki-issuer processes; a test that needs what a real
+//!   server lacks (fault injection) calls [`skip_on_kube`], which prints one visible line and
+//!   counts the skip;
 //! * `E2E_KUBECONFIG=PATH`: an external cluster (kind) with its own pki-issuer and cert-manager.
 
 use std::path::{Path, PathBuf};

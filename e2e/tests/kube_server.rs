@@ -1,4 +1,7 @@
-//! Real kube-apiserver + etcd for the suite's `E2E_APISERVER=kube` mode.
+//! Real Kubernetes control planes (etcd, kube-apiserver, kube-controller-manager; see
+//! e2e/scripts/control-plane.sh) for the suite's `E2E_APISERVER=kube` mode. The pool starts
+//! them `--bare`: without cert-manager, whose approver and webhook would act on the requests the
+//! suite writes itself; the `cert_manager` tests start it on their lease.
 //!
 //! Every test runs one pki-issuer process of its own, and a pki-issuer watches requests and
 //! cluster issuers in every namespace, as in a real cluster. Two tests on one server at the same
@@ -8,7 +11,7 @@
 //! The start-up cost (a few seconds) is paid once per pool slot, not once per test.
 //!
 //! `E2E_KUBE_DIR=DIR[,DIR...]` gives the suite servers already started with
-//! `e2e/scripts/kube-apiserver.sh up DIR` (the suite then never stops them). Otherwise the
+//! `e2e/scripts/control-plane.sh up DIR --bare` (the suite then never stops them). Otherwise the
 //! suite starts servers under the temp dir, and a watchdog process stops each one (`down`)
 //! when the test process exits.
 
@@ -23,10 +26,10 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 /// The helper script that builds, starts and stops real servers.
 pub fn script() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("e2e/scripts/kube-apiserver.sh")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("e2e/scripts/control-plane.sh")
 }
 
-/// One real server: a state directory written by `kube-apiserver.sh up`.
+/// One real server: a state directory written by `control-plane.sh up`.
 #[derive(Debug, Clone)]
 pub struct Server {
     /// The state directory (pids, ports, logs, etcd data).
@@ -162,17 +165,18 @@ async fn start() -> Server {
         .arg(script())
         .arg("up")
         .arg(&dir)
+        .arg("--bare")
         .output()
         .await
         .expect("bash");
     assert!(
         out.status.success(),
-        "kube-apiserver.sh up {} failed:\n{}",
+        "control-plane.sh up {} failed:\n{}",
         dir.display(),
         String::from_utf8_lossy(&out.stderr)
     );
     crate::harness::visible(&format!(
-        "e2e: real kube-apiserver #{n} ready in {:.1?} ({})",
+        "e2e: real control plane #{n} ready in {:.1?} ({})",
         started.elapsed(),
         dir.display()
     ));
@@ -252,7 +256,7 @@ async fn reset(server: &Server) {
     }
 }
 
-/// The audit log of a real server: one JSON line per write request (see `kube-apiserver.sh`).
+/// The audit log of a real server: one JSON line per write request (see `control-plane.sh`).
 pub struct AuditLog {
     path: PathBuf,
     offset: u64,
@@ -306,7 +310,7 @@ impl AuditLog {
     }
 }
 
-/// Run `kube-apiserver.sh CMD DIR` (for fault tests: `restart-apiserver`, `restart-etcd`).
+/// Run `control-plane.sh CMD DIR` (for fault tests: `restart-apiserver`, `restart-etcd`).
 pub async fn control(server: &Server, cmd: &str) {
     let out = tokio::process::Command::new("bash")
         .arg(script())
@@ -317,7 +321,7 @@ pub async fn control(server: &Server, cmd: &str) {
         .expect("bash");
     assert!(
         out.status.success(),
-        "kube-apiserver.sh {cmd} failed:\n{}",
+        "control-plane.sh {cmd} failed:\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
 }

@@ -177,7 +177,9 @@ pub struct KeyAlgorithmRule {
     /// The algorithm.
     pub algorithm: KeyAlgorithmName,
     /// Minimum size in bits (RSA modulus, ECDSA curve).
+    // `int32`, not schemars' `uint32`: kube-apiserver warns about formats it does not know.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("format" = "int32"))]
     pub min_size: Option<u32>,
 }
 

@@ -73,8 +73,9 @@ pub fn update_causes(obj: &Value, old: &Value, subresource: &str) -> Vec<Cause> 
             _ => None,
         };
         if other.is_some_and(|o| seen.contains(&o)) {
+            // Reported at the list, as kube-apiserver 1.36 does (1.20 named the item's type).
             causes.push(Cause::invalid(
-                &field,
+                "status.conditions",
                 &json!(t),
                 "Approved and Denied conditions are mutually exclusive",
             ));
