@@ -335,7 +335,7 @@ async fn csr_policy_violation_is_failed() {
 /// shared by every request kind).
 #[tokio::test]
 async fn csr_whose_first_status_write_fails_is_signed_once() {
-    if skip_on_kube(
+    if crate::harness::skip_on_kube(
         "csr_whose_first_status_write_fails_is_signed_once",
         "injects 500s into status writes, which only the test API server's FaultInjector can do",
     ) || crate::harness::external()
