@@ -1378,7 +1378,10 @@ async fn test_apiserver_answers_like_kube_apiserver() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let server = TestApiServer::start(test_apiserver::Config {
         listen: "127.0.0.1:0".parse().unwrap(),
-        crd_dirs: vec![root.join("e2e/testdata/cert-manager"), crate::harness::our_crds()],
+        crd_dirs: vec![
+            root.join("e2e/testdata/cert-manager"),
+            crate::harness::our_crds(),
+        ],
         authorization: true,
         ..Default::default()
     })
