@@ -1,5 +1,5 @@
 use super::*;
-use crate::pki::testutil::{self, CaOpts, KeyKind, TestCa};
+use crate::testutil::{self, CaOpts, KeyKind, TestCa};
 use rcgen::KeyUsagePurpose;
 
 fn now() -> OffsetDateTime {

@@ -53,7 +53,7 @@ pub enum PkiError {
     /// The CSR's self-signature does not verify.
     #[error("certificate signing request signature is invalid")]
     CsrSignatureInvalid,
-    /// The CSR exceeds [`crate::pki::csr::MAX_CSR_BYTES`].
+    /// The CSR exceeds [`crate::csr::MAX_CSR_BYTES`].
     #[error("certificate signing request is too large ({0} bytes, maximum is 65536)")]
     CsrTooLarge(usize),
     /// A CA certificate was requested but the policy forbids it.
@@ -98,7 +98,7 @@ pub enum PkiError {
     #[error("certificate chain is invalid: {0}")]
     ChainInvalid(String),
     /// A certificate chain or trust-anchor bundle exceeds a size or work limit
-    /// (see [`crate::pki::path`]).
+    /// (see [`crate::path`]).
     #[error("certificate chain refused: {0}")]
     ChainLimit(String),
     /// The subject DN is not empty or a single CN.

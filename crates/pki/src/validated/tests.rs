@@ -1,6 +1,6 @@
 use super::*;
-use crate::pki::testutil::{self, good_params, raw_leaf, CaOpts, KeyKind, TestCa};
-use crate::pki::verify::{check_issued_with, Expectations};
+use crate::testutil::{self, good_params, raw_leaf, CaOpts, KeyKind, TestCa};
+use crate::verify::{check_issued_with, Expectations};
 use rcgen::{ExtendedKeyUsagePurpose, KeyPair};
 use time::Duration;
 

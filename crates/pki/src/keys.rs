@@ -278,7 +278,7 @@ pub(crate) fn verify_signature(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::pki::testutil::{self, KeyKind};
+    use crate::testutil::{self, KeyKind};
 
     #[test]
     fn loads_all_formats_and_kinds() {

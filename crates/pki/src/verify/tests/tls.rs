@@ -18,8 +18,8 @@ fn identity(signer: &TestCa, chain: &SignerChain, name: &str) -> Identity {
     let key = SignerKey::from_pem(&signer.key_pem()).unwrap();
     let kp = testutil::key(KeyKind::P256);
     let csr = testutil::csr_for(&kp, None, &[name, "127.0.0.1", SPIFFE]);
-    let parsed = crate::pki::csr::parse_csr(csr.der()).unwrap();
-    let req = crate::pki::policy::RequestedCert::from_csr(
+    let parsed = crate::csr::parse_csr(csr.der()).unwrap();
+    let req = crate::policy::RequestedCert::from_csr(
         &parsed,
         false,
         vec![
@@ -29,16 +29,16 @@ fn identity(signer: &TestCa, chain: &SignerChain, name: &str) -> Identity {
         ],
         None,
     );
-    let v = crate::pki::duration::clamp_validity(
+    let v = crate::duration::clamp_validity(
         now(),
         None,
         std::time::Duration::from_secs(86400),
         chain.earliest_not_after(),
     )
     .unwrap();
-    let t = crate::pki::template::LeafTemplate::new(&parsed, &req, v, LeafExtensions::default())
+    let t = crate::template::LeafTemplate::new(&parsed, &req, v, LeafExtensions::default())
         .unwrap();
-    let leaf = crate::pki::sign::sign_leaf(&t, &parsed, chain, &key).unwrap();
+    let leaf = crate::sign::sign_leaf(&t, &parsed, chain, &key).unwrap();
     let mut certs = vec![CertificateDer::from(leaf)];
     certs.extend(chain.all_der().into_iter().map(CertificateDer::from));
     Identity {

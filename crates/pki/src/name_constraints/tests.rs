@@ -1,5 +1,5 @@
 use super::*;
-use crate::pki::testutil::{self, CaOpts, KeyKind};
+use crate::testutil::{self, CaOpts, KeyKind};
 use rcgen::{CidrSubnet, GeneralSubtree};
 
 fn sans(dns: &[&str], uris: &[&str], ips: &[&str], emails: &[&str]) -> SubjectAltNames {

@@ -1,9 +1,9 @@
 use super::*;
-use crate::pki::keys::SignerKey;
-use crate::pki::sign::tests::issue;
-use crate::pki::signer_chain::SignerChain;
-use crate::pki::template::LeafExtensions;
-use crate::pki::testutil::{self, good_params, raw_leaf, CaOpts, KeyKind, TestCa};
+use crate::keys::SignerKey;
+use crate::sign::tests::issue;
+use crate::signer_chain::SignerChain;
+use crate::template::LeafExtensions;
+use crate::testutil::{self, good_params, raw_leaf, CaOpts, KeyKind, TestCa};
 use rcgen::KeyPair;
 use time::Duration;
 
@@ -317,7 +317,7 @@ fn pem_helpers() {
     let pem = chain_pem(&int.der(), &[root.der()]);
     assert_eq!(pem.matches("-----BEGIN CERTIFICATE-----").count(), 2);
     assert_eq!(
-        crate::pki::parse_pem_certs(&pem).unwrap(),
+        crate::parse_pem_certs(&pem).unwrap(),
         vec![int.der(), root.der()]
     );
     assert_eq!(certs_to_pem(&[]), "");
@@ -546,12 +546,12 @@ fn an_issued_ca_counts_against_path_len_and_carries_its_constraints() {
     // Under a signer with room, the CA must carry exactly the derived constraints.
     let (root, int) = testutil::chain(KeyKind::P256);
     let leaf = raw_leaf(&int, &kp, p.clone());
-    let derived = crate::pki::ca_constraints::CaConstraints {
-        permitted: crate::pki::name_constraints::GeneralSubtrees {
+    let derived = crate::ca_constraints::CaConstraints {
+        permitted: crate::name_constraints::GeneralSubtrees {
             dns: vec!["team-a.svc".into()],
             ..Default::default()
         },
-        excluded: crate::pki::name_constraints::GeneralSubtrees {
+        excluded: crate::name_constraints::GeneralSubtrees {
             ip: vec!["0.0.0.0/0".parse().unwrap(), "::/0".parse().unwrap()],
             ..Default::default()
         },
@@ -581,7 +581,7 @@ fn an_issued_ca_counts_against_path_len_and_carries_its_constraints() {
 
 #[test]
 fn webpki_still_checks_dns_when_the_chain_has_uri_constraints() {
-    use crate::pki::der;
+    use crate::der;
     // The intermediate permits the SPIFFE trust domain's host (a URI constraint, which webpki
     // refuses to evaluate) and excludes a DNS subtree: the excluded DNS name must be refused
     // by both verifiers, webpki included, even though the leaf carries a URI SAN.

@@ -2,10 +2,10 @@
 //! segments once per pattern, and each requested name parsed and split once, so matching is
 //! O(SANs × patterns) plain comparisons with no parsing or allocation per pair. The policy
 //! lists and the SANs of a request are both bounded (see `api::issuer::MAX_POLICY_ENTRIES`
-//! and [`crate::pki::names::MAX_SANS`]).
+//! and [`crate::names::MAX_SANS`]).
 
 use super::{substitute, RequestContext};
-use crate::pki::names;
+use crate::names;
 
 /// A policy list compiled for one request: `None` when the policy does not restrict the type.
 /// A pattern whose placeholder has no valid value matches nothing and is left out.

@@ -1,11 +1,11 @@
 use super::*;
-use crate::pki::csr::parse_csr;
-use crate::pki::duration::clamp_validity;
-use crate::pki::policy::RequestedCert;
-use crate::pki::template::LeafExtensions;
-use crate::pki::testutil::{self, KeyKind, TestCa};
-use crate::pki::usage::Usage;
-use crate::pki::verify::{check_issued, Expectations};
+use crate::csr::parse_csr;
+use crate::duration::clamp_validity;
+use crate::policy::RequestedCert;
+use crate::template::LeafExtensions;
+use crate::testutil::{self, KeyKind, TestCa};
+use crate::usage::Usage;
+use crate::verify::{check_issued, Expectations};
 use std::time::Duration;
 use time::OffsetDateTime;
 use x509_parser::prelude::X509Certificate;

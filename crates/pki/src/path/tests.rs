@@ -1,8 +1,8 @@
 use std::time::Instant;
 
 use super::*;
-use crate::pki::signer_chain::{parse_trust_anchors, signer_path, SignerChain};
-use crate::pki::testutil::{self, CaOpts, KeyKind, TestCa};
+use crate::signer_chain::{parse_trust_anchors, signer_path, SignerChain};
+use crate::testutil::{self, CaOpts, KeyKind, TestCa};
 
 fn now() -> OffsetDateTime {
     OffsetDateTime::now_utc()

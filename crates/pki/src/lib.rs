@@ -5,6 +5,8 @@
 //! Nothing in this module knows about Kubernetes; the controllers translate
 //! their resources into the plain types defined here.
 
+#![forbid(unsafe_code)]
+
 pub mod ca_constraints;
 pub mod csr;
 mod der;
@@ -24,8 +26,10 @@ pub mod usage;
 pub mod validated;
 pub mod verify;
 
-#[cfg(test)]
-pub(crate) mod testutil;
+pub mod redacted;
+#[cfg(any(test, feature = "testutil"))]
+#[doc(hidden)]
+pub mod testutil;
 
 pub use csr::{parse_csr, ParsedCsr, SubjectAltNames, MAX_CSR_BYTES};
 pub use duration::{clamp_validity, ClampReason, Validity, BACKDATE, MAX_BACKDATE};

@@ -1,5 +1,5 @@
 use super::*;
-use crate::pki::testutil::{self, KeyKind};
+use crate::testutil::{self, KeyKind};
 
 fn fixture(name: &str) -> &'static [u8] {
     match name {
