@@ -198,7 +198,7 @@ struct IssuerCase {
 
 fn testdata(name: &str) -> String {
     let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("src/pki/testdata")
+        .join("crates/pki/src/testdata")
         .join(name);
     std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
 }

@@ -109,7 +109,7 @@ fn csr_seeds() {
     write(&dir, "rsa2048-der", &with_mode(0, csr.der()));
     for f in ["rsa1024", "p192", "secp256k1", "dsa"] {
         let path =
-            Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("../src/pki/testdata/{f}.csr"));
+            Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("../crates/pki/src/testdata/{f}.csr"));
         write(
             &dir,
             &format!("{f}-pem"),

@@ -36,8 +36,8 @@ fn identity(signer: &TestCa, chain: &SignerChain, name: &str) -> Identity {
         chain.earliest_not_after(),
     )
     .unwrap();
-    let t = crate::template::LeafTemplate::new(&parsed, &req, v, LeafExtensions::default())
-        .unwrap();
+    let t =
+        crate::template::LeafTemplate::new(&parsed, &req, v, LeafExtensions::default()).unwrap();
     let leaf = crate::sign::sign_leaf(&t, &parsed, chain, &key).unwrap();
     let mut certs = vec![CertificateDer::from(leaf)];
     certs.extend(chain.all_der().into_iter().map(CertificateDer::from));
