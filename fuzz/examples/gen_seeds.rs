@@ -108,8 +108,8 @@ fn csr_seeds() {
         .unwrap();
     write(&dir, "rsa2048-der", &with_mode(0, csr.der()));
     for f in ["rsa1024", "p192", "secp256k1", "dsa"] {
-        let path =
-            Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("../crates/pki/src/testdata/{f}.csr"));
+        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join(format!("../crates/pki/src/testdata/{f}.csr"));
         write(
             &dir,
             &format!("{f}-pem"),
