@@ -287,6 +287,19 @@ async fn hanging_issuers(env: &Env, ns: &str, cas: &[FakeCa], root: &Ca) {
     }
 }
 
+/// The hanging-CA scenarios' setup: the attacker's namespace, 3 hanging fake CAs, a
+/// controller allowed to use them, and the victim's issuer.
+async fn with_hanging_cas(env: &mut Env) -> (String, Ca, Vec<FakeCa>) {
+    let evil = format!("{}-evil", env.ns);
+    env.create_namespace(&evil).await;
+    let (root, cas) = start_hanging_cas(3).await;
+    let urls: Vec<String> = cas.iter().map(FakeCa::url).collect();
+    let url_refs: Vec<&str> = urls.iter().map(String::as_str).collect();
+    env.start_controller_allowing(&url_refs).await;
+    victim(env).await;
+    (evil, root, cas)
+}
+
 async fn start_hanging_cas(n: usize) -> (Ca, Vec<FakeCa>) {
     let root = fixtures::root("Remote Root CA");
     let int = Arc::new(fixtures::intermediate(&root, "Remote CFSSL Intermediate"));
@@ -387,13 +400,7 @@ async fn issuers_on_hanging_cas_hold_bounded_workers_and_secret_issuers_keep_iss
     if needs_local_flags(test) {
         return;
     }
-    let evil = format!("{}-evil", env.ns);
-    env.create_namespace(&evil).await;
-    let (root, cas) = start_hanging_cas(3).await;
-    let urls: Vec<String> = cas.iter().map(FakeCa::url).collect();
-    let url_refs: Vec<&str> = urls.iter().map(String::as_str).collect();
-    env.start_controller_allowing(&url_refs).await;
-    victim(&env).await;
+    let (evil, root, cas) = with_hanging_cas(&mut env).await;
     hanging_issuers(&env, &evil, &cas, &root).await;
     tokio::time::sleep(Duration::from_secs(2)).await;
     let attacked = victim_latencies(&env, "hang").await;
@@ -421,13 +428,7 @@ async fn both_attacks_at_once_still_leave_another_tenants_issuance_within_the_bo
     if needs_local_flags(test) {
         return;
     }
-    let evil = format!("{}-evil", env.ns);
-    env.create_namespace(&evil).await;
-    let (root, cas) = start_hanging_cas(3).await;
-    let urls: Vec<String> = cas.iter().map(FakeCa::url).collect();
-    let url_refs: Vec<&str> = urls.iter().map(String::as_str).collect();
-    env.start_controller_allowing(&url_refs).await;
-    victim(&env).await;
+    let (evil, root, cas) = with_hanging_cas(&mut env).await;
     let secrets = chain_attacks(&env, &evil).await;
     let churning = churn(&env, &evil, secrets);
     hanging_issuers(&env, &evil, &cas, &root).await;

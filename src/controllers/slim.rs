@@ -120,10 +120,6 @@ mod tests {
     use super::*;
     use crate::api::cert_manager::{CertificateRequestStatus, IssuerRef};
     use crate::controllers::requests::decide::{decide, Decision, IssuerState};
-    use k8s_openapi::api::certificates::v1::{
-        CertificateSigningRequestCondition, CertificateSigningRequestSpec,
-        CertificateSigningRequestStatus,
-    };
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::ManagedFieldsEntry;
 
     fn cr(group: &str, conds: &[(&str, bool, &str)]) -> CertificateRequest {
@@ -215,29 +211,15 @@ mod tests {
     }
 
     fn csr(signer: &str, conds: &[&str], cert: bool) -> CertificateSigningRequest {
-        let mut c = CertificateSigningRequest {
-            spec: CertificateSigningRequestSpec {
-                signer_name: signer.into(),
-                request: ByteString(b"csr".to_vec()),
-                username: Some("system:serviceaccount:apps:web".into()),
-                ..Default::default()
-            },
-            status: Some(CertificateSigningRequestStatus {
-                conditions: Some(
-                    conds
-                        .iter()
-                        .map(|t| CertificateSigningRequestCondition {
-                            type_: t.to_string(),
-                            status: "True".into(),
-                            message: Some("m".into()),
-                            ..Default::default()
-                        })
-                        .collect(),
-                ),
-                certificate: cert.then(|| ByteString(vec![b'c'; 2000])),
-            }),
-            ..Default::default()
-        };
+        let mut c =
+            crate::controllers::requests::certificate_signing_request::tests::csr(signer, conds);
+        c.spec.request = ByteString(b"csr".to_vec());
+        c.spec.username = Some("system:serviceaccount:apps:web".into());
+        let status = c.status.as_mut().unwrap();
+        for cond in status.conditions.iter_mut().flatten() {
+            cond.message = Some("m".into());
+        }
+        status.certificate = cert.then(|| ByteString(vec![b'c'; 2000]));
         c.metadata.annotations = Some(BTreeMap::from([
             (DURATION_ANNOTATION.to_string(), "1h".to_string()),
             ("other".to_string(), "x".to_string()),

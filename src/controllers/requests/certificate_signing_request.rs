@@ -183,7 +183,7 @@ impl RequestKind for CertificateSigningRequest {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::api::reason::Reason;
     use crate::controllers::requests::decide::{decide, Decision, IssuerState};
@@ -192,7 +192,8 @@ mod tests {
         CertificateSigningRequestStatus,
     };
 
-    fn csr(signer: &str, conds: &[&str]) -> CertificateSigningRequest {
+    /// A CSR for `signer` with the conditions `conds` set True (shared with the slim tests).
+    pub(crate) fn csr(signer: &str, conds: &[&str]) -> CertificateSigningRequest {
         CertificateSigningRequest {
             spec: CertificateSigningRequestSpec {
                 signer_name: signer.into(),
