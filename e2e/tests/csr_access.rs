@@ -37,8 +37,9 @@ pub(crate) async fn service_account_client(env: &Env, ns: &str, name: &str) -> C
         .await
         .expect("TokenRequest")
         .status
-        .expect("token")
-        .token;
+        .expect("status")
+        .token
+        .expect("token");
     let kc = Kubeconfig::read_from(&env.kubeconfig).expect("kubeconfig");
     let mut cfg = kube::Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default())
         .await

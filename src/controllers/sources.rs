@@ -53,11 +53,11 @@ impl ServiceAccountTokens for KubeTokens {
         async move {
             crate::api::check_object_name("ServiceAccount", name)?;
             let req = TokenRequest {
-                spec: TokenRequestSpec {
-                    audiences: audiences.to_vec(),
+                spec: Some(TokenRequestSpec {
+                    audiences: Some(audiences.to_vec()),
                     expiration_seconds: Some(seconds),
                     bound_object_ref: None,
-                },
+                }),
                 ..Default::default()
             };
             let resp = self
@@ -71,7 +71,8 @@ impl ServiceAccountTokens for KubeTokens {
                     )
                 })?;
             resp.status
-                .map(|s| Token(s.token.into()))
+                .and_then(|s| s.token)
+                .map(|t| Token(t.into()))
                 .filter(|t| !t.0.is_empty())
                 .ok_or_else(|| {
                     format!(

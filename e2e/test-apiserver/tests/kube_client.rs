@@ -602,7 +602,7 @@ async fn authentication_rbac_and_tokens() {
         )
         .await
         .unwrap();
-    let token = tr.status.unwrap().token;
+    let token = tr.status.unwrap().token.expect("token");
     let sa_client = client_with(&server, &token).await;
     let sa_secrets: Api<k8s_openapi::api::core::v1::Secret> =
         Api::namespaced(sa_client.clone(), "default");
