@@ -17,13 +17,6 @@
 //! without `--bench` (as `cargo test --all-targets` does) it is a smoke run with 20 requests
 //! and one second of steady load.
 
-#[path = "../e2e/tests/fixtures.rs"]
-#[allow(dead_code)]
-mod fixtures;
-#[path = "../e2e/tests/leak_scan.rs"]
-#[allow(dead_code)]
-mod leak_scan;
-
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -38,6 +31,7 @@ use kube::core::WatchEvent;
 use kube::{Api, Client};
 use pki_issuer::api::cert_manager::{CertificateRequest, CertificateRequestSpec, IssuerRef};
 use pki_issuer::api::{Condition, PKIClusterIssuer};
+use pki_issuer::pki::testutil::{self, CaOpts, KeyKind};
 use serde_json::json;
 use test_apiserver::TestApiServer;
 
@@ -334,8 +328,16 @@ async fn run(s: &Settings, server: &TestApiServer, dir: &Path) {
     std::fs::write(&sa_path, server.kubeconfig_yaml(&token, None)).unwrap();
     let sa_user = format!("system:serviceaccount:{PKI_NS}:{SA}");
 
-    let root = fixtures::root("Bench Root");
-    let int = fixtures::intermediate(&root, "Bench Intermediate");
+    let root = testutil::root(KeyKind::P384, "Bench Root");
+    let int = testutil::ca(
+        KeyKind::P256,
+        "Bench Intermediate",
+        Some(&root),
+        CaOpts {
+            path_len: Some(0),
+            ..CaOpts::default()
+        },
+    );
     use base64::Engine;
     let b64 = |v: &str| base64::engine::general_purpose::STANDARD.encode(v);
     create::<Secret>(
@@ -428,7 +430,12 @@ async fn run(s: &Settings, server: &TestApiServer, dir: &Path) {
         s.requests + steady_n
     );
     let csrs: Vec<String> = (0..s.requests + steady_n)
-        .map(|i| fixtures::csr(&[&format!("w{i}.{NS}.svc")]).1)
+        .map(|i| {
+            testutil::csr(KeyKind::P256, None, &[&format!("w{i}.{NS}.svc")])
+                .1
+                .pem()
+                .unwrap()
+        })
         .collect();
     let api: Api<CertificateRequest> = Api::namespaced(admin.clone(), NS);
     let ready: ReadyTimes = Arc::default();

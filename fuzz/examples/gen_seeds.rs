@@ -5,10 +5,11 @@
 
 use std::path::{Path, PathBuf};
 
+use pki::testutil::{self, Ca, CaOpts, KeyKind};
 use pki_issuer_fuzz::csr_policy::{fuzz_key, info_of};
 use rcgen::{
     BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, GeneralSubtree, IsCa,
-    Issuer, KeyPair, KeyUsagePurpose, NameConstraints, SanType,
+    Issuer, KeyPair, KeyUsagePurpose, NameConstraints,
 };
 use time::{Date, Month, OffsetDateTime, Time};
 
@@ -41,25 +42,13 @@ fn date(y: i32) -> OffsetDateTime {
     )
 }
 
-fn san(s: &str) -> SanType {
-    if s.contains("://") {
-        SanType::URI(s.to_string().try_into().unwrap())
-    } else if let Ok(ip) = s.parse() {
-        SanType::IpAddress(ip)
-    } else if s.contains('@') {
-        SanType::Rfc822Name(s.to_string().try_into().unwrap())
-    } else {
-        SanType::DnsName(s.to_string().try_into().unwrap())
-    }
-}
-
 fn csr_params(cn: Option<&str>, sans: &[&str]) -> CertificateParams {
     let mut p = CertificateParams::default();
     p.distinguished_name = rcgen::DistinguishedName::new();
     if let Some(cn) = cn {
         p.distinguished_name.push(DnType::CommonName, cn);
     }
-    p.subject_alt_names = sans.iter().map(|s| san(s)).collect();
+    p.subject_alt_names = sans.iter().map(|s| testutil::san(s)).collect();
     p
 }
 
@@ -179,38 +168,18 @@ fn csr_seeds() {
     add("info-extra-subject", subject);
 }
 
-struct Ca {
-    params: CertificateParams,
-    key: KeyPair,
-    pem: String,
-}
-
+/// A P-256 CA of the fuzz PKI valid from 1 January `nb` to 1 January `na` (pathLen 0 under a
+/// parent), with optional name constraints.
 fn ca(cn: &str, parent: Option<&Ca>, nb: i32, na: i32, nc: Option<NameConstraints>) -> Ca {
-    let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
-    let mut p = CertificateParams::default();
-    p.distinguished_name
-        .push(DnType::OrganizationName, "Fuzz Corp");
-    p.distinguished_name.push(DnType::CommonName, cn);
-    p.is_ca = IsCa::Ca(if parent.is_some() {
-        BasicConstraints::Constrained(0)
-    } else {
-        BasicConstraints::Unconstrained
-    });
-    p.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-    p.not_before = date(nb);
-    p.not_after = date(na);
-    p.name_constraints = nc;
-    let cert = match parent {
-        Some(parent) => p
-            .signed_by(&key, &Issuer::from_params(&parent.params, &parent.key))
-            .unwrap(),
-        None => p.self_signed(&key).unwrap(),
+    let opts = CaOpts {
+        path_len: parent.map(|_| 0),
+        key_usages: vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign],
+        name_constraints: nc,
+        not_before: date(nb),
+        not_after: date(na),
+        ..CaOpts::default()
     };
-    Ca {
-        pem: cert.pem(),
-        params: p,
-        key,
-    }
+    testutil::ca(KeyKind::P256, cn, parent, opts)
 }
 
 fn bundle(crt: &str, key: &str, anchors: &str) -> Vec<u8> {

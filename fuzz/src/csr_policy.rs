@@ -11,6 +11,7 @@ use std::net::IpAddr;
 use std::sync::OnceLock;
 
 use ipnet::IpNet;
+use pki::testutil::der::tlv;
 use pki_issuer::pki::extensions::CSR_EXTENSIONS;
 use pki_issuer::pki::name_constraints::GeneralSubtrees;
 use pki_issuer::pki::{
@@ -41,37 +42,16 @@ fn hex_bytes(s: &str) -> Vec<u8> {
         .collect()
 }
 
-fn der_len(n: usize, out: &mut Vec<u8>) {
-    if n < 0x80 {
-        out.push(n as u8);
-    } else {
-        let bytes: Vec<u8> = n
-            .to_be_bytes()
-            .into_iter()
-            .skip_while(|b| *b == 0)
-            .collect();
-        out.push(0x80 | bytes.len() as u8);
-        out.extend(bytes);
-    }
-}
-
-fn der_tlv(tag: u8, body: &[u8]) -> Vec<u8> {
-    let mut out = vec![tag];
-    der_len(body.len(), &mut out);
-    out.extend_from_slice(body);
-    out
-}
-
 /// A CSR: `info` signed by the fuzz key (Ed25519).
 pub fn sign_info(info: &[u8]) -> Vec<u8> {
     let sig = fuzz_key().sign(info).expect("ed25519 sign");
-    let alg = der_tlv(0x30, &der_tlv(0x06, &[0x2b, 0x65, 0x70]));
+    let alg = tlv(0x30, &tlv(0x06, &[0x2b, 0x65, 0x70]));
     let mut bits = vec![0u8];
     bits.extend(sig);
     let mut body = info.to_vec();
     body.extend(alg);
-    body.extend(der_tlv(0x03, &bits));
-    der_tlv(0x30, &body)
+    body.extend(tlv(0x03, &bits));
+    tlv(0x30, &body)
 }
 
 /// The `CertificationRequestInfo` of a DER CSR (its first element), for seeds.

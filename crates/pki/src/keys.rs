@@ -322,7 +322,7 @@ mod tests {
             "-----BEGIN ENCRYPTED PRIVATE KEY-----\nAAAA\n-----END ENCRYPTED PRIVATE KEY-----\n";
         let err = SignerKey::from_pem(enc).unwrap_err();
         assert!(err.to_string().contains("encrypted"), "{err}");
-        let cert = testutil::root(KeyKind::P256, "Root").pem();
+        let cert = testutil::root(KeyKind::P256, "Root").pem;
         assert!(matches!(
             SignerKey::from_pem(&cert),
             Err(PkiError::InvalidKey(_))

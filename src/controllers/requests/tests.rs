@@ -113,8 +113,8 @@ fn context(client: Client, fence: Fence) -> Context {
 
 fn issuer() -> (IssuerKey, CachedIssuer) {
     let (root, int) = testutil::chain(KeyKind::P256);
-    let secret = SecretSigner::from_pem(&int.pem(), &int.key_pem()).unwrap();
-    let anchors = crate::pki::parse_pem_certs(&root.pem()).unwrap();
+    let secret = SecretSigner::from_pem(&int.pem, &int.key_pem).unwrap();
+    let anchors = crate::pki::parse_pem_certs(&root.pem).unwrap();
     let chain = crate::pki::ValidatedChain::new(
         secret.chain().clone(),
         Some(secret.key()),

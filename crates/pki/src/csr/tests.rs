@@ -91,7 +91,7 @@ fn garbage_and_oversize() {
     ));
     let bad_pem = b"-----BEGIN CERTIFICATE REQUEST-----\n!!!!\n-----END CERTIFICATE REQUEST-----\n";
     assert!(matches!(parse_csr(bad_pem), Err(PkiError::InvalidCsr(_))));
-    let cert = testutil::root(KeyKind::P256, "Root").pem();
+    let cert = testutil::root(KeyKind::P256, "Root").pem;
     let err = parse_csr(cert.as_bytes()).unwrap_err();
     assert!(err.to_string().contains("no CERTIFICATE REQUEST"), "{err}");
     let big = vec![b'A'; MAX_CSR_BYTES + 1];

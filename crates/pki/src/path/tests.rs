@@ -2,7 +2,7 @@ use std::time::Instant;
 
 use super::*;
 use crate::signer_chain::{parse_trust_anchors, signer_path, SignerChain};
-use crate::testutil::{self, CaOpts, KeyKind, TestCa};
+use crate::testutil::{self, Ca, CaOpts, KeyKind};
 
 fn now() -> OffsetDateTime {
     OffsetDateTime::now_utc()
@@ -17,7 +17,7 @@ fn limit_message(r: Result<impl Sized, PkiError>) -> String {
 }
 
 /// A CA named `cn` under `parent` with a fresh key: same subject as every other CA named `cn`.
-fn named(cn: &str, parent: Option<&TestCa>) -> TestCa {
+fn named(cn: &str, parent: Option<&Ca>) -> Ca {
     testutil::ca(KeyKind::P256, cn, parent, CaOpts::default())
 }
 
@@ -26,16 +26,16 @@ fn hundreds_of_same_subject_certificates_are_refused_before_any_signature_check(
     let root = named("Tenant Root", None);
     let int = named("Same", Some(&root));
     let decoy = named("Same", Some(&root));
-    let pem: String = std::iter::once(int.pem())
-        .chain(std::iter::repeat_n(decoy.pem(), 300))
+    let pem: String = std::iter::once(int.pem.clone())
+        .chain(std::iter::repeat_n(decoy.pem.clone(), 300))
         .collect();
     assert!(pem.len() > MAX_CHAIN_PEM_BYTES, "a few hundred KiB");
     let started = Instant::now();
     let m = limit_message(SignerChain::from_pem(&pem));
     assert!(m.contains("at most 65536 bytes"), "{m}");
     // Under the byte limit but over the count limit.
-    let pem: String = std::iter::once(int.pem())
-        .chain(std::iter::repeat_n(decoy.pem(), MAX_CHAIN_CERTS))
+    let pem: String = std::iter::once(int.pem.clone())
+        .chain(std::iter::repeat_n(decoy.pem.clone(), MAX_CHAIN_CERTS))
         .collect();
     let m = limit_message(SignerChain::from_pem(&pem));
     assert!(m.contains("11 certificates; at most 10"), "{m}");
@@ -55,13 +55,13 @@ fn hundreds_of_same_subject_certificates_are_refused_before_any_signature_check(
 #[test]
 fn trust_anchor_bundles_are_bounded() {
     let root = named("Root", None);
-    let many: String = std::iter::repeat_n(root.pem(), MAX_ANCHORS + 1).collect();
+    let many: String = std::iter::repeat_n(root.pem.clone(), MAX_ANCHORS + 1).collect();
     let m = limit_message(parse_trust_anchors(&many));
     assert!(m.contains("257 certificates; at most 256"), "{m}");
     let huge = "x".repeat(MAX_ANCHORS_PEM_BYTES + 1);
     limit_message(parse_trust_anchors(&huge));
     assert_eq!(
-        parse_trust_anchors(&root.pem()).unwrap(),
+        parse_trust_anchors(&root.pem).unwrap(),
         vec![root.der()],
         "a normal bundle parses"
     );
@@ -98,7 +98,7 @@ fn signature_checks_per_path_are_bounded() {
         cas.push(ca);
     }
     let signer = named("Signer", cas.last());
-    let intermediates: Vec<Vec<u8>> = cas[1..].iter().rev().map(TestCa::der).collect();
+    let intermediates: Vec<Vec<u8>> = cas[1..].iter().rev().map(Ca::der).collect();
     let mut anchors: Vec<Vec<u8>> = Vec::new();
     for i in 1..=5 {
         for _ in 0..MAX_CANDIDATES - 1 {
@@ -135,7 +135,7 @@ fn the_worst_chain_within_the_bounds_is_checked_quickly() {
     chain.extend((1..MAX_CHAIN_CERTS).map(|_| named("Pool", Some(&decoy))));
     let sc = SignerChain {
         signer_der: chain[0].der(),
-        intermediates_der: chain[1..].iter().map(TestCa::der).collect(),
+        intermediates_der: chain[1..].iter().map(Ca::der).collect(),
     };
     let started = Instant::now();
     for _ in 0..10 {

@@ -3,7 +3,7 @@ use crate::csr::parse_csr;
 use crate::duration::clamp_validity;
 use crate::policy::RequestedCert;
 use crate::template::LeafExtensions;
-use crate::testutil::{self, KeyKind, TestCa};
+use crate::testutil::{self, Ca, KeyKind};
 use crate::usage::Usage;
 use crate::verify::{check_issued, Expectations};
 use std::time::Duration;
@@ -63,8 +63,8 @@ pub(crate) fn issue(
     }
 }
 
-fn chain_for(int: &TestCa) -> SignerChain {
-    SignerChain::from_pem(&int.pem()).unwrap()
+fn chain_for(int: &Ca) -> SignerChain {
+    SignerChain::from_pem(&int.pem).unwrap()
 }
 
 #[test]
@@ -101,7 +101,7 @@ fn every_signer_key_type_and_format() {
 fn leaf_contents() {
     let (root, int) = testutil::chain(KeyKind::P384);
     let chain = chain_for(&int);
-    let key = SignerKey::from_pem(&int.key_pem()).unwrap();
+    let key = SignerKey::from_pem(&int.key_pem).unwrap();
     let ext = LeafExtensions {
         crl_distribution_points: vec!["http://crl.example.com/ca.crl".into()],
         ocsp_servers: vec!["http://ocsp.example.com".into()],
@@ -226,7 +226,7 @@ fn leaf_contents() {
 fn common_name_and_ca_leaf() {
     let (root, int) = testutil::chain(KeyKind::P256);
     let chain = chain_for(&int);
-    let key = SignerKey::from_pem(&int.key_pem()).unwrap();
+    let key = SignerKey::from_pem(&int.key_pem).unwrap();
     let i = issue(
         &chain,
         &key,

@@ -1,20 +1,20 @@
 use super::*;
-use crate::testutil::{self, CaOpts, KeyKind, TestCa};
+use crate::testutil::{self, Ca, CaOpts, KeyKind};
 use rcgen::KeyUsagePurpose;
 
 fn now() -> OffsetDateTime {
     OffsetDateTime::now_utc()
 }
 
-fn chain_of(signer: &TestCa, above: &[&TestCa]) -> SignerChain {
-    let pem: String = std::iter::once(signer.pem())
-        .chain(above.iter().map(|c| c.pem()))
+fn chain_of(signer: &Ca, above: &[&Ca]) -> SignerChain {
+    let pem: String = std::iter::once(signer.pem.clone())
+        .chain(above.iter().map(|c| c.pem.clone()))
         .collect();
     SignerChain::from_pem(&pem).unwrap()
 }
 
-fn key_of(ca: &TestCa) -> SignerKey {
-    SignerKey::from_pem(&ca.key_pem()).unwrap()
+fn key_of(ca: &Ca) -> SignerKey {
+    SignerKey::from_pem(&ca.key_pem).unwrap()
 }
 
 #[test]
@@ -219,7 +219,7 @@ fn pem_parsing() {
     let bad = "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n";
     assert!(parse_pem_certs(bad).is_err());
     let (root, int) = testutil::chain(KeyKind::P256);
-    let both = parse_pem_certs(&format!("{}{}", int.pem(), root.pem())).unwrap();
+    let both = parse_pem_certs(&format!("{}{}", int.pem, root.pem)).unwrap();
     assert_eq!(both, vec![int.der(), root.der()]);
     let chain = chain_of(&int, &[&root]);
     assert_eq!(

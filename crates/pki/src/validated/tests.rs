@@ -1,5 +1,5 @@
 use super::*;
-use crate::testutil::{self, good_params, raw_leaf, CaOpts, KeyKind, TestCa};
+use crate::testutil::{self, good_params, raw_leaf, Ca, CaOpts, KeyKind};
 use crate::verify::{check_issued_with, Expectations};
 use rcgen::{ExtendedKeyUsagePurpose, KeyPair};
 use time::Duration;
@@ -8,12 +8,12 @@ fn now() -> OffsetDateTime {
     OffsetDateTime::now_utc()
 }
 
-fn validated(signer: &TestCa, above: &[&TestCa], root: &TestCa) -> ValidatedChain {
+fn validated(signer: &Ca, above: &[&Ca], root: &Ca) -> ValidatedChain {
     let chain = SignerChain {
         signer_der: signer.der(),
         intermediates_der: above.iter().map(|c| c.der()).collect(),
     };
-    let key = SignerKey::from_pem(&signer.key_pem()).unwrap();
+    let key = SignerKey::from_pem(&signer.key_pem).unwrap();
     ValidatedChain::new(chain, Some(&key), vec![root.der()], now()).unwrap()
 }
 

@@ -3,7 +3,7 @@ use crate::keys::SignerKey;
 use crate::sign::tests::issue;
 use crate::signer_chain::SignerChain;
 use crate::template::LeafExtensions;
-use crate::testutil::{self, good_params, raw_leaf, CaOpts, KeyKind, TestCa};
+use crate::testutil::{self, good_params, raw_leaf, Ca, CaOpts, KeyKind};
 use rcgen::KeyPair;
 use time::Duration;
 
@@ -33,20 +33,15 @@ fn mismatch_msg(r: Result<(), PkiError>) -> String {
 }
 
 /// Check `leaf` issued by `int` under `root`, now.
-fn check_with(
-    leaf: &[u8],
-    int: &TestCa,
-    root: &TestCa,
-    expect: &Expectations,
-) -> Result<(), PkiError> {
+fn check_with(leaf: &[u8], int: &Ca, root: &Ca, expect: &Expectations) -> Result<(), PkiError> {
     check_issued(leaf, &[int.der()], &[root.der()], expect, now())
 }
 
 /// The mismatch message of checking `leaf` issued by `int` under `root`.
 fn mismatch_for(
     leaf: &[u8],
-    int: &testutil::TestCa,
-    root: &testutil::TestCa,
+    int: &testutil::Ca,
+    root: &testutil::Ca,
     expect: &Expectations,
 ) -> String {
     mismatch_msg(check_issued(
@@ -356,8 +351,8 @@ fn openssl_verifies_issued_leaves() {
                 ..Default::default()
             },
         );
-        let chain = SignerChain::from_pem(&format!("{}{}", signer.pem(), mid.pem())).unwrap();
-        let key = SignerKey::from_pem(&signer.key_pem()).unwrap();
+        let chain = SignerChain::from_pem(&format!("{}{}", signer.pem, mid.pem)).unwrap();
+        let key = SignerKey::from_pem(&signer.key_pem).unwrap();
         let i = issue(
             &chain,
             &key,
@@ -380,7 +375,7 @@ fn openssl_verifies_issued_leaves() {
 
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path();
-        std::fs::write(d.join("root.pem"), root.pem()).unwrap();
+        std::fs::write(d.join("root.pem"), root.pem).unwrap();
         std::fs::write(d.join("chain.pem"), certs_to_pem(&chain.all_der())).unwrap();
         std::fs::write(
             d.join("leaf.pem"),

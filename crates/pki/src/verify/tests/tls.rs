@@ -14,8 +14,8 @@ struct Identity {
     key: PrivateKeyDer<'static>,
 }
 
-fn identity(signer: &TestCa, chain: &SignerChain, name: &str) -> Identity {
-    let key = SignerKey::from_pem(&signer.key_pem()).unwrap();
+fn identity(signer: &Ca, chain: &SignerChain, name: &str) -> Identity {
+    let key = SignerKey::from_pem(&signer.key_pem).unwrap();
     let kp = testutil::key(KeyKind::P256);
     let csr = testutil::csr_for(&kp, None, &[name, "127.0.0.1", SPIFFE]);
     let parsed = crate::csr::parse_csr(csr.der()).unwrap();
@@ -47,7 +47,7 @@ fn identity(signer: &TestCa, chain: &SignerChain, name: &str) -> Identity {
     }
 }
 
-fn roots(root: &TestCa) -> Arc<RootCertStore> {
+fn roots(root: &Ca) -> Arc<RootCertStore> {
     let mut store = RootCertStore::empty();
     store.add(CertificateDer::from(root.der())).unwrap();
     Arc::new(store)
@@ -57,7 +57,7 @@ fn roots(root: &TestCa) -> Arc<RootCertStore> {
 async fn handshake(
     server_id: Identity,
     client_id: Identity,
-    root: &TestCa,
+    root: &Ca,
 ) -> (Result<(), String>, Result<(), String>) {
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
     let verifier = WebPkiClientVerifier::builder_with_provider(roots(root), provider.clone())
@@ -114,7 +114,7 @@ async fn handshake(
 #[tokio::test]
 async fn mtls_handshake_between_issued_leaves() {
     let (root, int) = testutil::chain(KeyKind::P384);
-    let chain = SignerChain::from_pem(&int.pem()).unwrap();
+    let chain = SignerChain::from_pem(&int.pem).unwrap();
     let server = identity(&int, &chain, "server.example.com");
     let client = identity(&int, &chain, "client.example.com");
     let (s, c) = handshake(server, client, &root).await;
@@ -126,8 +126,8 @@ async fn mtls_handshake_between_issued_leaves() {
 async fn client_from_other_root_is_refused() {
     let (root, int) = testutil::chain(KeyKind::P256);
     let (_other_root, other_int) = testutil::chain(KeyKind::P256);
-    let chain = SignerChain::from_pem(&int.pem()).unwrap();
-    let other_chain = SignerChain::from_pem(&other_int.pem()).unwrap();
+    let chain = SignerChain::from_pem(&int.pem).unwrap();
+    let other_chain = SignerChain::from_pem(&other_int.pem).unwrap();
     let server = identity(&int, &chain, "server.example.com");
     let client = identity(&other_int, &other_chain, "client.example.com");
     let (s, _c) = handshake(server, client, &root).await;
