@@ -12,8 +12,8 @@ use std::sync::OnceLock;
 
 use ipnet::IpNet;
 use pki::testutil::der::tlv;
-use pki_issuer::pki::extensions::CSR_EXTENSIONS;
-use pki_issuer::pki::name_constraints::GeneralSubtrees;
+use pki_issuer::pki::GeneralSubtrees;
+use pki_issuer::pki::CSR_EXTENSIONS;
 use pki_issuer::pki::{
     check_name_constraints, check_policy, key_info_from_spki, parse_csr, KeyAlgorithm, KeyRule,
     NameConstraints, ParsedCsr, Policy, RequestContext, RequestedCert, Usage,

@@ -6,7 +6,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use arbitrary::{Arbitrary, Unstructured};
 use ipnet::IpNet;
-use pki_issuer::pki::name_constraints::GeneralSubtrees;
+use pki_issuer::pki::GeneralSubtrees;
 use pki_issuer::pki::{check_name_constraints, NameConstraints, SubjectAltNames};
 
 use crate::norm_dns;

@@ -5,11 +5,11 @@
 //! Input: up to three parts separated by NUL bytes: `tls.crt`, `tls.key`, anchors (each read
 //! as UTF-8, lossily, as the loader requires text).
 
-use pki_issuer::pki::path::{MAX_CHAIN_CERTS, MAX_CHAIN_PEM_BYTES};
 use pki_issuer::pki::{
     cert_info, certs_to_pem, chain_constraints, check_signer, key_info_from_spki, parse_pem_certs,
     parse_trust_anchors, PkiError, SignerChain, SignerKey,
 };
+use pki_issuer::pki::{MAX_CHAIN_CERTS, MAX_CHAIN_PEM_BYTES};
 use time::OffsetDateTime;
 use x509_parser::prelude::{FromDer, X509Certificate};
 

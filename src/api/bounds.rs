@@ -1,6 +1,6 @@
 //! Size bounds of the issuer spec's lists. The CRD carries them (`maxItems`, `maxLength`) and
 //! the issuer check enforces them again, for API servers that do not validate the schema.
-//! With at most [`crate::pki::names::MAX_SANS`] names per request, matching a request against
+//! With at most [`crate::pki::MAX_SANS`] names per request, matching a request against
 //! a policy stays a few thousand plain comparisons.
 
 use super::issuer::{ExtensionsSpec, PolicySpec};

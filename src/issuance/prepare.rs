@@ -42,7 +42,7 @@ pub fn prepare(
 ) -> Result<Prepared, PkiError> {
     let csr = pki::parse_csr(&input.csr)?;
     let usages = if input.usages.is_empty() {
-        pki::usage::default_usages()
+        pki::default_usages()
     } else {
         input
             .usages
@@ -54,7 +54,7 @@ pub fn prepare(
     pki::check_policy(&issuer.policy, &requested, &input.context)?;
     let chain = &issuer.chain;
     pki::check_name_constraints(chain.name_constraints(), &csr.sans)?;
-    chain.check_usages(&pki::template::issued_usages(&usages, input.is_ca))?;
+    chain.check_usages(&pki::issued_usages(&usages, input.is_ca))?;
     let validity = pki::clamp_validity(
         now,
         input.duration,
@@ -64,10 +64,7 @@ pub fn prepare(
     let mut template = LeafTemplate::new(&csr, &requested, validity, issuer.extensions.clone())?;
     if input.is_ca {
         chain.check_room_for_sub_ca()?;
-        template.name_constraints = Some(pki::ca_constraints::derived_constraints(
-            &issuer.policy,
-            &input.context,
-        )?);
+        template.name_constraints = Some(pki::derived_constraints(&issuer.policy, &input.context)?);
     }
     let expect = Expectations {
         spki_der: csr.spki_der.clone(),

@@ -77,7 +77,7 @@ pub fn policy_from_spec(spec: Option<&PolicySpec>) -> Result<Policy, LoadError> 
     if let Some(require) = spec.require_subject_alt_name {
         policy.require_subject_alt_name = require;
     }
-    pki::policy::check_patterns(&policy).map_err(|e| LoadError::Invalid(e.to_string()))?;
+    pki::check_patterns(&policy).map_err(|e| LoadError::Invalid(e.to_string()))?;
     Ok(policy)
 }
 

@@ -5,7 +5,7 @@
 use super::client::VaultClient;
 use super::response::{Health, Role, VaultError};
 use crate::api::duration;
-use crate::pki::policy::DEFAULT_ALLOWED_USAGES;
+use crate::pki::DEFAULT_ALLOWED_USAGES;
 use crate::pki::{KeyAlgorithm, Policy, Usage};
 use crate::signers::load::LoadError;
 
