@@ -63,7 +63,7 @@ pub(crate) fn children(mut content: &[u8]) -> Result<Vec<Tlv<'_>>, PkiError> {
 }
 
 /// Encodes a TLV with the given tag and content.
-pub(crate) fn tlv(tag: u8, content: &[u8]) -> Vec<u8> {
+pub fn tlv(tag: u8, content: &[u8]) -> Vec<u8> {
     let mut out = vec![tag];
     let len = content.len();
     if len < 0x80 {
@@ -79,12 +79,12 @@ pub(crate) fn tlv(tag: u8, content: &[u8]) -> Vec<u8> {
 }
 
 /// Encodes a SEQUENCE of already-encoded elements.
-pub(crate) fn seq(parts: &[Vec<u8>]) -> Vec<u8> {
+pub fn seq(parts: &[Vec<u8>]) -> Vec<u8> {
     tlv(0x30, &parts.concat())
 }
 
 /// Encodes an OBJECT IDENTIFIER from its arcs.
-pub(crate) fn oid(arcs: &[u64]) -> Vec<u8> {
+pub fn oid(arcs: &[u64]) -> Vec<u8> {
     let mut body = Vec::new();
     let mut push = |mut v: u64| {
         let mut tmp = vec![(v & 0x7f) as u8];

@@ -1,54 +1,13 @@
 //! Minimal DER encoders for structures rcgen cannot express (multi-valued RDNs, repeated
 //! attributes, raw GeneralNames, arbitrary requested extensions), and a TLV splitter.
 
-/// One TLV.
-pub fn tlv(tag: u8, content: &[u8]) -> Vec<u8> {
-    let mut out = vec![tag];
-    let n = content.len();
-    if n < 0x80 {
-        out.push(n as u8);
-    } else {
-        let bytes: Vec<u8> = n
-            .to_be_bytes()
-            .iter()
-            .copied()
-            .skip_while(|b| *b == 0)
-            .collect();
-        out.push(0x80 | bytes.len() as u8);
-        out.extend(bytes);
-    }
-    out.extend_from_slice(content);
-    out
-}
-
-/// SEQUENCE of already-encoded parts.
-pub fn seq(parts: &[Vec<u8>]) -> Vec<u8> {
-    tlv(0x30, &parts.concat())
-}
+/// One TLV; a SEQUENCE of encoded parts; an OBJECT IDENTIFIER from its arcs (the crate's own
+/// encoders).
+pub use crate::der::{oid, seq, tlv};
 
 /// SET of already-encoded parts (in the given order).
 pub fn set(parts: &[Vec<u8>]) -> Vec<u8> {
     tlv(0x31, &parts.concat())
-}
-
-/// OBJECT IDENTIFIER.
-pub fn oid(arcs: &[u64]) -> Vec<u8> {
-    let mut body = Vec::new();
-    let mut push = |mut v: u64| {
-        let mut chunk = vec![(v & 0x7f) as u8];
-        v >>= 7;
-        while v > 0 {
-            chunk.push(0x80 | (v & 0x7f) as u8);
-            v >>= 7;
-        }
-        chunk.reverse();
-        body.extend(chunk);
-    };
-    push(arcs[0] * 40 + arcs[1]);
-    for a in &arcs[2..] {
-        push(*a);
-    }
-    tlv(0x06, &body)
 }
 
 /// Parse a dotted OID.
