@@ -5,6 +5,7 @@
 
 pub mod cfssl;
 pub mod load;
+pub mod pkcs11;
 pub mod remote;
 pub mod secret;
 pub mod vault;

@@ -1,0 +1,387 @@
+//! PKCS#11 modules and tokens, process-wide: one initialised context per module path, one
+//! bounded pool of logged-in read-only sessions per token. Every call here blocks: callers run
+//! on blocking threads (the issuer check's [`crate::cpu::check`], a request's job).
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Condvar, LazyLock, Mutex, RwLock, RwLockReadGuard};
+use std::time::{Duration, Instant};
+
+use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
+use cryptoki::error::{Error as CkError, RvError};
+use cryptoki::session::{Session, SessionState, UserType};
+use cryptoki::slot::Slot;
+use cryptoki::types::AuthPin;
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+
+use super::Pkcs11Error;
+use crate::pki::redacted::Redacted;
+
+/// Sessions one token may have open; more signers wait for one (bounded, see [`SESSION_WAIT`]).
+pub const MAX_SESSIONS_PER_TOKEN: usize = 8;
+/// How long a signer waits for a free session before the request is retried.
+pub const SESSION_WAIT: Duration = Duration::from_secs(10);
+/// A module is re-initialised (to find a token that came back) at most this often.
+const REINIT_EVERY: Duration = Duration::from_secs(5);
+
+/// One loaded, initialised PKCS#11 module. Every call holds `ctx` for reading; re-initialising
+/// (C_Finalize + C_Initialize, to find a token that was removed and came back) holds it for
+/// writing, so no call ever runs on a handle of a finished context.
+pub struct Module {
+    path: PathBuf,
+    ctx: RwLock<Ctx>,
+}
+
+struct Ctx {
+    pkcs11: Pkcs11,
+    /// Bumped by every re-initialisation: sessions, logins and object handles of an older
+    /// epoch are gone.
+    epoch: u64,
+    last_init: Instant,
+}
+
+static MODULES: LazyLock<Mutex<HashMap<PathBuf, Arc<Module>>>> = LazyLock::new(Default::default);
+static TOKENS: LazyLock<Mutex<HashMap<(PathBuf, String), Arc<Token>>>> =
+    LazyLock::new(Default::default);
+/// Keys the PIN fingerprints: a PIN is compared, never kept.
+static PIN_MAC_KEY: LazyLock<[u8; 32]> = LazyLock::new(rand::random);
+
+fn init_args() -> CInitializeArgs {
+    CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK)
+}
+
+/// The module at `path`, loaded and initialised once per process. The caller has checked the
+/// path against the operator's allowlist.
+pub fn module(path: &Path) -> Result<Arc<Module>, Pkcs11Error> {
+    let mut modules = MODULES.lock().expect("modules lock");
+    if let Some(m) = modules.get(path) {
+        return Ok(m.clone());
+    }
+    let pkcs11 = Pkcs11::new(path).map_err(|e| Pkcs11Error::Module(e.to_string()))?;
+    match pkcs11.initialize(init_args()) {
+        Ok(()) | Err(CkError::Pkcs11(RvError::CryptokiAlreadyInitialized, _)) => {}
+        Err(e) => return Err(Pkcs11Error::Module(e.to_string())),
+    }
+    let m = Arc::new(Module {
+        path: path.to_path_buf(),
+        ctx: RwLock::new(Ctx {
+            pkcs11,
+            epoch: 0,
+            last_init: Instant::now(),
+        }),
+    });
+    modules.insert(path.to_path_buf(), m.clone());
+    Ok(m)
+}
+
+impl Module {
+    fn read(&self) -> RwLockReadGuard<'_, Ctx> {
+        self.ctx.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The slot holding the token labelled `label`, re-initialising the module (at most every
+    /// few seconds) when no slot has it: a token that was removed comes back only then.
+    fn find_slot(&self, label: &str) -> Result<(Slot, u64), Pkcs11Error> {
+        {
+            let ctx = self.read();
+            if let Some(slot) = slot_with_label(&ctx.pkcs11, label)? {
+                return Ok((slot, ctx.epoch));
+            }
+        }
+        let mut ctx = self.ctx.write().unwrap_or_else(|e| e.into_inner());
+        if ctx.last_init.elapsed() >= REINIT_EVERY {
+            tracing::info!(module = %self.path.display(), token = label, "token not found; re-initialising the PKCS#11 module");
+            let _ = ctx.pkcs11.clone().finalize();
+            ctx.pkcs11
+                .initialize(init_args())
+                .map_err(|e| Pkcs11Error::Module(e.to_string()))?;
+            ctx.epoch += 1;
+            ctx.last_init = Instant::now();
+        }
+        match slot_with_label(&ctx.pkcs11, label)? {
+            Some(slot) => Ok((slot, ctx.epoch)),
+            None => Err(Pkcs11Error::TokenNotFound(label.to_string())),
+        }
+    }
+}
+
+fn slot_with_label(pkcs11: &Pkcs11, label: &str) -> Result<Option<Slot>, Pkcs11Error> {
+    let slots = pkcs11.get_slots_with_token().map_err(Pkcs11Error::token)?;
+    for slot in slots.into_iter().take(1024) {
+        match pkcs11.get_token_info(slot) {
+            Ok(info) if info.label().trim_end() == label => return Ok(Some(slot)),
+            Ok(_) => {}
+            // A slot whose token just went away.
+            Err(_) => {}
+        }
+    }
+    Ok(None)
+}
+
+/// One token of one module: a bounded pool of logged-in read-only sessions.
+pub struct Token {
+    /// The module.
+    pub module: Arc<Module>,
+    /// The token label.
+    pub label: String,
+    state: Mutex<State>,
+    freed: Condvar,
+}
+
+#[derive(Default)]
+struct State {
+    /// The slot and the module epoch it was found in; `None` until found or after a failure.
+    slot: Option<(Slot, u64)>,
+    idle: Vec<Session>,
+    open: usize,
+    /// The fingerprint of the PIN the token is logged in with.
+    logged_in: Option<[u8; 32]>,
+    /// The fingerprint of a PIN the token refused: not tried again (tokens lock a PIN after a
+    /// few failures) until the PIN Secret changes.
+    refused: Option<[u8; 32]>,
+}
+
+/// A fingerprint of a PIN (HMAC with a key of this process), to compare PINs without keeping one.
+pub fn pin_mac(pin: &Redacted<String>) -> [u8; 32] {
+    let mut mac = Hmac::<Sha256>::new_from_slice(&*PIN_MAC_KEY).expect("any key length");
+    mac.update(pin.expose().as_bytes());
+    mac.finalize().into_bytes().into()
+}
+
+/// The token labelled `label` in `module` (one per process).
+pub fn token(module: Arc<Module>, label: &str) -> Arc<Token> {
+    let mut tokens = TOKENS.lock().expect("tokens lock");
+    tokens
+        .entry((module.path.clone(), label.to_string()))
+        .or_insert_with(|| {
+            Arc::new(Token {
+                module,
+                label: label.to_string(),
+                state: Mutex::new(State::default()),
+                freed: Condvar::new(),
+            })
+        })
+        .clone()
+}
+
+/// A session lent from a token's pool; given back when dropped (or discarded after a failure).
+pub struct Lease<'a> {
+    token: &'a Token,
+    session: Option<Session>,
+    /// The module's context, held for reading while the session is in use.
+    ctx: RwLockReadGuard<'a, Ctx>,
+    epoch: u64,
+}
+
+impl Lease<'_> {
+    /// The session.
+    pub fn session(&self) -> &Session {
+        self.session.as_ref().expect("present until dropped")
+    }
+
+    /// The module epoch the session belongs to (object handles are valid within it).
+    pub fn epoch(&self) -> u64 {
+        self.epoch
+    }
+
+    /// Close the session instead of pooling it, and forget the token's slot and login: the
+    /// next issuer check finds the token again.
+    pub fn discard(mut self) {
+        if let Some(s) = self.session.take() {
+            drop(s);
+        }
+        let mut st = self.token.lock();
+        st.open = st.open.saturating_sub(1);
+        st.slot = None;
+        st.logged_in = None;
+        close_sessions(&mut st);
+        self.token.freed.notify_all();
+    }
+}
+
+impl Drop for Lease<'_> {
+    fn drop(&mut self) {
+        if let Some(s) = self.session.take() {
+            let mut st = self.token.lock();
+            if st.slot.is_some_and(|(_, e)| e == self.epoch) && st.logged_in.is_some() {
+                st.idle.push(s);
+            } else {
+                st.open = st.open.saturating_sub(1);
+                drop(s);
+            }
+            self.token.freed.notify_one();
+        }
+        let _ = &self.ctx;
+    }
+}
+
+impl Token {
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Find the token and log in with `pin` unless it is logged in with that PIN already (the
+    /// issuer check). A PIN the token refused is not tried again.
+    pub fn login(&self, pin: &Redacted<String>) -> Result<(), Pkcs11Error> {
+        let mac = pin_mac(pin);
+        {
+            let st = self.lock();
+            if st.refused == Some(mac) {
+                return Err(Pkcs11Error::PinRefused(
+                    "the token refused this PIN before; it is not tried again until the PIN Secret changes".into(),
+                ));
+            }
+        }
+        let current_epoch = self.module.read().epoch;
+        let found = self.lock().slot.filter(|(_, e)| *e == current_epoch);
+        let (slot, epoch) = match found {
+            Some(s) => s,
+            None => self.module.find_slot(&self.label)?,
+        };
+        let ctx = self.module.read();
+        if ctx.epoch != epoch {
+            return Err(Pkcs11Error::Token(
+                "the module was re-initialised; try again".into(),
+            ));
+        }
+        let mut st = self.lock();
+        if st.slot != Some((slot, epoch)) {
+            // A new slot or epoch: sessions of the old one are gone.
+            forget_sessions(&mut st);
+            st.logged_in = None;
+        }
+        st.slot = Some((slot, epoch));
+        if st.logged_in == Some(mac) {
+            // Still logged in? A cheap call on an idle session says.
+            if let Some(s) = st.idle.last() {
+                match s.get_session_info().map(|i| i.session_state()) {
+                    Ok(SessionState::RoUser | SessionState::RwUser) => return Ok(()),
+                    _ => {
+                        forget_sessions(&mut st);
+                        st.logged_in = None;
+                    }
+                }
+            } else if st.open > 0 {
+                return Ok(());
+            }
+        }
+        if st.logged_in.is_some() {
+            // Another PIN (rotated): log the application out of the token (every session).
+            if let Some(s) = st.idle.last() {
+                let _ = s.logout();
+            }
+            close_sessions(&mut st);
+            st.logged_in = None;
+        }
+        let session = ctx
+            .pkcs11
+            .open_ro_session(slot)
+            .map_err(Pkcs11Error::token)?;
+        let pin_value = AuthPin::new(pin.expose().clone().into());
+        match session.login(UserType::User, Some(&pin_value)) {
+            Ok(()) | Err(CkError::Pkcs11(RvError::UserAlreadyLoggedIn, _)) => {}
+            Err(CkError::Pkcs11(rv @ (RvError::PinIncorrect | RvError::PinLenRange), _)) => {
+                st.refused = Some(mac);
+                return Err(Pkcs11Error::PinRefused(format!("the token refused the PIN ({rv:?})")));
+            }
+            Err(CkError::Pkcs11(RvError::PinLocked, _)) => {
+                return Err(Pkcs11Error::PinRefused(
+                    "the token's user PIN is locked (CKR_PIN_LOCKED)".into(),
+                ));
+            }
+            Err(e) => return Err(Pkcs11Error::token(e)),
+        }
+        st.refused = None;
+        st.logged_in = Some(mac);
+        st.open += 1;
+        st.idle.push(session);
+        self.freed.notify_all();
+        Ok(())
+    }
+
+    /// Whether the token is logged in with the PIN of fingerprint `mac`.
+    pub fn logged_in_with(&self, mac: &[u8; 32]) -> bool {
+        self.lock().logged_in.as_ref() == Some(mac)
+    }
+
+    /// Borrow a logged-in session, waiting at most [`SESSION_WAIT`] for one.
+    pub fn lease(&self) -> Result<Lease<'_>, Pkcs11Error> {
+        let deadline = Instant::now() + SESSION_WAIT;
+        let ctx = self.module.read();
+        let mut st = self.lock();
+        loop {
+            let Some((slot, epoch)) = st.slot.filter(|(_, e)| *e == ctx.epoch) else {
+                return Err(Pkcs11Error::Token(format!(
+                    "token {:?} is not available (not found or reset since the issuer check)",
+                    self.label
+                )));
+            };
+            if st.logged_in.is_none() {
+                return Err(Pkcs11Error::Token(format!(
+                    "token {:?} is not logged in",
+                    self.label
+                )));
+            }
+            if let Some(session) = st.idle.pop() {
+                drop(st);
+                return Ok(Lease {
+                    token: self,
+                    session: Some(session),
+                    ctx,
+                    epoch,
+                });
+            }
+            if st.open < MAX_SESSIONS_PER_TOKEN {
+                // Sessions of a logged-in application are logged in too.
+                let session = ctx
+                    .pkcs11
+                    .open_ro_session(slot)
+                    .map_err(Pkcs11Error::token)?;
+                st.open += 1;
+                drop(st);
+                return Ok(Lease {
+                    token: self,
+                    session: Some(session),
+                    ctx,
+                    epoch,
+                });
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(Pkcs11Error::Busy(format!(
+                    "all {MAX_SESSIONS_PER_TOKEN} sessions of token {:?} stayed busy for {}s",
+                    self.label,
+                    SESSION_WAIT.as_secs()
+                )));
+            }
+            st = self
+                .freed
+                .wait_timeout(st, left)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+    }
+
+    /// Sessions open now (for tests and the bound).
+    pub fn open_sessions(&self) -> usize {
+        self.lock().open
+    }
+}
+
+/// Close the pooled sessions (same context epoch: their handles are still this process's).
+fn close_sessions(st: &mut State) {
+    let n = st.idle.len();
+    st.idle.clear();
+    st.open = st.open.saturating_sub(n);
+}
+
+/// Drop the pooled sessions without closing them one by one (their slot or context is gone,
+/// or `C_CloseAllSessions` closed them; a stale handle must never close a newer session).
+fn forget_sessions(st: &mut State) {
+    for s in st.idle.drain(..) {
+        std::mem::forget(s);
+    }
+    st.open = 0;
+    st.logged_in = None;
+}
