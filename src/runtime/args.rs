@@ -85,7 +85,11 @@ pub struct Args {
     pub allowed_pkcs11_modules: Vec<String>,
     /// Let namespaced PKIIssuers use the allowed PKCS#11 modules too (default: only
     /// PKIClusterIssuers).
-    #[arg(long, env = "PKI_ISSUER_ALLOW_NAMESPACED_PKCS11", default_value_t = false)]
+    #[arg(
+        long,
+        env = "PKI_ISSUER_ALLOW_NAMESPACED_PKCS11",
+        default_value_t = false
+    )]
     pub allow_namespaced_pkcs11: bool,
 }
 

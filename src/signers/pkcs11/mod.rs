@@ -137,7 +137,8 @@ fn check_path(p: &str) -> Result<(), String> {
     let path = Path::new(p);
     let plain = path
         .components()
-        .all(|c| matches!(c, Component::RootDir | Component::Normal(_)));
+        .all(|c| matches!(c, Component::RootDir | Component::Normal(_)))
+        && !p.split('/').any(|seg| seg == "." || seg == "..");
     if !path.is_absolute() || !plain || p.contains('\0') {
         return Err(format!(
             "{:?} is not an absolute path without '.' or '..' components",
@@ -196,9 +197,10 @@ pub async fn load_pkcs11(
         .map_err(LoadError::Invalid)?;
     let selector = match (&spec.key_label, &spec.key_id) {
         (Some(l), None) => KeySelector::Label(l.clone()),
-        (None, Some(id)) => KeySelector::Id(hex::decode(id).map_err(|_| {
-            LoadError::Invalid("pkcs11.keyId must be hex, e.g. 01a2".into())
-        })?),
+        (None, Some(id)) => KeySelector::Id(
+            hex::decode(id)
+                .map_err(|_| LoadError::Invalid("pkcs11.keyId must be hex, e.g. 01a2".into()))?,
+        ),
         _ => {
             return Err(LoadError::Invalid(
                 "pkcs11: exactly one of keyLabel or keyId must be set".into(),
@@ -210,7 +212,10 @@ pub async fn load_pkcs11(
     let pin_ref = &spec.pin_secret_ref;
     let read = |name: String| async move {
         src.secret(&name).await?.ok_or_else(|| {
-            LoadError::Missing(format!("pkcs11: Secret {ns}/{name} not found", ns = src.namespace()))
+            LoadError::Missing(format!(
+                "pkcs11: Secret {ns}/{name} not found",
+                ns = src.namespace()
+            ))
         })
     };
     let crt_data = read(cert_ref.name.clone()).await?;

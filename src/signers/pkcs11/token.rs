@@ -31,6 +31,8 @@ const REINIT_EVERY: Duration = Duration::from_secs(5);
 pub struct Module {
     path: PathBuf,
     ctx: RwLock<Ctx>,
+    /// Labels of tokens found in this module so far.
+    found: Mutex<std::collections::HashSet<String>>,
 }
 
 struct Ctx {
@@ -70,6 +72,7 @@ pub fn module(path: &Path) -> Result<Arc<Module>, Pkcs11Error> {
             epoch: 0,
             last_init: Instant::now(),
         }),
+        found: Mutex::default(),
     });
     modules.insert(path.to_path_buf(), m.clone());
     Ok(m)
@@ -80,17 +83,23 @@ impl Module {
         self.ctx.read().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// The slot holding the token labelled `label`, re-initialising the module (at most every
-    /// few seconds) when no slot has it: a token that was removed comes back only then.
+    /// The slot holding the token labelled `label`. When no slot has it, the module is
+    /// re-initialised (at most every few seconds; many modules see a token that was removed
+    /// and came back, or one made after C_Initialize, only then), but only if that disturbs
+    /// nobody: the token was found before (it went away: its issuers are broken anyway), or no
+    /// token of the module is logged in. A mistyped label never logs other issuers out.
     fn find_slot(&self, label: &str) -> Result<(Slot, u64), Pkcs11Error> {
         {
             let ctx = self.read();
             if let Some(slot) = slot_with_label(&ctx.pkcs11, label)? {
+                self.found_label(label);
                 return Ok((slot, ctx.epoch));
             }
         }
+        let known = self.found.lock().expect("found lock").contains(label);
+        let may_reinit = known || !any_logged_in(&self.path);
         let mut ctx = self.ctx.write().unwrap_or_else(|e| e.into_inner());
-        if ctx.last_init.elapsed() >= REINIT_EVERY {
+        if may_reinit && ctx.last_init.elapsed() >= REINIT_EVERY {
             tracing::info!(module = %self.path.display(), token = label, "token not found; re-initialising the PKCS#11 module");
             let _ = ctx.pkcs11.clone().finalize();
             ctx.pkcs11
@@ -100,10 +109,32 @@ impl Module {
             ctx.last_init = Instant::now();
         }
         match slot_with_label(&ctx.pkcs11, label)? {
-            Some(slot) => Ok((slot, ctx.epoch)),
+            Some(slot) => {
+                self.found_label(label);
+                Ok((slot, ctx.epoch))
+            }
             None => Err(Pkcs11Error::TokenNotFound(label.to_string())),
         }
     }
+
+    fn found_label(&self, label: &str) {
+        let mut found = self.found.lock().expect("found lock");
+        if !found.contains(label) && found.len() < 1024 {
+            found.insert(label.to_string());
+        }
+    }
+}
+
+/// Whether any token of the module at `path` is logged in (its issuers are working).
+fn any_logged_in(path: &Path) -> bool {
+    let tokens: Vec<Arc<Token>> = TOKENS
+        .lock()
+        .expect("tokens lock")
+        .iter()
+        .filter(|((p, _), _)| p == path)
+        .map(|(_, t)| t.clone())
+        .collect();
+    tokens.iter().any(|t| t.lock().logged_in.is_some())
 }
 
 fn slot_with_label(pkcs11: &Pkcs11, label: &str) -> Result<Option<Slot>, Pkcs11Error> {
@@ -283,7 +314,9 @@ impl Token {
             Ok(()) | Err(CkError::Pkcs11(RvError::UserAlreadyLoggedIn, _)) => {}
             Err(CkError::Pkcs11(rv @ (RvError::PinIncorrect | RvError::PinLenRange), _)) => {
                 st.refused = Some(mac);
-                return Err(Pkcs11Error::PinRefused(format!("the token refused the PIN ({rv:?})")));
+                return Err(Pkcs11Error::PinRefused(format!(
+                    "the token refused the PIN ({rv:?})"
+                )));
             }
             Err(CkError::Pkcs11(RvError::PinLocked, _)) => {
                 return Err(Pkcs11Error::PinRefused(
@@ -384,4 +417,9 @@ fn forget_sessions(st: &mut State) {
     }
     st.open = 0;
     st.logged_in = None;
+}
+
+/// Whether the module at `path` was ever loaded by this process.
+pub fn is_loaded(path: &Path) -> bool {
+    MODULES.lock().expect("modules lock").contains_key(path)
 }
