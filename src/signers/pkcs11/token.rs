@@ -168,9 +168,9 @@ struct State {
     open: usize,
     /// The fingerprint of the PIN the token is logged in with.
     logged_in: Option<[u8; 32]>,
-    /// The fingerprint of a PIN the token refused: not tried again (tokens lock a PIN after a
-    /// few failures) until the PIN Secret changes.
-    refused: Option<[u8; 32]>,
+    /// The fingerprint of a PIN the token refused and why: not tried again (tokens lock a PIN
+    /// after a few failures) until the PIN Secret changes.
+    refused: Option<([u8; 32], String)>,
 }
 
 /// A fingerprint of a PIN (HMAC with a key of this process), to compare PINs without keeping one.
@@ -258,10 +258,10 @@ impl Token {
         let mac = pin_mac(pin);
         {
             let st = self.lock();
-            if st.refused == Some(mac) {
-                return Err(Pkcs11Error::PinRefused(
-                    "the token refused this PIN before; it is not tried again until the PIN Secret changes".into(),
-                ));
+            if let Some((_, why)) = st.refused.as_ref().filter(|(m, _)| *m == mac) {
+                return Err(Pkcs11Error::PinRefused(format!(
+                    "{why}; this PIN is not tried again until the PIN Secret changes"
+                )));
             }
         }
         let current_epoch = self.module.read().epoch;
@@ -310,13 +310,21 @@ impl Token {
             .open_ro_session(slot)
             .map_err(Pkcs11Error::token)?;
         let pin_value = AuthPin::new(pin.expose().clone().into());
-        match session.login(UserType::User, Some(&pin_value)) {
-            Ok(()) | Err(CkError::Pkcs11(RvError::UserAlreadyLoggedIn, _)) => {}
+        // Already logged in (by a login this pool forgot): log out and in again, so this PIN
+        // is really checked.
+        let login = match session.login(UserType::User, Some(&pin_value)) {
+            Err(CkError::Pkcs11(RvError::UserAlreadyLoggedIn, _)) => {
+                let _ = session.logout();
+                session.login(UserType::User, Some(&pin_value))
+            }
+            other => other,
+        };
+        match login {
+            Ok(()) => {}
             Err(CkError::Pkcs11(rv @ (RvError::PinIncorrect | RvError::PinLenRange), _)) => {
-                st.refused = Some(mac);
-                return Err(Pkcs11Error::PinRefused(format!(
-                    "the token refused the PIN ({rv:?})"
-                )));
+                let why = format!("the token refused the PIN ({rv:?})");
+                st.refused = Some((mac, why.clone()));
+                return Err(Pkcs11Error::PinRefused(why));
             }
             Err(CkError::Pkcs11(RvError::PinLocked, _)) => {
                 return Err(Pkcs11Error::PinRefused(
