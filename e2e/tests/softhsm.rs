@@ -175,16 +175,26 @@ impl SoftHsm {
     /// The CKA_EC_POINT (the point itself, not its OCTET STRING) of public key `label`.
     fn ec_point(&self, token: &str, pin: &str, label: &str) -> Vec<u8> {
         let listing = self.list_objects(token, pin);
-        let block = listing
-            .split("Public Key Object")
-            .skip(1)
-            .find(|b| {
-                b.lines()
-                    .any(|l| l.trim() == format!("label:      {label}"))
+        // One section per object: a header line ("Public Key Object; EC ...") and its
+        // indented attributes.
+        let mut sections: Vec<Vec<&str>> = Vec::new();
+        for line in listing.lines() {
+            if !line.starts_with(char::is_whitespace) {
+                sections.push(Vec::new());
+            }
+            if let Some(s) = sections.last_mut() {
+                s.push(line);
+            }
+        }
+        let block = sections
+            .iter()
+            .find(|s| {
+                s[0].starts_with("Public Key Object")
+                    && s.iter().any(|l| l.trim() == format!("label:      {label}"))
             })
             .unwrap_or_else(|| panic!("no public key {label} in {listing}"));
         let hex_point = block
-            .lines()
+            .iter()
             .find_map(|l| l.trim().strip_prefix("EC_POINT:"))
             .expect("EC_POINT")
             .trim();

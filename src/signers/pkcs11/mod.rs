@@ -271,9 +271,7 @@ pub async fn load_pkcs11(
             .map_err(|e| e.into_load(&which))?;
         aws_lc_rs::signature::UnparsedPublicKey::new(scheme.verifier(), &public_key)
             .verify(&challenge, &sig)
-            .map_err(|_| {
-                LoadError::Pki(PkiError::SignerKeyMismatch)
-            })?;
+            .map_err(|_| LoadError::Pki(PkiError::SignerKeyMismatch))?;
         let validated = ValidatedChain::new(chain.clone(), None, anchors_der, now)?;
         let issuer = IssuerName::new(&chain, &key)?;
         let note = format!(

@@ -293,6 +293,16 @@ async fn the_check_reads_the_key_attributes_and_refuses_an_extractable_key() {
         .err()
         .expect("a key that is not the certificate's");
     assert_eq!(err, LoadError::Pki(PkiError::SignerKeyMismatch), "{err}");
+    // With its own certificate (a rotation): Ready.
+    let int2 = softhsm::intermediate_for(&f.root, &spki, "attrs second");
+    let mut f = f;
+    f.objects
+        .0
+        .insert("int-2".into(), data(&[("tls.crt", &int2)]));
+    let mut rotated = p11(&f.token, "second");
+    rotated.certificate_secret_ref.name = "int-2".into();
+    let loaded = load_with(&spec(rotated), &f, &o).await.unwrap();
+    issued_leaf(&issue_one(&Arc::new(loaded)).await);
     // A key pkcs11-tool made extractable: refused, with the attributes named.
     let args = [
         "--module",

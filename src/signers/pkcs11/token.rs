@@ -44,8 +44,9 @@ struct Ctx {
 }
 
 static MODULES: LazyLock<Mutex<HashMap<PathBuf, Arc<Module>>>> = LazyLock::new(Default::default);
-static TOKENS: LazyLock<Mutex<HashMap<(PathBuf, String), Arc<Token>>>> =
-    LazyLock::new(Default::default);
+/// Tokens by module path and label.
+type Tokens = HashMap<(PathBuf, String), Arc<Token>>;
+static TOKENS: LazyLock<Mutex<Tokens>> = LazyLock::new(Default::default);
 /// Keys the PIN fingerprints: a PIN is compared, never kept.
 static PIN_MAC_KEY: LazyLock<[u8; 32]> = LazyLock::new(rand::random);
 
