@@ -47,7 +47,7 @@ pub enum Pkcs11Error {
     #[error("{0}")]
     Key(String),
     /// The token (or its login or session) went away.
-    #[error("the token is not available: {0}")]
+    #[error("token: {0}")]
     Token(String),
     /// Every session of the token stayed busy.
     #[error("{0}")]
@@ -83,7 +83,7 @@ impl Pkcs11Error {
             Pkcs11Error::Signing(m) => SignerError::Pki(PkiError::SigningFailed(m)),
             // The token, its login or the key went away: the issuer is re-checked at once and
             // the request waits Pending.
-            other => SignerError::Credentials(other.to_string()),
+            other => SignerError::SignerDown(other.to_string()),
         }
     }
 }

@@ -341,6 +341,11 @@ async fn the_check_reads_the_key_attributes_and_refuses_an_extractable_key() {
         "{m}"
     );
     assert!(!err.is_retryable());
+    // By CKA_ID instead of the label.
+    let mut by_id = p11(&f.token, "unused");
+    by_id.key_label = None;
+    by_id.key_id = Some("01".into());
+    load_with(&spec(by_id), &f, &o).await.unwrap();
     // A label no key has: retryable (a rotation may create it next).
     let err = load_with(&spec(p11(&f.token, "not-yet")), &f, &o)
         .await
