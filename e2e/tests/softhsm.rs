@@ -265,6 +265,70 @@ pub fn root(cn: &str) -> Root {
     Root { params, key, pem }
 }
 
+/// An RSA-2048 root CA named `cn` (for the RSASSA-PSS intermediates).
+pub fn rsa_root(cn: &str) -> Root {
+    let key = KeyPair::generate_rsa_for(&rcgen::PKCS_RSA_SHA256, rcgen::RsaKeySize::_2048).unwrap();
+    let mut params = CertificateParams::default();
+    params.distinguished_name.push(DnType::CommonName, cn);
+    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+    let pem = params.self_signed(&key).unwrap().pem();
+    Root { params, key, pem }
+}
+
+/// RSASSA-PSS (SHA-256, MGF1-SHA-256, 32-byte salt) as an AlgorithmIdentifier.
+const PSS_SHA256: &str = "304106092a864886f70d01010a3034a00f300d06096086480165030402010500a11c301a06092a864886f70d010108300d06096086480165030402010500a203020120";
+
+/// [`intermediate_for`], signed by the RSA `root` with RSASSA-PSS instead of PKCS#1 v1.5 (a
+/// signer whose leaves are then signed with PSS too).
+pub fn pss_intermediate_for(root: &Root, spki_der: &[u8], cn: &str) -> String {
+    use aws_lc_rs::signature::{RsaKeyPair, RSA_PSS_SHA256};
+    let pem_text = intermediate_for(root, spki_der, cn);
+    let der = pem::parse(&pem_text).unwrap().into_contents();
+    let (cert, _) = read(&der);
+    let (tbs, _) = read(cert);
+    let mut fields = Vec::new();
+    let mut rest = tbs;
+    while !rest.is_empty() {
+        let (_, after) = read(rest);
+        fields.push(&rest[..rest.len() - after.len()]);
+        rest = after;
+    }
+    let alg = hex::decode(PSS_SHA256).unwrap();
+    let mut body = Vec::new();
+    for (i, f) in fields.iter().enumerate() {
+        body.extend_from_slice(if i == 2 { &alg } else { f });
+    }
+    let tbs = tlv(0x30, &body);
+    let key = RsaKeyPair::from_pkcs8(&root.key.serialize_der()).unwrap();
+    let mut sig = vec![0; key.public_modulus_len()];
+    key.sign(
+        &RSA_PSS_SHA256,
+        &aws_lc_rs::rand::SystemRandom::new(),
+        &tbs,
+        &mut sig,
+    )
+    .unwrap();
+    let mut bits = vec![0u8];
+    bits.extend(sig);
+    let mut outer = tbs;
+    outer.extend(&alg);
+    outer.extend(tlv(0x03, &bits));
+    pem::encode(&pem::Pem::new("CERTIFICATE", tlv(0x30, &outer)))
+}
+
+/// One DER element: its content and what follows it.
+fn read(input: &[u8]) -> (&[u8], &[u8]) {
+    let first = input[1] as usize;
+    let (len, header) = match first {
+        n if n < 0x80 => (n, 2),
+        0x81 => (input[2] as usize, 3),
+        0x82 => ((input[2] as usize) << 8 | input[3] as usize, 4),
+        other => panic!("DER length form {other:#x}"),
+    };
+    (&input[header..header + len], &input[header + len..])
+}
+
 /// An intermediate CA certificate (PEM, pathLen 0) for a token-held public key.
 pub fn intermediate_for(root: &Root, spki_der: &[u8], cn: &str) -> String {
     let public = SubjectPublicKeyInfo::from_der(spki_der).expect("public key");

@@ -38,7 +38,7 @@ pub use error::PkiError;
 pub use keys::{key_info_from_spki, KeyAlgorithm, KeyInfo, SignerKey};
 pub use name_constraints::{chain_constraints, check_name_constraints, NameConstraints};
 pub use policy::{check_policy, KeyRule, Policy, RequestContext, RequestedCert};
-pub use sign::{sign_leaf, sign_leaf_as, IssuerName};
+pub use sign::{sign_leaf, sign_leaf_as, CaKey, IssuerName};
 pub use signer_chain::{
     cert_info, check_signer, parse_pem_certs, parse_trust_anchors, SignerChain, SignerInfo,
 };

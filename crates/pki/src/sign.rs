@@ -184,9 +184,22 @@ impl<K: PublicKeyData + ?Sized> SigningKey for EncodeOnly<'_, K> {
     }
 }
 
-/// Takes rcgen's unsigned certificate, puts `issuer_name` in as the issuer Name verbatim,
-/// and signs the resulting TBSCertificate once with `key`.
-fn sign_with_issuer_name<K: SigningKey + ?Sized>(
+/// A CA key: rcgen's [`SigningKey`], and the signature AlgorithmIdentifier when rcgen has no
+/// name for it.
+pub trait CaKey: SigningKey {
+    /// The signature AlgorithmIdentifier (DER) the key signs with, when it is not the one of
+    /// [`PublicKeyData::algorithm`] (RSASSA-PSS, which rcgen cannot name). `None`: rcgen's.
+    fn algorithm_identifier(&self) -> Option<Vec<u8>> {
+        None
+    }
+}
+
+impl CaKey for crate::keys::SignerKey {}
+
+/// Takes rcgen's unsigned certificate, puts `issuer_name` in as the issuer Name verbatim (and
+/// the key's own AlgorithmIdentifier, if it has one), and signs the resulting TBSCertificate
+/// once with `key`.
+fn sign_with_issuer_name<K: CaKey + ?Sized>(
     unsigned: &[u8],
     issuer_name: &[u8],
     key: &K,
@@ -201,28 +214,29 @@ fn sign_with_issuer_name<K: SigningKey + ?Sized>(
     if tbs_fields.len() < 7 || tbs_fields[0].tag != 0xa0 || tbs_fields[3].tag != 0x30 {
         return Err(fail("unexpected TBSCertificate structure"));
     }
-    let content_len = parts[0].content.len() - tbs_fields[3].full.len() + issuer_name.len();
-    let mut content = Vec::with_capacity(content_len);
+    let algorithm = key.algorithm_identifier();
+    let algorithm = algorithm.as_deref().unwrap_or(parts[1].full);
+    let mut content = Vec::with_capacity(parts[0].content.len() + issuer_name.len());
     for (i, f) in tbs_fields.iter().enumerate() {
-        content.extend_from_slice(if i == 3 { issuer_name } else { f.full });
+        content.extend_from_slice(match i {
+            2 => algorithm,
+            3 => issuer_name,
+            _ => f.full,
+        });
     }
     let tbs = der::tlv(0x30, &content);
     let signature = key.sign(&tbs).map_err(fail)?;
     let mut bits = Vec::with_capacity(signature.len() + 1);
     bits.push(0u8);
     bits.extend_from_slice(&signature);
-    Ok(der::seq(&[
-        tbs,
-        parts[1].full.to_vec(),
-        der::tlv(0x03, &bits),
-    ]))
+    Ok(der::seq(&[tbs, algorithm.to_vec(), der::tlv(0x03, &bits)]))
 }
 
 /// Signs a leaf for the CSR's public key with the signer's key. The subject
 /// is the CSR's CN only (empty otherwise, SAN then critical); AKI from the
 /// signer's SKI; SKI; KeyUsage; EKU; basicConstraints (cA=false, or cA=true
 /// pathLen 0 and the derived name constraints when `is_ca`); CRL DP and AIA when configured.
-pub fn sign_leaf<K: SigningKey + ?Sized>(
+pub fn sign_leaf<K: CaKey + ?Sized>(
     template: &LeafTemplate,
     csr: &ParsedCsr,
     chain: &SignerChain,
@@ -234,9 +248,10 @@ pub fn sign_leaf<K: SigningKey + ?Sized>(
 /// [`sign_leaf`] with the signer facts read once ([`IssuerName::new`]). The issuer Name is
 /// the signer's subject byte for byte (multi-valued RDNs and repeated attribute types such
 /// as `DC=corp,DC=example` survive), and the leaf is signed exactly once, by `key`: the
-/// signature algorithm is the key's ([`PublicKeyData::algorithm`]), the signature whatever its
-/// [`SigningKey::sign`] returns (the after-signing checks verify it).
-pub fn sign_leaf_as<K: SigningKey + ?Sized>(
+/// signature algorithm is the key's ([`CaKey::algorithm_identifier`], else
+/// [`PublicKeyData::algorithm`]), the signature whatever its [`SigningKey::sign`] returns (the
+/// after-signing checks verify it).
+pub fn sign_leaf_as<K: CaKey + ?Sized>(
     template: &LeafTemplate,
     csr: &ParsedCsr,
     issuer: &IssuerName,

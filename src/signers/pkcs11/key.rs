@@ -5,7 +5,8 @@ use std::sync::{Arc, Mutex};
 
 use cryptoki::error::{Error as CkError, RvError};
 use cryptoki::mechanism::eddsa::{EddsaParams, EddsaSignatureScheme};
-use cryptoki::mechanism::Mechanism;
+use cryptoki::mechanism::rsa::{PkcsMgfType, PkcsPssParams};
+use cryptoki::mechanism::{Mechanism, MechanismType};
 use cryptoki::object::{Attribute, AttributeType, KeyType, ObjectClass, ObjectHandle};
 use cryptoki::session::Session;
 use rcgen::{PublicKeyData, SignatureAlgorithm, SigningKey};
@@ -24,16 +25,23 @@ pub enum Scheme {
     EcdsaP384,
     /// CKM_SHA256_RSA_PKCS (PKCS#1 v1.5), RSA 2048-8192.
     RsaPkcs1Sha256,
+    /// CKM_SHA256_RSA_PKCS_PSS (RSASSA-PSS, SHA-256, MGF1-SHA-256, 32-byte salt), RSA 2048-8192.
+    RsaPssSha256,
     /// CKM_EDDSA (pure Ed25519).
     Ed25519,
 }
 
 impl Scheme {
-    /// The scheme for a signer certificate key.
-    pub fn for_key(info: KeyInfo) -> Result<Scheme, Pkcs11Error> {
+    /// The scheme for a signer certificate's key; an RSA key signs with RSASSA-PSS when the
+    /// signer certificate itself was signed so (`signed_with`: its signatureAlgorithm OID),
+    /// else with PKCS#1 v1.5.
+    pub fn for_key(info: KeyInfo, signed_with: &str) -> Result<Scheme, Pkcs11Error> {
         match (info.algorithm, info.size_bits) {
             (KeyAlgorithm::Ecdsa, 256) => Ok(Scheme::EcdsaP256),
             (KeyAlgorithm::Ecdsa, 384) => Ok(Scheme::EcdsaP384),
+            (KeyAlgorithm::Rsa, 2048..=8192) if signed_with == OID_RSASSA_PSS => {
+                Ok(Scheme::RsaPssSha256)
+            }
             (KeyAlgorithm::Rsa, 2048..=8192) => Ok(Scheme::RsaPkcs1Sha256),
             (KeyAlgorithm::Ed25519, _) => Ok(Scheme::Ed25519),
             (alg, bits) => Err(Pkcs11Error::Key(format!(
@@ -48,6 +56,9 @@ impl Scheme {
             Scheme::EcdsaP256 => "CKM_ECDSA over SHA-256 (ecdsa-with-SHA256)",
             Scheme::EcdsaP384 => "CKM_ECDSA over SHA-384 (ecdsa-with-SHA384)",
             Scheme::RsaPkcs1Sha256 => "CKM_SHA256_RSA_PKCS (sha256WithRSAEncryption)",
+            Scheme::RsaPssSha256 => {
+                "CKM_SHA256_RSA_PKCS_PSS (RSASSA-PSS, SHA-256, MGF1-SHA-256, salt 32)"
+            }
             Scheme::Ed25519 => "CKM_EDDSA (Ed25519)",
         }
     }
@@ -55,7 +66,7 @@ impl Scheme {
     fn key_type(self) -> KeyType {
         match self {
             Scheme::EcdsaP256 | Scheme::EcdsaP384 => KeyType::EC,
-            Scheme::RsaPkcs1Sha256 => KeyType::RSA,
+            Scheme::RsaPkcs1Sha256 | Scheme::RsaPssSha256 => KeyType::RSA,
             Scheme::Ed25519 => KeyType::EC_EDWARDS,
         }
     }
@@ -64,7 +75,9 @@ impl Scheme {
         match self {
             Scheme::EcdsaP256 => &rcgen::PKCS_ECDSA_P256_SHA256,
             Scheme::EcdsaP384 => &rcgen::PKCS_ECDSA_P384_SHA384,
-            Scheme::RsaPkcs1Sha256 => &rcgen::PKCS_RSA_SHA256,
+            // PSS: rcgen encodes with this, the AlgorithmIdentifier is replaced
+            // ([`crate::pki::CaKey::algorithm_identifier`]).
+            Scheme::RsaPkcs1Sha256 | Scheme::RsaPssSha256 => &rcgen::PKCS_RSA_SHA256,
             Scheme::Ed25519 => &rcgen::PKCS_ED25519,
         }
     }
@@ -76,6 +89,7 @@ impl Scheme {
             Scheme::EcdsaP256 => &s::ECDSA_P256_SHA256_ASN1,
             Scheme::EcdsaP384 => &s::ECDSA_P384_SHA384_ASN1,
             Scheme::RsaPkcs1Sha256 => &s::RSA_PKCS1_2048_8192_SHA256,
+            Scheme::RsaPssSha256 => &s::RSA_PSS_2048_8192_SHA256,
             Scheme::Ed25519 => &s::ED25519,
         }
     }
@@ -172,6 +186,17 @@ impl TokenKey {
                 .sign(&Mechanism::Ecdsa, self.handle, &sha2::Sha384::digest(msg))
                 .map(|raw| ecdsa_der(&raw, 48)),
             Scheme::RsaPkcs1Sha256 => s.sign(&Mechanism::Sha256RsaPkcs, self.handle, msg).map(Ok),
+            Scheme::RsaPssSha256 => s
+                .sign(
+                    &Mechanism::Sha256RsaPkcsPss(PkcsPssParams {
+                        hash_alg: MechanismType::SHA256,
+                        mgf: PkcsMgfType::MGF1_SHA256,
+                        s_len: 32.into(),
+                    }),
+                    self.handle,
+                    msg,
+                )
+                .map(Ok),
             Scheme::Ed25519 => s
                 .sign(
                     &Mechanism::Eddsa(EddsaParams::new(EddsaSignatureScheme::Pure)),
@@ -208,6 +233,25 @@ impl PublicKeyData for TokenKey {
 
     fn algorithm(&self) -> &'static SignatureAlgorithm {
         self.scheme.rcgen()
+    }
+}
+
+/// id-RSASSA-PSS.
+const OID_RSASSA_PSS: &str = "1.2.840.113549.1.1.10";
+
+/// The AlgorithmIdentifier of RSASSA-PSS with SHA-256, MGF1-SHA-256 and a 32-byte salt (RFC
+/// 4055 parameters, hash AlgorithmIdentifiers with NULL parameters).
+const RSASSA_PSS_SHA256_ALG_ID: &str = "3041\
+06092a864886f70d01010a\
+3034\
+a00f300d06096086480165030402010500\
+a11c301a06092a864886f70d010108300d06096086480165030402010500\
+a203020120";
+
+impl crate::pki::CaKey for TokenKey {
+    fn algorithm_identifier(&self) -> Option<Vec<u8>> {
+        (self.scheme == Scheme::RsaPssSha256)
+            .then(|| hex::decode(RSASSA_PSS_SHA256_ALG_ID).expect("constant hex"))
     }
 }
 

@@ -256,7 +256,8 @@ pub async fn load_pkcs11(
         let spki = cert.public_key();
         let info = pki::key_info_from_spki(spki.raw)?;
         let public_key = spki.subject_public_key.data.to_vec();
-        let scheme = Scheme::for_key(info).map_err(|e| e.into_load(&which))?;
+        let signed_with = cert.signature_algorithm.algorithm.to_id_string();
+        let scheme = Scheme::for_key(info, &signed_with).map_err(|e| e.into_load(&which))?;
         let token = token::module(&module)
             .map(|m| token::token(m, &label))
             .map_err(|e| e.into_load(&which))?;

@@ -18,7 +18,8 @@ use softhsm::{SoftHsm, MODULE};
 
 /// Every test's token, made before the module is first loaded (SoftHSM2 finds tokens at
 /// C_Initialize).
-const TOKENS: [&str; 8] = [
+const TOKENS: [&str; 9] = [
+    "rsa-pss",
     "every-p256",
     "every-p384",
     "every-rsa2048",
@@ -259,6 +260,73 @@ async fn token_keys_of_every_type_sign_certificates_that_pass_every_check() {
         );
         let _ = &f.root;
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_signer_certified_with_rsassa_pss_signs_leaves_with_pss() {
+    let _serial = SERIAL.lock().await;
+    let mut f = fixture("rsa-pss", "rsa:2048");
+    let spki = hsm().keygen(&f.token, PIN, "rsa:2048", "pss-key", "02");
+    let root = softhsm::rsa_root("PSS Root");
+    let int = softhsm::pss_intermediate_for(&root, &spki, "PSS intermediate");
+    f.objects
+        .0
+        .insert("roots".into(), data(&[("ca.crt", &root.pem)]));
+    f.objects
+        .0
+        .insert("int-ca".into(), data(&[("tls.crt", &int)]));
+    let o = opts(&[MODULE], false, false);
+    let loaded = load_with(&spec(p11(&f.token, "pss-key")), &f, &o)
+        .await
+        .unwrap();
+    assert!(
+        loaded
+            .notes
+            .iter()
+            .any(|n| n.contains("CKM_SHA256_RSA_PKCS_PSS")),
+        "{:?}",
+        loaded.notes
+    );
+    let outcome = issue_one(&Arc::new(loaded)).await;
+    let leaf = issued_leaf(&outcome);
+    let (_, cert) = x509_parser::parse_x509_certificate(&leaf).unwrap();
+    assert_eq!(
+        cert.signature_algorithm.algorithm.to_id_string(),
+        "1.2.840.113549.1.1.10"
+    );
+    // openssl agrees (the PSS parameters as RFC 4055 encodes them).
+    let dir = tempfile::tempdir().unwrap();
+    let Outcome::Issued { chain_pem, .. } = &outcome else {
+        unreachable!()
+    };
+    let blocks = pem::parse_many(chain_pem).unwrap();
+    std::fs::write(dir.path().join("root.pem"), &root.pem).unwrap();
+    std::fs::write(dir.path().join("int.pem"), pem::encode(&blocks[1])).unwrap();
+    std::fs::write(dir.path().join("leaf.pem"), pem::encode(&blocks[0])).unwrap();
+    let out = std::process::Command::new("openssl")
+        .args([
+            "verify",
+            "-x509_strict",
+            "-purpose",
+            "sslserver",
+            "-CAfile",
+            "root.pem",
+        ])
+        .args(["-untrusted", "int.pem", "leaf.pem"])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The TBSCertificate names the same algorithm as the outer one.
+    assert_eq!(
+        cert.tbs_certificate.signature.algorithm,
+        cert.signature_algorithm.algorithm
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
