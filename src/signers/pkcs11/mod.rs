@@ -4,7 +4,9 @@
 //! Namespaced PKIIssuers may use a token only when the operator allows it
 //! (`--allow-namespaced-pkcs11`).
 
+mod encoding;
 pub mod key;
+mod module;
 pub mod token;
 
 use std::path::{Component, Path, PathBuf};
