@@ -12,8 +12,8 @@
 //!   CreateCertificate, PEM) on the same keys and CSR, when `go` (or `$GO`) is installed.
 //!
 //! * the `pkcs11` row: the same pipeline with the P-256 signer key in a SoftHSM2 token
-//!   (signing through `C_Sign`, the key never in the process), beside the in-process P-256
-//!   signer.
+//!   (signing through `C_Sign` on a blocking thread, the key never in the process), beside the
+//!   in-process P-256 signer.
 //!
 //! The last line is machine-readable:
 //! `sign-bench p256: <issuances/s> issuances/s, <ratio> of crypto floor`.
@@ -318,8 +318,9 @@ impl pki_issuer::signers::load::ObjectSource for Objects {
     }
 }
 
-/// A P-256 signer whose key is in a SoftHSM2 token under `dir`, loaded by the issuer check.
-fn pkcs11_issuer(dir: &Path) -> LoadedIssuer {
+/// A P-256 signer whose key is in a SoftHSM2 token under `dir`, loaded by the issuer check,
+/// and the runtime whose blocking threads it signs on.
+fn pkcs11_issuer(dir: &Path) -> (LoadedIssuer, tokio::runtime::Runtime) {
     use pki_issuer::api::issuer::{IssuerSpec, KeyRef, PemSource, PolicySpec};
     use pki_issuer::api::pkcs11::Pkcs11SignerSpec;
     use pki_issuer::signers::load::{self, LoadOptions};
@@ -372,19 +373,23 @@ fn pkcs11_issuer(dir: &Path) -> LoadedIssuer {
         ..Default::default()
     };
     let rt = tokio::runtime::Runtime::new().unwrap();
-    rt.block_on(load::load(
-        &spec,
-        &objects,
-        time::OffsetDateTime::now_utc(),
-        &opts,
-    ))
-    .expect("the pkcs11 issuer check")
+    let loaded = rt
+        .block_on(load::load(
+            &spec,
+            &objects,
+            time::OffsetDateTime::now_utc(),
+            &opts,
+        ))
+        .expect("the pkcs11 issuer check");
+    (loaded, rt)
 }
 
 /// The pkcs11 row: issuances/s with the key in SoftHSM2 and with the same kind of key in
 /// process, alternating rounds.
 fn pkcs11_row(seconds: f64, dir: &Path) {
-    let token_issuer = pkcs11_issuer(&dir.join("softhsm"));
+    let (token_issuer, rt) = pkcs11_issuer(&dir.join("softhsm"));
+    // The token signs on the runtime's blocking threads, as in the controller.
+    let _runtime = rt.enter();
     let s = setup(P256, P256, dir);
     let round = Duration::from_secs_f64((seconds / 4.0).max(0.005));
     let (mut tn, mut tt, mut mn, mut mt) = (0u64, Duration::ZERO, 0u64, Duration::ZERO);

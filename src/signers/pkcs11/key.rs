@@ -105,8 +105,6 @@ pub struct TokenKey {
     scheme: Scheme,
     /// The signer certificate's subjectPublicKey bits.
     public_key: Vec<u8>,
-    /// Why the last `sign` failed (rcgen's error type cannot carry it).
-    last_error: Mutex<Option<Pkcs11Error>>,
 }
 
 /// What the issuer check found out about the key.
@@ -154,7 +152,6 @@ impl TokenKey {
                 epoch,
                 scheme,
                 public_key,
-                last_error: Mutex::new(None),
             },
             facts,
         ))
@@ -217,14 +214,6 @@ impl TokenKey {
             }
         }
     }
-
-    /// Why the last signature failed, if it did.
-    pub fn take_error(&self) -> Option<Pkcs11Error> {
-        self.last_error
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .take()
-    }
 }
 
 impl PublicKeyData for TokenKey {
@@ -237,17 +226,49 @@ impl PublicKeyData for TokenKey {
     }
 }
 
-impl crate::pki::CaKey for TokenKey {
+/// One signing call with a [`TokenKey`], as rcgen's [`SigningKey`]: it keeps why the token
+/// failed (rcgen's error type cannot carry it).
+pub struct Signing<'a> {
+    key: &'a TokenKey,
+    error: Mutex<Option<Pkcs11Error>>,
+}
+
+impl<'a> Signing<'a> {
+    /// A call with `key`.
+    pub fn new(key: &'a TokenKey) -> Signing<'a> {
+        Signing {
+            key,
+            error: Mutex::new(None),
+        }
+    }
+
+    /// Why the token failed, if it did.
+    pub fn into_error(self) -> Option<Pkcs11Error> {
+        self.error.into_inner().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl PublicKeyData for Signing<'_> {
+    fn der_bytes(&self) -> &[u8] {
+        self.key.der_bytes()
+    }
+
+    fn algorithm(&self) -> &'static SignatureAlgorithm {
+        self.key.algorithm()
+    }
+}
+
+impl crate::pki::CaKey for Signing<'_> {
     fn algorithm_identifier(&self) -> Option<Vec<u8>> {
-        (self.scheme == Scheme::RsaPssSha256)
+        (self.key.scheme == Scheme::RsaPssSha256)
             .then(|| hex::decode(encoding::RSASSA_PSS_SHA256_ALG_ID).expect("constant hex"))
     }
 }
 
-impl SigningKey for TokenKey {
+impl SigningKey for Signing<'_> {
     fn sign(&self, msg: &[u8]) -> Result<Vec<u8>, rcgen::Error> {
-        self.sign_in_token(msg).map_err(|e| {
-            *self.last_error.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
+        self.key.sign_in_token(msg).map_err(|e| {
+            *self.error.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
             rcgen::Error::RemoteKeyError
         })
     }

@@ -153,6 +153,12 @@ fn check_path(p: &str) -> Result<(), String> {
 /// Signs with a key held in a PKCS#11 token.
 pub struct Pkcs11Signer {
     chain: SignerChain,
+    token: Arc<TokenSigner>,
+    /// The token as a remote-slot endpoint (`pkcs11://<digest of module and label>`).
+    endpoint: String,
+}
+
+struct TokenSigner {
     key: TokenKey,
     issuer: IssuerName,
 }
@@ -162,25 +168,43 @@ impl Signer for Pkcs11Signer {
         "pkcs11"
     }
 
+    /// A token is a shared, possibly remote (network HSM) and possibly hanging resource: its
+    /// signatures take remote-CA slots (per issuer, per token, in total), so a token that
+    /// stops answering holds a bounded number of request workers.
+    fn remote_url(&self) -> Option<&str> {
+        Some(&self.endpoint)
+    }
+
     fn chain(&self) -> &SignerChain {
         &self.chain
     }
 
-    /// Blocks on the token: the issuance runs a local signer's `sign` on a blocking thread
-    /// ([`crate::issuance::issue`]), never on the async workers.
+    /// The PKCS#11 calls run on a blocking thread ([`crate::cpu::request`]).
     fn sign<'a>(&'a self, req: SignRequest<'a>) -> BoxFuture<'a, Result<Vec<u8>, SignerError>> {
+        let token = self.token.clone();
+        let (template, csr) = (req.template.clone(), req.csr.clone());
         async move {
-            match pki::sign_leaf_as(req.template, req.csr, &self.issuer, &self.key) {
-                Ok(der) => Ok(der),
-                Err(e) => Err(match self.key.take_error() {
+            crate::cpu::request(move || {
+                let signing = key::Signing::new(&token.key);
+                let signed = pki::sign_leaf_as(&template, &csr, &token.issuer, &signing);
+                signed.map_err(|e| match signing.into_error() {
                     Some(p) => p.into_signer(),
                     None => SignerError::Pki(e),
-                }),
-            }
+                })
+            })
+            .await
+            .unwrap_or_else(|e| Err(SignerError::Pki(PkiError::SigningFailed(e.to_string()))))
         }
         .boxed()
     }
 }
+
+/// The token part of issuer checks (login, key, challenge) runs on these threads, not on the
+/// shared check threads: a hanging token never stalls other issuers' checks.
+static TOKEN_CHECKS: std::sync::LazyLock<crate::cpu::Pool> =
+    std::sync::LazyLock::new(|| crate::cpu::Pool::new(2, "PKCS#11 token check"));
+/// How long an issuer check waits for its token.
+pub const TOKEN_CHECK_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// The issuer check of a `pkcs11` issuer: the allowlist, the chain and PIN from their
 /// Secrets, the token and key, a challenge signed in the token and verified with the signer
@@ -248,18 +272,30 @@ pub async fn load_pkcs11(
     let label = spec.token_label.clone();
     let which = format!("token {label:?} (module {})", spec.module);
     let cert_which = format!("{ns}/{}", cert_ref.name);
-    super::load::off_workers(move || {
+    let parse_which = which.clone();
+    let (chain, public_key, scheme) = super::load::off_workers(move || {
         let chain = SignerChain::from_pem(&crt).map_err(|e| {
-            LoadError::Invalid(format!("pkcs11 signer certificate Secret {cert_which}: {e}"))
+            LoadError::Invalid(format!(
+                "pkcs11 signer certificate Secret {cert_which}: {e}"
+            ))
         })?;
         let (_, cert) = x509_parser::parse_x509_certificate(&chain.signer_der).map_err(|_| {
-            LoadError::Invalid(format!("pkcs11 signer certificate Secret {cert_which}: not a certificate"))
+            LoadError::Invalid(format!(
+                "pkcs11 signer certificate Secret {cert_which}: not a certificate"
+            ))
         })?;
         let spki = cert.public_key();
         let info = pki::key_info_from_spki(spki.raw)?;
         let public_key = spki.subject_public_key.data.to_vec();
         let signed_with = cert.signature_algorithm.algorithm.to_id_string();
-        let scheme = Scheme::for_key(info, &signed_with).map_err(|e| e.into_load(&which))?;
+        let scheme = Scheme::for_key(info, &signed_with).map_err(|e| e.into_load(&parse_which))?;
+        Ok((chain, public_key, scheme))
+    })
+    .await?;
+    let endpoint = endpoint(&spec.module, &label);
+    let token_which = which.clone();
+    let token_part = TOKEN_CHECKS.run(move || {
+        let which = token_which;
         let token = token::module(&module)
             .map(|m| token::token(m, &label))
             .map_err(|e| e.into_load(&which))?;
@@ -275,15 +311,41 @@ pub async fn load_pkcs11(
         aws_lc_rs::signature::UnparsedPublicKey::new(scheme.verifier(), &public_key)
             .verify(&challenge, &sig)
             .map_err(|_| LoadError::Pki(PkiError::SignerKeyMismatch))?;
-        let validated = ValidatedChain::new(chain.clone(), None, anchors_der, now)?;
-        let issuer = IssuerName::new(&chain, &key)?;
-        let note = format!(
-            "key in PKCS#11 {which}, non-extractable and sensitive, proven by a challenge; signs with {}",
-            scheme.mechanism_name()
-        );
-        Ok((Pkcs11Signer { chain, key, issuer }, validated, vec![note]))
+        Ok::<_, LoadError>(key)
+    });
+    let key = tokio::time::timeout(TOKEN_CHECK_TIMEOUT, token_part)
+        .await
+        .map_err(|_| {
+            LoadError::Unavailable(format!(
+                "pkcs11 {which}: the token did not answer within {}s",
+                TOKEN_CHECK_TIMEOUT.as_secs()
+            ))
+        })?
+        .map_err(|e| LoadError::Invalid(e.to_string()))??;
+    let issuer_chain = chain.clone();
+    let validated = super::load::off_workers(move || {
+        Ok(ValidatedChain::new(issuer_chain, None, anchors_der, now)?)
     })
-    .await
+    .await?;
+    let issuer = IssuerName::new(&chain, &key)?;
+    let note = format!(
+        "key in PKCS#11 {which}, non-extractable and sensitive, proven by a challenge; signs with {}",
+        scheme.mechanism_name()
+    );
+    let signer = Pkcs11Signer {
+        chain,
+        token: Arc::new(TokenSigner { key, issuer }),
+        endpoint,
+    };
+    Ok((signer, validated, vec![note]))
+}
+
+/// The remote-slot endpoint of a token: one per module and token label (a digest, so any
+/// label makes a valid host name).
+fn endpoint(module: &str, label: &str) -> String {
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(format!("{module}\0{label}").as_bytes());
+    format!("pkcs11://{}", hex::encode(&digest[..8]))
 }
 
 /// What a load needs to know about PKCS#11: the operator's settings and the issuer's kind.
