@@ -578,6 +578,16 @@ async fn concurrent_issuance_shares_a_bounded_pool_of_sessions() {
     for j in jobs {
         issued_leaf(&j.await.unwrap());
     }
+    // A token is a remote-call endpoint of its own: its signatures take the remote slots.
+    let url = loaded.signer.remote_url().expect("slots").to_string();
+    assert_eq!(url, endpoint(MODULE, "pool"));
+    assert_ne!(url, endpoint(MODULE, "other"));
+    assert_ne!(url, endpoint("/opt/other.so", "pool"));
+    assert_eq!(
+        crate::issuance::remote_slots::endpoint(&url),
+        format!("{url}:0"),
+        "one slot key per token"
+    );
     let token = token::token(token::module(Path::new(MODULE)).unwrap(), "pool");
     let open = token.open_sessions();
     assert!(
