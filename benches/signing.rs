@@ -11,6 +11,10 @@
 //! * Go 1.19's issue path (benches/go/signbench.go: crypto/x509 parse CSR, CheckSignature,
 //!   CreateCertificate, PEM) on the same keys and CSR, when `go` (or `$GO`) is installed.
 //!
+//! * the `pkcs11` row: the same pipeline with the P-256 signer key in a SoftHSM2 token
+//!   (signing through `C_Sign` on a blocking thread, the key never in the process), beside the
+//!   in-process P-256 signer.
+//!
 //! The last line is machine-readable:
 //! `sign-bench p256: <issuances/s> issuances/s, <ratio> of crypto floor`.
 //!
@@ -33,6 +37,9 @@ use rcgen::{
     SignatureAlgorithm, SigningKey,
 };
 use x509_parser::prelude::{FromDer, X509Certificate};
+
+#[path = "../e2e/tests/softhsm.rs"]
+mod softhsm;
 
 #[derive(Clone, Copy)]
 struct Kind {
@@ -295,6 +302,120 @@ fn build_go(dir: &Path) -> Option<PathBuf> {
     Some(bin)
 }
 
+/// Reads the bench's Secrets and ConfigMaps from memory.
+struct Objects(std::collections::BTreeMap<String, pki_issuer::signers::load::ObjectData>);
+
+impl pki_issuer::signers::load::ObjectSource for Objects {
+    fn namespace(&self) -> &str {
+        "bench"
+    }
+    fn secret(&self, name: &str) -> pki_issuer::signers::load::ReadResult<'_> {
+        let v = self.0.get(name).cloned();
+        Box::pin(async move { Ok(v) })
+    }
+    fn config_map(&self, name: &str) -> pki_issuer::signers::load::ReadResult<'_> {
+        self.secret(name)
+    }
+}
+
+/// A P-256 signer whose key is in a SoftHSM2 token under `dir`, loaded by the issuer check,
+/// and the runtime whose blocking threads it signs on.
+fn pkcs11_issuer(dir: &Path) -> (LoadedIssuer, tokio::runtime::Runtime) {
+    use pki_issuer::api::issuer::{IssuerSpec, KeyRef, PemSource, PolicySpec};
+    use pki_issuer::api::pkcs11::Pkcs11SignerSpec;
+    use pki_issuer::signers::load::{self, LoadOptions};
+    use pki_issuer::signers::pkcs11::{Pkcs11Access, Pkcs11Modules};
+    const PIN: &str = "bench-pin-1";
+    let hsm = softhsm::SoftHsm::new(dir);
+    hsm.init_token("bench", PIN);
+    let spki = hsm.keygen("bench", PIN, "EC:prime256v1", "bench-ca", "01");
+    // Read by the module at C_Initialize (the first load below).
+    std::env::set_var("SOFTHSM2_CONF", &hsm.conf);
+    let root = softhsm::root("Bench Root");
+    let int = softhsm::intermediate_for(&root, &spki, "Bench HSM Intermediate");
+    let data = |k: &str, v: &str| [(k.to_string(), v.as_bytes().to_vec())].into();
+    let objects = Objects(
+        [
+            ("roots".to_string(), data("ca.crt", &root.pem)),
+            ("int".to_string(), data("tls.crt", &int)),
+            ("pin".to_string(), data("pin", PIN)),
+        ]
+        .into(),
+    );
+    let key_ref = |name: &str, key: &str| KeyRef {
+        name: name.into(),
+        key: key.into(),
+    };
+    let spec = IssuerSpec {
+        pkcs11: Some(Pkcs11SignerSpec {
+            module: softhsm::MODULE.into(),
+            token_label: "bench".into(),
+            key_label: Some("bench-ca".into()),
+            key_id: None,
+            pin_secret_ref: key_ref("pin", "pin"),
+            certificate_secret_ref: key_ref("int", "tls.crt"),
+        }),
+        trust_anchors: PemSource {
+            config_map: Some(key_ref("roots", "ca.crt")),
+            secret: None,
+        },
+        policy: Some(PolicySpec {
+            dns_names: Some(vec!["*.{namespace}.svc".into()]),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let opts = LoadOptions {
+        pkcs11: Pkcs11Access {
+            modules: Arc::new(Pkcs11Modules::parse(&[softhsm::MODULE.into()], false).unwrap()),
+            namespaced: false,
+        },
+        ..Default::default()
+    };
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let loaded = rt
+        .block_on(load::load(
+            &spec,
+            &objects,
+            time::OffsetDateTime::now_utc(),
+            &opts,
+        ))
+        .expect("the pkcs11 issuer check");
+    (loaded, rt)
+}
+
+/// The pkcs11 row: issuances/s with the key in SoftHSM2 and with the same kind of key in
+/// process, alternating rounds.
+fn pkcs11_row(seconds: f64, dir: &Path) {
+    let (token_issuer, rt) = pkcs11_issuer(&dir.join("softhsm"));
+    // The token signs on the runtime's blocking threads, as in the controller.
+    let _runtime = rt.enter();
+    let s = setup(P256, P256, dir);
+    let round = Duration::from_secs_f64((seconds / 4.0).max(0.005));
+    let (mut tn, mut tt, mut mn, mut mt) = (0u64, Duration::ZERO, 0u64, Duration::ZERO);
+    issue_once(&token_issuer, &s.csr_pem, &s.usages, &s.ctx, false);
+    for _ in 0..4 {
+        let (n, t) = timed(round, || {
+            issue_once(&token_issuer, &s.csr_pem, &s.usages, &s.ctx, false);
+        });
+        tn += n;
+        tt += t;
+        let (n, t) = timed(round, || {
+            issue_once(&s.loaded, &s.csr_pem, &s.usages, &s.ctx, false);
+        });
+        mn += n;
+        mt += t;
+    }
+    let token = tn as f64 / tt.as_secs_f64();
+    let memory = mn as f64 / mt.as_secs_f64();
+    println!(
+        "sign-bench signer=pkcs11  leaf=p256   : {token:>7.0} issuances/s ({:>6.1} µs), key in SoftHSM2 2.6 (CKM_ECDSA P-256); in-process p256 signer {memory:>7.0}/s ({:>6.1} µs), {:.2} of it",
+        1e6 / token,
+        1e6 / memory,
+        token / memory
+    );
+}
+
 fn main() {
     let full = std::env::args().any(|a| a == "--bench");
     let seconds: f64 = if full {
@@ -360,6 +481,9 @@ fn main() {
                 last = Some((rate, ratio));
             }
         }
+    }
+    if only.as_ref().is_none_or(|o| o == "pkcs11") {
+        pkcs11_row(seconds, dir.path());
     }
     match last {
         Some((rate, ratio)) => {

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the test suite calls, when they are missing:
 # openssl (chain verification), kubectl (conformance tests and the control plane), cfssl (the
-# remote CA backend), curl and jq (the control plane, e2e/scripts/control-plane.sh, which builds
+# remote CA backend), softhsm2 and opensc (the pkcs11 backend), curl and jq (the control plane, e2e/scripts/control-plane.sh, which builds
 # its binaries with the machine's Go 1.26), Prometheus (server and promtool: alert tests); and
 # OpenBao into the project's virtualenv (the Vault backend) with helm-python-sdk (also renders
 # cert-manager's chart).
@@ -16,6 +16,9 @@ command -v jq >/dev/null 2>&1 || need+=(jq)
 command -v make >/dev/null 2>&1 || need+=(make)
 # prometheus and promtool: the alert unit tests and the real-Prometheus e2e test.
 command -v promtool >/dev/null 2>&1 || need+=(prometheus)
+# SoftHSM2 (the PKCS#11 module the pkcs11 backend's tests sign with) and OpenSC's pkcs11-tool.
+command -v softhsm2-util >/dev/null 2>&1 || need+=(softhsm2)
+command -v pkcs11-tool >/dev/null 2>&1 || need+=(opensc)
 
 if ! command -v go >/dev/null 2>&1 && [ ! -x /usr/local/go/bin/go ]; then
   echo "go not found: the control plane (e2e/scripts/control-plane.sh) is built with Go 1.26+" >&2

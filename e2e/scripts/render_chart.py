@@ -51,6 +51,25 @@ VALUE_SETS: dict[str, dict[str, Any]] = {
         },
     },
     "secrets-cluster-wide": {"rbac": {"secretsClusterWide": True}},
+    # A PKCS#11 module from the node (README "Key in an HSM: PKCS#11"): SoftHSM2 and its token
+    # directory mounted from the host, the module allowlisted.
+    "pkcs11": {
+        "pkcs11": {
+            "allowedModules": ["/opt/softhsm/lib/libsofthsm2.so"],
+            "volumes": [
+                {"name": "softhsm", "hostPath": {"path": "/opt/softhsm", "type": "Directory"}},
+                {"name": "tokens", "hostPath": {"path": "/var/lib/softhsm/tokens", "type": "Directory"}},
+            ],
+            "volumeMounts": [
+                {"name": "softhsm", "mountPath": "/opt/softhsm", "readOnly": True},
+                {"name": "tokens", "mountPath": "/var/lib/softhsm/tokens"},
+            ],
+            "env": [
+                {"name": "SOFTHSM2_CONF", "value": "/opt/softhsm/softhsm2.conf"},
+                {"name": "LD_LIBRARY_PATH", "value": "/opt/softhsm/lib"},
+            ],
+        }
+    },
     # What the e2e suite installs into the test API server: everything a plain cluster
     # serves (no ServiceMonitor: the Prometheus operator's CRD is not installed there).
     "e2e": {
@@ -71,6 +90,15 @@ VALUE_SETS: dict[str, dict[str, Any]] = {
     },
 }
 
+# What a value set must render (the values reach the Deployment).
+EXPECT: dict[str, list[str]] = {
+    "pkcs11": [
+        "--allowed-pkcs11-modules=/opt/softhsm/lib/libsofthsm2.so",
+        "mountPath: /opt/softhsm",
+        "path: /var/lib/softhsm/tokens",
+        "name: SOFTHSM2_CONF",
+    ],
+}
 SEVERITY = {0: "UNKNOWN", 1: "INFO", 2: "WARNING", 3: "ERROR"}
 
 
@@ -132,6 +160,10 @@ def main() -> int:
                 print(f"rendering value set {name!r} failed: {exc}")
                 failed = True
                 continue
+            missing = [want for want in EXPECT.get(name, []) if want not in text]
+            if missing:
+                print(f"value set {name!r} rendered without {missing}")
+                failed = True
             out = outdir / f"{name}.yaml"
             out.write_text(text)
             print(f"rendered {name!r} -> {out} ({text.count('# Source: ')} templates)")

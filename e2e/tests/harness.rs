@@ -326,6 +326,11 @@ impl Env {
         n
     }
 
+    /// The process id of controller `n` while it runs.
+    pub fn controller_pid(&self, n: usize) -> Option<u32> {
+        self.controllers.get(n).and_then(|c| c.id())
+    }
+
     /// The exit status of controller `n` if it has exited.
     pub fn try_wait_controller(&mut self, n: usize) -> Option<std::process::ExitStatus> {
         self.controllers[n].try_wait().ok().flatten()

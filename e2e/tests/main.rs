@@ -23,6 +23,8 @@ mod kube_faults;
 mod kube_server;
 mod leak_scan;
 mod openbao;
+mod pkcs11;
 mod prometheus;
 mod scenarios;
+mod softhsm;
 mod vault;

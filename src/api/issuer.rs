@@ -13,8 +13,8 @@ use super::bounds::{
 use super::condition::{self, Condition};
 
 const ONE_SIGNER_RULE: &str =
-    "[has(self.secret), has(self.cfssl), has(self.vault)].filter(x, x).size() == 1";
-const ONE_SIGNER_MESSAGE: &str = "exactly one signer must be set: secret, cfssl or vault";
+    "[has(self.secret), has(self.cfssl), has(self.vault), has(self.pkcs11)].filter(x, x).size() == 1";
+const ONE_SIGNER_MESSAGE: &str = "exactly one signer must be set: secret, cfssl, vault or pkcs11";
 
 /// The shared spec of both issuer kinds.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
@@ -30,6 +30,9 @@ pub struct IssuerSpec {
     /// Sign through a remote Vault or OpenBao PKI secrets engine.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub vault: Option<super::vault::VaultSignerSpec>,
+    /// Sign with a key held in a PKCS#11 token (an HSM); the chain from a Secret.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pkcs11: Option<super::pkcs11::Pkcs11SignerSpec>,
     /// The existing PKI's root certificate(s). Several are allowed during a root rollover.
     pub trust_anchors: TrustAnchorsSpec,
     /// Which certificates this issuer may sign.

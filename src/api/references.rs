@@ -64,6 +64,7 @@ impl IssuerSpec {
         self.secret.references(&mut out);
         self.cfssl.references(&mut out);
         self.vault.references(&mut out);
+        self.pkcs11.references(&mut out);
         out
     }
 }

@@ -28,6 +28,8 @@ pub struct Config {
     pub concurrency: u16,
     /// Remote CA URLs that namespaced PKIIssuers may use.
     pub allowed_remote_ca_urls: Arc<AllowedUrls>,
+    /// PKCS#11 modules issuers may load, and whether PKIIssuers may.
+    pub pkcs11_modules: Arc<crate::signers::pkcs11::Pkcs11Modules>,
 }
 
 /// Everything a reconcile needs.

@@ -146,6 +146,10 @@ fn checked_after_signing(
                 "refused our credentials",
             ));
         }
+        Err(SignerError::SignerDown(m)) => {
+            let detail = format!("the {backend} signer is not available: {m}");
+            return Outcome::IssuerError(tenant_detail(key, loaded, detail, "is not available"));
+        }
         Err(e) => {
             let detail = format!("the {backend} signer failed: {e}");
             return Outcome::Failed {

@@ -79,6 +79,18 @@ pub struct Args {
     /// always free for everything else. 0: half of `--concurrency`.
     #[arg(long, env = "PKI_ISSUER_REMOTE_CALLS_TOTAL", default_value_t = 0)]
     pub remote_calls_total: u16,
+    /// PKCS#11 modules (absolute paths of shared libraries, comma-separated, compared
+    /// exactly) that `pkcs11` issuers may load. Empty: no issuer may use a PKCS#11 token.
+    #[arg(long, env = "PKI_ISSUER_ALLOWED_PKCS11_MODULES", value_delimiter = ',')]
+    pub allowed_pkcs11_modules: Vec<String>,
+    /// Let namespaced PKIIssuers use the allowed PKCS#11 modules too (default: only
+    /// PKIClusterIssuers).
+    #[arg(
+        long,
+        env = "PKI_ISSUER_ALLOW_NAMESPACED_PKCS11",
+        default_value_t = false
+    )]
+    pub allow_namespaced_pkcs11: bool,
 }
 
 impl Args {

@@ -59,6 +59,11 @@ pub async fn run(
     let allowed_remote_ca_urls = AllowedUrls::parse(&args.allowed_remote_ca_urls)
         .map_err(|e| RuntimeError::Flag(format!("--allowed-remote-ca-urls: {e}")))?;
     let remote_limits = args.remote_limits()?;
+    let pkcs11_modules = crate::signers::pkcs11::Pkcs11Modules::parse(
+        &args.allowed_pkcs11_modules,
+        args.allow_namespaced_pkcs11,
+    )
+    .map_err(|e| RuntimeError::Flag(format!("--allowed-pkcs11-modules: {e}")))?;
     let max_retry_duration = duration::parse(&args.max_retry_duration)
         .map_err(|e| RuntimeError::Flag(format!("--max-retry-duration: {e}")))?;
     let cluster_resource_namespace = args
@@ -134,6 +139,7 @@ pub async fn run(
                 .collect(),
             concurrency: args.concurrency,
             allowed_remote_ca_urls: Arc::new(allowed_remote_ca_urls),
+            pkcs11_modules: Arc::new(pkcs11_modules),
         },
         fence: election
             .as_ref()

@@ -52,6 +52,8 @@ pub struct LoadOptions {
     pub allowed_urls: Option<Arc<AllowedUrls>>,
     /// The issuer's own token audience for Vault Kubernetes auth (`vault://<ns>/<name>`).
     pub audience: String,
+    /// The operator's PKCS#11 module allowlist and this issuer's kind (default: none allowed).
+    pub pkcs11: super::pkcs11::Pkcs11Access,
 }
 
 /// Why an issuer could not be loaded.
@@ -188,8 +190,8 @@ pub async fn load(
     .await?;
     let mut notes = Vec::new();
     let (signer, chain): (Arc<dyn Signer>, ValidatedChain) =
-        match (&spec.secret, &spec.cfssl, &spec.vault) {
-            (Some(secret), None, None) => {
+        match (&spec.secret, &spec.cfssl, &spec.vault, &spec.pkcs11) {
+            (Some(secret), None, None, None) => {
                 let data = src.secret(&secret.name).await?.ok_or_else(|| {
                     LoadError::Missing(format!(
                         "signer Secret {}/{} not found",
@@ -214,21 +216,27 @@ pub async fn load(
                 .await?;
                 (Arc::new(signer), chain)
             }
-            (None, Some(cfssl), None) => {
+            (None, Some(cfssl), None, None) => {
                 let signer = load_cfssl(cfssl, src, &policy, opts.observe.clone()).await?;
                 let chain = validate_remote(signer.chain().clone(), anchors_der, now).await?;
                 (Arc::new(signer), chain)
             }
-            (None, None, Some(vault)) => {
+            (None, None, Some(vault), None) => {
                 let (signer, role_notes) =
                     super::vault::load_vault(vault, src, &policy, opts).await?;
                 let chain = validate_remote(signer.chain().clone(), anchors_der, now).await?;
                 notes = role_notes;
                 (Arc::new(signer), chain)
             }
+            (None, None, None, Some(p11)) => {
+                let (signer, chain, p11_notes) =
+                    super::pkcs11::load_pkcs11(p11, src, opts, anchors_der, now).await?;
+                notes = p11_notes;
+                (Arc::new(signer), chain)
+            }
             _ => {
                 return Err(LoadError::Invalid(
-                    "exactly one signer must be set: secret, cfssl or vault".into(),
+                    "exactly one signer must be set: secret, cfssl, vault or pkcs11".into(),
                 ))
             }
         };
@@ -246,7 +254,7 @@ pub async fn load(
 }
 
 /// Runs a check's CPU work on the bounded check threads ([`crate::cpu::check`]).
-async fn off_workers<T: Send + 'static>(
+pub(crate) async fn off_workers<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, LoadError> + Send + 'static,
 ) -> Result<T, LoadError> {
     crate::cpu::check(f)

@@ -5,6 +5,7 @@
 
 pub mod cfssl;
 pub mod load;
+pub mod pkcs11;
 pub mod remote;
 pub mod secret;
 pub mod vault;
@@ -34,6 +35,10 @@ pub enum SignerError {
     /// issuer, not the request, is broken.
     #[error("the CA refused our credentials: {0}")]
     Credentials(String),
+    /// The signer itself went away (a PKCS#11 token removed, its login lost): like
+    /// `Credentials`, the issuer, not the request, is broken.
+    #[error("the signer is not available: {0}")]
+    SignerDown(String),
     /// The remote CA could not be reached, timed out or failed (5xx): retryable.
     #[error("the CA is unavailable: {0}")]
     Unavailable(String),

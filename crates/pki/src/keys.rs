@@ -232,6 +232,23 @@ impl SignerKey {
     }
 }
 
+/// The in-memory key signs leaves through rcgen's traits, like any other CA key.
+impl PublicKeyData for SignerKey {
+    fn der_bytes(&self) -> &[u8] {
+        self.key.der_bytes()
+    }
+
+    fn algorithm(&self) -> &'static rcgen::SignatureAlgorithm {
+        self.key.algorithm()
+    }
+}
+
+impl rcgen::SigningKey for SignerKey {
+    fn sign(&self, msg: &[u8]) -> Result<Vec<u8>, rcgen::Error> {
+        self.key.sign(msg)
+    }
+}
+
 /// Verifies `signature` over `data` made by the key in `spki` using the
 /// X.509 signature algorithm `sig_alg`. Uses x509-parser (aws-lc-rs) and adds
 /// the ECDSA combinations it lacks (P-521, SHA-512).

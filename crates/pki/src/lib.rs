@@ -64,7 +64,7 @@ pub use validated::ValidatedChain;
 
 /// Signing, and checking what was signed (by this process or a remote CA).
 pub use error::PkiError;
-pub use sign::{sign_leaf, sign_leaf_as, IssuerName};
+pub use sign::{sign_leaf, sign_leaf_as, CaKey, IssuerName};
 pub use template::{issued_usages, LeafExtensions, LeafTemplate};
 pub use verify::{
     certs_to_pem, chain_pem, check_issued, check_issued_with, Expectations, IssuedValidity,

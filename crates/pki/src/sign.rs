@@ -8,7 +8,7 @@
 
 use rcgen::{
     BasicConstraints, CertificateParams, CrlDistributionPoint, CustomExtension, DistinguishedName,
-    DnType, IsCa, Issuer, KeyIdMethod, SanType, SerialNumber, SigningKey,
+    DnType, IsCa, Issuer, KeyIdMethod, PublicKeyData, SanType, SerialNumber, SigningKey,
 };
 use x509_parser::extensions::ParsedExtension;
 use x509_parser::prelude::FromDer;
@@ -17,7 +17,6 @@ use super::ca_constraints::CaConstraints;
 use super::csr::{ParsedCsr, SubjectAltNames};
 use super::der;
 use super::error::PkiError;
-use super::keys::SignerKey;
 use super::name_constraints::GeneralSubtrees;
 use super::signer_chain::{parse_cert, SignerChain};
 use super::template::LeafTemplate;
@@ -140,10 +139,15 @@ pub struct IssuerName {
 }
 
 impl IssuerName {
-    /// Reads the signer certificate's subject, SKI and whether `key` is its key.
-    pub fn new(chain: &SignerChain, key: &SignerKey) -> Result<IssuerName, PkiError> {
+    /// Reads the signer certificate's subject, SKI and whether `key` is its key (any key
+    /// rcgen can sign with: a [`crate::SignerKey`] in memory, or a backend's own, e.g. in a
+    /// token).
+    pub fn new<K: PublicKeyData + ?Sized>(
+        chain: &SignerChain,
+        key: &K,
+    ) -> Result<IssuerName, PkiError> {
         let signer = parse_cert(&chain.signer_der)?;
-        let key_spki = key.public_key_der();
+        let key_spki = key.subject_public_key_info();
         let (_, ks) = x509_parser::x509::SubjectPublicKeyInfo::from_der(&key_spki).map_err(fail)?;
         let ski = signer
             .iter_extensions()
@@ -162,9 +166,9 @@ impl IssuerName {
 /// rcgen's signer for encoding only: the public half of the real key, and no signature.
 /// rcgen writes the TBSCertificate (extensions included) with it; the real key then signs
 /// the final TBSCertificate exactly once.
-struct EncodeOnly<'a>(&'a rcgen::KeyPair);
+struct EncodeOnly<'a, K: ?Sized>(&'a K);
 
-impl rcgen::PublicKeyData for EncodeOnly<'_> {
+impl<K: PublicKeyData + ?Sized> PublicKeyData for EncodeOnly<'_, K> {
     fn der_bytes(&self) -> &[u8] {
         self.0.der_bytes()
     }
@@ -174,18 +178,31 @@ impl rcgen::PublicKeyData for EncodeOnly<'_> {
     }
 }
 
-impl SigningKey for EncodeOnly<'_> {
+impl<K: PublicKeyData + ?Sized> SigningKey for EncodeOnly<'_, K> {
     fn sign(&self, _msg: &[u8]) -> Result<Vec<u8>, rcgen::Error> {
         Ok(Vec::new())
     }
 }
 
-/// Takes rcgen's unsigned certificate, puts `issuer_name` in as the issuer Name verbatim,
-/// and signs the resulting TBSCertificate once with `key`.
-fn sign_with_issuer_name(
+/// A CA key: rcgen's [`SigningKey`], and the signature AlgorithmIdentifier when rcgen has no
+/// name for it.
+pub trait CaKey: SigningKey {
+    /// The signature AlgorithmIdentifier (DER) the key signs with, when it is not the one of
+    /// [`PublicKeyData::algorithm`] (RSASSA-PSS, which rcgen cannot name). `None`: rcgen's.
+    fn algorithm_identifier(&self) -> Option<Vec<u8>> {
+        None
+    }
+}
+
+impl CaKey for crate::keys::SignerKey {}
+
+/// Takes rcgen's unsigned certificate, puts `issuer_name` in as the issuer Name verbatim (and
+/// the key's own AlgorithmIdentifier, if it has one), and signs the resulting TBSCertificate
+/// once with `key`.
+fn sign_with_issuer_name<K: CaKey + ?Sized>(
     unsigned: &[u8],
     issuer_name: &[u8],
-    key: &SignerKey,
+    key: &K,
 ) -> Result<Vec<u8>, PkiError> {
     let (outer, _) = der::read_tlv(unsigned)?;
     let parts = der::children(outer.content)?;
@@ -197,44 +214,48 @@ fn sign_with_issuer_name(
     if tbs_fields.len() < 7 || tbs_fields[0].tag != 0xa0 || tbs_fields[3].tag != 0x30 {
         return Err(fail("unexpected TBSCertificate structure"));
     }
-    let content_len = parts[0].content.len() - tbs_fields[3].full.len() + issuer_name.len();
-    let mut content = Vec::with_capacity(content_len);
+    let algorithm = key.algorithm_identifier();
+    let algorithm = algorithm.as_deref().unwrap_or(parts[1].full);
+    let mut content = Vec::with_capacity(parts[0].content.len() + issuer_name.len());
     for (i, f) in tbs_fields.iter().enumerate() {
-        content.extend_from_slice(if i == 3 { issuer_name } else { f.full });
+        content.extend_from_slice(match i {
+            2 => algorithm,
+            3 => issuer_name,
+            _ => f.full,
+        });
     }
     let tbs = der::tlv(0x30, &content);
-    let signature = key.key.sign(&tbs).map_err(fail)?;
+    let signature = key.sign(&tbs).map_err(fail)?;
     let mut bits = Vec::with_capacity(signature.len() + 1);
     bits.push(0u8);
     bits.extend_from_slice(&signature);
-    Ok(der::seq(&[
-        tbs,
-        parts[1].full.to_vec(),
-        der::tlv(0x03, &bits),
-    ]))
+    Ok(der::seq(&[tbs, algorithm.to_vec(), der::tlv(0x03, &bits)]))
 }
 
 /// Signs a leaf for the CSR's public key with the signer's key. The subject
 /// is the CSR's CN only (empty otherwise, SAN then critical); AKI from the
 /// signer's SKI; SKI; KeyUsage; EKU; basicConstraints (cA=false, or cA=true
 /// pathLen 0 and the derived name constraints when `is_ca`); CRL DP and AIA when configured.
-pub fn sign_leaf(
+pub fn sign_leaf<K: CaKey + ?Sized>(
     template: &LeafTemplate,
     csr: &ParsedCsr,
     chain: &SignerChain,
-    key: &SignerKey,
+    key: &K,
 ) -> Result<Vec<u8>, PkiError> {
     sign_leaf_as(template, csr, &IssuerName::new(chain, key)?, key)
 }
 
 /// [`sign_leaf`] with the signer facts read once ([`IssuerName::new`]). The issuer Name is
 /// the signer's subject byte for byte (multi-valued RDNs and repeated attribute types such
-/// as `DC=corp,DC=example` survive), and the leaf is signed exactly once.
-pub fn sign_leaf_as(
+/// as `DC=corp,DC=example` survive), and the leaf is signed exactly once, by `key`: the
+/// signature algorithm is the key's ([`CaKey::algorithm_identifier`], else
+/// [`PublicKeyData::algorithm`]), the signature whatever its [`SigningKey::sign`] returns (the
+/// after-signing checks verify it).
+pub fn sign_leaf_as<K: CaKey + ?Sized>(
     template: &LeafTemplate,
     csr: &ParsedCsr,
     issuer: &IssuerName,
-    key: &SignerKey,
+    key: &K,
 ) -> Result<Vec<u8>, PkiError> {
     if !issuer.key_matches {
         return Err(PkiError::SignerKeyMismatch);
@@ -244,7 +265,7 @@ pub fn sign_leaf_as(
     if let Some(ski) = &issuer.ski {
         issuer_params.key_identifier_method = KeyIdMethod::PreSpecified(ski.clone());
     }
-    let rcgen_issuer = Issuer::new(issuer_params, EncodeOnly(&key.key));
+    let rcgen_issuer = Issuer::new(issuer_params, EncodeOnly(key));
 
     let mut params = CertificateParams::default();
     params.serial_number = Some(random_serial());

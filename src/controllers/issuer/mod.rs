@@ -80,6 +80,10 @@ where
         allowed_urls: (K::KIND == IssuerKind::Namespaced)
             .then(|| ctx.config.allowed_remote_ca_urls.clone()),
         audience: crate::signers::vault::default_audience(key.namespace.as_deref(), &name),
+        pkcs11: crate::signers::pkcs11::Pkcs11Access {
+            modules: ctx.config.pkcs11_modules.clone(),
+            namespaced: K::KIND == IssuerKind::Namespaced,
+        },
     };
     let result = load::load(issuer.issuer_spec(), &src, now, &opts).await;
 

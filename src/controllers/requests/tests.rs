@@ -104,6 +104,7 @@ fn context(client: Client, fence: Fence) -> Context {
             watch_namespaces: vec![],
             concurrency: 1,
             allowed_remote_ca_urls: Default::default(),
+            pkcs11_modules: Default::default(),
         },
         fence,
         requests: RequestMemory::default(),

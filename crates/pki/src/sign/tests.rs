@@ -1,6 +1,7 @@
 use super::*;
 use crate::csr::parse_csr;
 use crate::duration::clamp_validity;
+use crate::keys::SignerKey;
 use crate::policy::RequestedCert;
 use crate::template::LeafExtensions;
 use crate::testutil::{self, Ca, KeyKind};
