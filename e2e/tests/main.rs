@@ -25,4 +25,5 @@ mod leak_scan;
 mod openbao;
 mod prometheus;
 mod scenarios;
+mod trust;
 mod vault;

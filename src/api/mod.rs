@@ -7,6 +7,7 @@ pub mod duration;
 pub mod issuer;
 pub mod reason;
 pub mod references;
+pub mod trust_distribution;
 pub mod vault;
 
 pub use condition::Condition;
