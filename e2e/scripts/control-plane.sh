@@ -222,13 +222,17 @@ start_controller_manager() {
   # shellcheck source=/dev/null
   . "$dir/ports"
   # The controllers a cluster's objects rely on (namespace deletion, garbage collection, RBAC
-  # aggregation, ServiceAccount tokens, CSR cleanup); no workload or cloud controllers.
+  # aggregation, ServiceAccount tokens, CSR cleanup); no workload or cloud controllers. Each
+  # controller runs as its own ServiceAccount, as kubeadm sets it up: the garbage collector then
+  # has its bootstrap role (every resource, custom ones included), not the narrow
+  # system:kube-controller-manager one.
   spawn "$dir" kube-controller-manager "$KUBE_DIR/kube-controller-manager" \
     --kubeconfig "$dir/kcm.kubeconfig" \
     --authentication-kubeconfig "$dir/kcm.kubeconfig" --authorization-kubeconfig "$dir/kcm.kubeconfig" \
     --bind-address 127.0.0.1 --secure-port "$KCM_PORT" \
     --controllers namespace-controller,garbage-collector-controller,clusterrole-aggregation-controller,serviceaccount-controller,serviceaccount-token-controller,root-ca-certificate-publisher-controller,certificatesigningrequest-cleaner-controller,podcertificaterequest-cleaner-controller \
     --service-account-private-key-file "$dir/pki/sa.key" --root-ca-file "$dir/pki/ca.crt" \
+    --use-service-account-credentials \
     --leader-elect=false --v 1
   healthy "$dir" kube-controller-manager 60 curl -fsSk "https://127.0.0.1:$KCM_PORT/healthz"
 }
