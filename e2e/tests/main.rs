@@ -24,6 +24,7 @@ mod kube_server;
 mod leak_scan;
 mod openbao;
 mod prometheus;
+mod rotation;
 mod scenarios;
 mod trust;
 mod vault;
