@@ -750,3 +750,84 @@ async fn trust_manager_bundle_follows_the_published_roots() {
     bundles.delete(&bundle_name, &Default::default()).await.ok();
     env.delete_cluster_issuer(&issuer).await;
 }
+
+/// The chart's RBAC (rendered with the real Helm engine, applied with kubectl, pki-issuer
+/// running as its ServiceAccount) is enough to publish both kinds; on the real API server this
+/// includes the `attest` permission the ClusterTrustBundle admission plugin demands for a
+/// bundle with a signer name. Without that one rule, the bundle is refused and the condition
+/// says so, while the ConfigMaps are still published.
+#[tokio::test]
+async fn chart_rbac_publishes_and_attest_is_required() {
+    use crate::chart::{install, RELEASE_NS, TEAM_NS};
+    for without_attest in [false, true] {
+        if without_attest && !kube() {
+            skip(
+                "trust::chart_rbac_publishes_and_attest_is_required (without attest)",
+                "the test API server has no ClusterTrustBundle attest admission plugin",
+            );
+            continue;
+        }
+        let test = if without_attest {
+            "trust-chart-noattest"
+        } else {
+            "trust-chart"
+        };
+        let (mut env, sa, args) = install(test, |docs| {
+            if !without_attest {
+                return;
+            }
+            for d in docs.iter_mut().filter(|d| d["kind"] == "ClusterRole") {
+                if let Some(rules) = d["rules"].as_array_mut() {
+                    rules.retain(|r| {
+                        !r["verbs"]
+                            .as_array()
+                            .is_some_and(|v| v.iter().any(|x| x == "attest"))
+                    });
+                }
+            }
+        })
+        .await;
+        let root = fixtures::root("Trust Chart Root");
+        let int = fixtures::intermediate(&root, "Trust Chart Int");
+        env.put_tls_secret(RELEASE_NS, "int", &int.pem, &int.key_pem)
+            .await;
+        env.put_config_map(RELEASE_NS, "roots", "roots.pem", &root.pem)
+            .await;
+        let args: Vec<String> = args.into_iter().filter(|a| a != "--leader-elect").collect();
+        env.spawn_controller(&sa, &args, &[("POD_NAMESPACE", RELEASE_NS)])
+            .await;
+        let issuer = format!("{test}-mesh");
+        env.create_cluster_issuer(
+            &issuer,
+            json!({
+                "secret": {"name": "int"},
+                "trustAnchors": {"configMap": {"name": "roots", "key": "roots.pem"}},
+                "policy": {"dnsNames": ["*.svc"]},
+                "trustDistribution": {"clusterTrustBundle": true, "configMap": {"name": "corp-roots",
+                    "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": TEAM_NS}}}},
+            }),
+        )
+        .await;
+        env.wait_issuer_ready(&issuer, true, "True").await;
+        let want = expect_set(&[&root]);
+        eventually("ConfigMap in team-a under the chart's RBAC", 30, || async {
+            config_map_set(&env, TEAM_NS, "corp-roots", "ca.crt")
+                .await
+                .filter(|s| *s == want)
+        })
+        .await;
+        if without_attest {
+            let msg = wait_condition(&env, &issuer, true, "PublishFailed", "attest").await;
+            assert!(
+                msg.contains("forbidden") || msg.contains("Forbidden"),
+                "{msg}"
+            );
+            assert_eq!(bundle_set(&env, &issuer).await, None);
+        } else {
+            wait_condition(&env, &issuer, true, "Published", "ClusterTrustBundle").await;
+            assert_eq!(bundle_set(&env, &issuer).await, Some(want));
+        }
+        env.delete_cluster_issuer(&issuer).await;
+        drop(env);
+    }
+}

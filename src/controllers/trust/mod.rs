@@ -131,18 +131,29 @@ where
         ));
     } else if want_ctb {
         ctx.check_fence()?;
-        match cluster_bundle::apply(&ctx.client, &ctb_name, &signer, &issuer_id, &owner, &text).await? {
-            Applied::Current(changed) => {
+        match cluster_bundle::apply(&ctx.client, &ctb_name, &signer, &issuer_id, &owner, &text).await {
+            Ok(Applied::Current(changed)) => {
                 if changed {
                     ctx.metrics.trust_written("ClusterTrustBundle", "apply");
                     event(ctx, issuer, format!("published ClusterTrustBundle {ctb_name}")).await;
                 }
                 done.push(format!("ClusterTrustBundle {ctb_name}"));
             }
-            Applied::Unavailable => problems.push((
+            Ok(Applied::Unavailable) => problems.push((
                 Reason::ApiUnavailable,
                 "the API server does not serve ClusterTrustBundles (certificates.k8s.io/v1beta1; feature gate ClusterTrustBundle and its runtime config): none published".into(),
             )),
+            // The ConfigMaps are still published; a refusal (4xx, e.g. no `attest`) waits for
+            // the next check, anything else is retried soon.
+            Err(e) => {
+                if !matches!(&e, kube::Error::Api(s) if (400..500).contains(&s.code)) {
+                    again = Some(SOON);
+                }
+                problems.push((
+                    Reason::PublishFailed,
+                    format!("ClusterTrustBundle {ctb_name} not published: {e}"),
+                ));
+            }
         }
     } else if K::KIND == IssuerKind::Cluster {
         ctx.check_fence()?;
