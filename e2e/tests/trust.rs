@@ -797,13 +797,15 @@ async fn chart_rbac_publishes_and_attest_is_required() {
         env.spawn_controller(&sa, &args, &[("POD_NAMESPACE", RELEASE_NS)])
             .await;
         let issuer = format!("{test}-mesh");
+        // Fixed namespaces outlive a test on the real server: a name of this test's own.
+        let cm_name = format!("{test}-roots");
         env.create_cluster_issuer(
             &issuer,
             json!({
                 "secret": {"name": "int"},
                 "trustAnchors": {"configMap": {"name": "roots", "key": "roots.pem"}},
                 "policy": {"dnsNames": ["*.svc"]},
-                "trustDistribution": {"clusterTrustBundle": true, "configMap": {"name": "corp-roots",
+                "trustDistribution": {"clusterTrustBundle": true, "configMap": {"name": cm_name,
                     "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": TEAM_NS}}}},
             }),
         )
@@ -811,7 +813,7 @@ async fn chart_rbac_publishes_and_attest_is_required() {
         env.wait_issuer_ready(&issuer, true, "True").await;
         let want = expect_set(&[&root]);
         eventually("ConfigMap in team-a under the chart's RBAC", 30, || async {
-            config_map_set(&env, TEAM_NS, "corp-roots", "ca.crt")
+            config_map_set(&env, TEAM_NS, &cm_name, "ca.crt")
                 .await
                 .filter(|s| *s == want)
         })
