@@ -285,3 +285,65 @@ pub async fn delete(client: &Client, cms: Vec<ConfigMap>) -> Result<usize, kube:
         .await?;
     Ok(deleted.into_iter().filter(|d| *d).count())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn meta(label: Option<&str>, owner_uid: Option<&str>) -> ObjectMeta {
+        ObjectMeta {
+            labels: label.map(|v| [(MANAGED_LABEL.to_string(), v.to_string())].into()),
+            owner_references: owner_uid.map(|u| {
+                vec![OwnerReference {
+                    uid: u.into(),
+                    ..Default::default()
+                }]
+            }),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn only_our_label_and_this_issuers_uid_make_a_config_map_ours() {
+        assert!(owned_by(&meta(Some("true"), Some("u1")), "u1"));
+        // Someone else's ConfigMap, or another issuer's: never ours to change or delete.
+        assert!(!owned_by(&meta(None, None), "u1"));
+        assert!(
+            !owned_by(&meta(None, Some("u1")), "u1"),
+            "owner reference alone"
+        );
+        assert!(!owned_by(&meta(Some("true"), None), "u1"), "label alone");
+        assert!(
+            !owned_by(&meta(Some("true"), Some("u2")), "u1"),
+            "another issuer's"
+        );
+        assert!(!owned_by(&meta(Some("yes"), Some("u1")), "u1"));
+    }
+
+    #[test]
+    fn current_means_exactly_the_bundle_under_the_key() {
+        let owner = OwnerReference::default();
+        let t = Target {
+            name: "roots",
+            key: "ca.crt",
+            bundle: "PEM",
+            owner: &owner,
+            issuer: "PKIClusterIssuer mesh",
+        };
+        let cm = |data: &[(&str, &str)]| ConfigMap {
+            data: Some(
+                data.iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect(),
+            ),
+            ..Default::default()
+        };
+        assert!(is_current(&cm(&[("ca.crt", "PEM")]), &t));
+        assert!(!is_current(&cm(&[("ca.crt", "OLD")]), &t));
+        assert!(!is_current(&cm(&[("roots.pem", "PEM")]), &t), "key changed");
+        assert!(
+            !is_current(&cm(&[("ca.crt", "PEM"), ("x", "y")]), &t),
+            "extra key"
+        );
+    }
+}
