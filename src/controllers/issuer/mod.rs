@@ -278,7 +278,7 @@ where
             refs
         })
         .watches_stream(
-            trust::watches::namespaces(&client),
+            trust::watches::namespaces::<K>(&client),
             move |_: PartialObjectMeta<k8s_openapi::api::core::v1::Namespace>| {
                 trust::watches::selecting(&namespace_store)
             },

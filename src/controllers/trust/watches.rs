@@ -17,10 +17,14 @@ use super::bundle::MANAGED_LABEL;
 use crate::api::issuer::{AnyIssuer, IssuerKind};
 use crate::controllers::named_ref;
 
-/// Metadata-only watch of every Namespace.
-pub fn namespaces(
+/// Metadata-only watch of every Namespace, for the cluster issuers' controller (a `PKIIssuer`
+/// distributes only into its own namespace: no watch).
+pub fn namespaces<K: AnyIssuer>(
     client: &kube::Client,
 ) -> futures::stream::BoxStream<'static, Result<PartialObjectMeta<Namespace>, watcher::Error>> {
+    if K::KIND != IssuerKind::Cluster {
+        return futures::stream::empty().boxed();
+    }
     let api: Api<PartialObjectMeta<Namespace>> = Api::all(client.clone());
     watcher(api, watcher::Config::default())
         .touched_objects()
