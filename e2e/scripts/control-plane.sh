@@ -16,6 +16,10 @@
 #                                     start cert-manager's webhook (and its webhook
 #                                     configurations) and controller on a running control plane,
 #                                     or stop them and delete the configurations.
+#   control-plane.sh trust-manager-start DIR TRUST_NS | trust-manager-stop DIR
+#                                     install trust-manager's CRDs and start its Bundle
+#                                     controller (e2e/controlplane/trustmanager) reading sources
+#                                     from TRUST_NS, as the admin user; or stop it.
 #   control-plane.sh down DIR         stop exactly the processes `up DIR` started (pids in DIR).
 #   control-plane.sh restart-apiserver DIR | restart-etcd DIR
 #                                     stop one of them and start it again on the same port and
@@ -51,6 +55,14 @@ cert_manager_dir() {
   sum=$(cd "$CP_SRC/certmanager" && find . -type f \( -name '*.go' -o -name 'go.mod' -o -name 'go.sum' \) -print0 |
     sort -z | xargs -0 sha256sum | sha256sum | cut -c1-12)
   echo "$CACHE_DIR/cert-manager-$CERT_MANAGER_VERSION-$sum"
+}
+
+# The trust-manager cache, named like cert-manager's.
+trust_manager_dir() {
+  local sum
+  sum=$(cd "$CP_SRC/trustmanager" && find . -type f \( -name '*.go' -o -name 'go.mod' -o -name 'go.sum' \) -print0 |
+    sort -z | xargs -0 sha256sum | sha256sum | cut -c1-12)
+  echo "$CACHE_DIR/trust-manager-$TRUST_MANAGER_VERSION-$sum"
 }
 
 # check_pin MODULE_DIR MODULE VERSION: the module's go.mod requires exactly VERSION.
@@ -123,10 +135,34 @@ build_cert_manager() {
   log "built cert-manager in $((SECONDS - start)) s"
 }
 
+build_trust_manager() {
+  local out
+  out=$(trust_manager_dir)
+  if [ -x "$out/controller" ] && [ -d "$out/crds" ]; then
+    return 0
+  fi
+  check_pin "$CP_SRC/trustmanager" github.com/cert-manager/trust-manager "$TRUST_MANAGER_VERSION"
+  go_env
+  local tmp src start=$SECONDS
+  tmp=$(mktemp -d "$CACHE_DIR/build.XXXXXX")
+  log "building trust-manager $TRUST_MANAGER_VERSION Bundle controller (cold: about 5 minutes on 2 cores)"
+  (cd "$CP_SRC/trustmanager" && go build -trimpath -ldflags "-s -w" -o "$tmp/" ./controller) || {
+    rm -rf "$tmp"
+    die "building trust-manager failed"
+  }
+  src=$(cd "$CP_SRC/trustmanager" && go list -m -f '{{.Dir}}' github.com/cert-manager/trust-manager)
+  mkdir -p "$tmp/crds"
+  cp "$src"/deploy/crds/*.yaml "$tmp/crds/"
+  rm -rf "$out"
+  mv "$tmp" "$out"
+  log "built trust-manager in $((SECONDS - start)) s"
+}
+
 cmd_build() {
   mkdir -p "$CACHE_DIR"
   build_kube
   build_cert_manager
+  build_trust_manager
   echo "$CACHE_DIR"
 }
 
@@ -222,13 +258,17 @@ start_controller_manager() {
   # shellcheck source=/dev/null
   . "$dir/ports"
   # The controllers a cluster's objects rely on (namespace deletion, garbage collection, RBAC
-  # aggregation, ServiceAccount tokens, CSR cleanup); no workload or cloud controllers.
+  # aggregation, ServiceAccount tokens, CSR cleanup); no workload or cloud controllers. Each
+  # controller runs as its own ServiceAccount, as kubeadm sets it up: the garbage collector then
+  # has its bootstrap role (every resource, custom ones included), not the narrow
+  # system:kube-controller-manager one.
   spawn "$dir" kube-controller-manager "$KUBE_DIR/kube-controller-manager" \
     --kubeconfig "$dir/kcm.kubeconfig" \
     --authentication-kubeconfig "$dir/kcm.kubeconfig" --authorization-kubeconfig "$dir/kcm.kubeconfig" \
     --bind-address 127.0.0.1 --secure-port "$KCM_PORT" \
     --controllers namespace-controller,garbage-collector-controller,clusterrole-aggregation-controller,serviceaccount-controller,serviceaccount-token-controller,root-ca-certificate-publisher-controller,certificatesigningrequest-cleaner-controller,podcertificaterequest-cleaner-controller \
     --service-account-private-key-file "$dir/pki/sa.key" --root-ca-file "$dir/pki/ca.crt" \
+    --use-service-account-credentials \
     --leader-elect=false --v 1
   healthy "$dir" kube-controller-manager 60 curl -fsSk "https://127.0.0.1:$KCM_PORT/healthz"
 }
@@ -430,9 +470,27 @@ stop() {
   rm -f "$pidfile"
 }
 
+cmd_trust_manager_start() {
+  local dir=${1:?usage: control-plane.sh trust-manager-start DIR TRUST_NS} ns=${2:?trust namespace} tm port
+  mkdir -p "$CACHE_DIR"
+  build_trust_manager
+  tm=$(trust_manager_dir)
+  KUBECONFIG_FILE="$dir/kubeconfig"
+  kc apply --server-side --field-manager control-plane -f "$tm/crds" >/dev/null
+  kc wait --for condition=Established --timeout 30s crd/bundles.trust.cert-manager.io >/dev/null
+  port=$(free_port)
+  alive "$dir/trust-manager.pid" || spawn "$dir" trust-manager "$tm/controller" \
+    --kubeconfig "$dir/kubeconfig" --trust-namespace "$ns" --probe-addr "127.0.0.1:$port"
+  healthy "$dir" trust-manager 60 curl -fsS "http://127.0.0.1:$port/readyz"
+}
+
+cmd_trust_manager_stop() {
+  stop "${1:?usage: control-plane.sh trust-manager-stop DIR}/trust-manager.pid"
+}
+
 cmd_down() {
   local dir=${1:?usage: control-plane.sh down DIR} name
-  for name in cm-controller cm-webhook kube-controller-manager kube-apiserver etcd; do
+  for name in trust-manager cm-controller cm-webhook kube-controller-manager kube-apiserver etcd; do
     stop "$dir/$name.pid"
   done
 }
@@ -455,10 +513,12 @@ up) cmd_up "${2:-}" "${3:-}" ;;
 down) cmd_down "${2:-}" ;;
 cert-manager-start) cmd_cert_manager_start "${2:-}" ;;
 cert-manager-stop) cmd_cert_manager_stop "${2:-}" ;;
+trust-manager-start) cmd_trust_manager_start "${2:-}" "${3:-}" ;;
+trust-manager-stop) cmd_trust_manager_stop "${2:-}" ;;
 restart-apiserver) cmd_restart_apiserver "${2:-}" ;;
 restart-etcd) cmd_restart_etcd "${2:-}" ;;
 *)
-  echo "usage: $0 build | up DIR [--bare] | down DIR | cert-manager-start DIR | cert-manager-stop DIR | restart-apiserver DIR | restart-etcd DIR" >&2
+  echo "usage: $0 build | up DIR [--bare] | down DIR | cert-manager-start DIR | cert-manager-stop DIR | trust-manager-start DIR TRUST_NS | trust-manager-stop DIR | restart-apiserver DIR | restart-etcd DIR" >&2
   exit 2
   ;;
 esac

@@ -80,7 +80,7 @@ fn certificate_resource() -> ApiResource {
     }
 }
 
-fn certificates(env: &Env) -> Api<DynamicObject> {
+pub(crate) fn certificates(env: &Env) -> Api<DynamicObject> {
     Api::namespaced_with(env.client.clone(), &env.ns, &certificate_resource())
 }
 
@@ -113,7 +113,7 @@ async fn mesh_issuer(env: &Env) -> (Ca, Ca) {
 
 /// The approver ClusterRole and binding from the rendered pki-issuer chart: cert-manager may
 /// `approve` for pki-issuer's signers.
-async fn grant_approver(env: &Env) {
+pub(crate) async fn grant_approver(env: &Env) {
     let manifests = crate::chart::docs(&crate::chart::render(env));
     let text: String = manifests
         .iter()
@@ -132,7 +132,7 @@ async fn grant_approver(env: &Env) {
 }
 
 /// Remove the approver binding a previous test on this control plane may have left.
-async fn revoke_approver(env: &Env) {
+pub(crate) async fn revoke_approver(env: &Env) {
     let _ = env
         .kubectl(
             &[
@@ -150,7 +150,13 @@ async fn revoke_approver(env: &Env) {
 /// A Certificate `name` for `<name>.<ns>.svc` with the mTLS usages (the default policy refuses
 /// leaves without an extended key usage), one hour, from the issuer `kind`/`issuer`; `extra` is
 /// merged into the spec.
-async fn create_certificate(env: &Env, name: &str, kind: &str, issuer: &str, extra: Value) {
+pub(crate) async fn create_certificate(
+    env: &Env,
+    name: &str,
+    kind: &str,
+    issuer: &str,
+    extra: Value,
+) {
     let mut spec = json!({
         "secretName": name,
         "dnsNames": [format!("{name}.{}.svc", env.ns)],
@@ -181,7 +187,7 @@ fn merge(base: &mut Value, extra: Value) {
     }
 }
 
-fn condition(cert: &DynamicObject, type_: &str) -> Option<Value> {
+pub(crate) fn condition(cert: &DynamicObject, type_: &str) -> Option<Value> {
     cert.data["status"]["conditions"]
         .as_array()?
         .iter()
@@ -190,7 +196,7 @@ fn condition(cert: &DynamicObject, type_: &str) -> Option<Value> {
 }
 
 /// Wait until `pred` holds for the Certificate; returns it.
-async fn wait_certificate(
+pub(crate) async fn wait_certificate(
     env: &Env,
     cm: &CertManager,
     name: &str,
@@ -217,12 +223,12 @@ async fn wait_certificate(
     }
 }
 
-fn is_ready(cert: &DynamicObject) -> bool {
+pub(crate) fn is_ready(cert: &DynamicObject) -> bool {
     condition(cert, "Ready").is_some_and(|c| c["status"] == "True")
 }
 
 /// The Secret cert-manager wrote: (tls.crt, tls.key, ca.crt).
-async fn tls_secret(env: &Env, name: &str) -> (String, String, String) {
+pub(crate) async fn tls_secret(env: &Env, name: &str) -> (String, String, String) {
     let secret = Api::<Secret>::namespaced(env.client.clone(), &env.ns)
         .get(name)
         .await

@@ -13,8 +13,8 @@ use serde_json::json;
 use crate::fixtures;
 use crate::harness::{issuer_ref, Env};
 
-const RELEASE_NS: &str = "pki-issuer";
-const TEAM_NS: &str = "team-a";
+pub(crate) const RELEASE_NS: &str = "pki-issuer";
+pub(crate) const TEAM_NS: &str = "team-a";
 
 /// Render the chart with the real Helm engine (value set `e2e`) and return its manifests.
 pub fn render(env: &Env) -> String {
@@ -57,7 +57,7 @@ fn deployment_args(manifests: &[serde_json::Value]) -> Vec<String> {
 
 /// Start the environment, apply the chart (optionally edited) and return a kubeconfig for
 /// the chart's ServiceAccount plus the Deployment's arguments.
-async fn install(
+pub(crate) async fn install(
     test: &str,
     edit: impl FnOnce(&mut Vec<serde_json::Value>),
 ) -> (Env, std::path::PathBuf, Vec<String>) {

@@ -25,6 +25,8 @@ mod leak_scan;
 mod openbao;
 mod pkcs11;
 mod prometheus;
+mod rotation;
 mod scenarios;
 mod softhsm;
+mod trust;
 mod vault;

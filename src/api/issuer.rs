@@ -46,6 +46,9 @@ pub struct IssuerSpec {
     #[schemars(regex(pattern = r"^([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$"))]
     #[schemars(extend("x-kubernetes-validations" = [{"rule": "duration(self) >= duration('30s')", "message": "healthCheckInterval must be at least 30s"}]))]
     pub health_check_interval: Option<String>,
+    /// Publish the trust anchors to workloads (ClusterTrustBundle, namespace ConfigMaps).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trust_distribution: Option<super::trust_distribution::TrustDistributionSpec>,
 }
 
 /// An intermediate CA held in a Secret.

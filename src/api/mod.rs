@@ -8,6 +8,7 @@ pub mod issuer;
 pub mod pkcs11;
 pub mod reason;
 pub mod references;
+pub mod trust_distribution;
 pub mod vault;
 
 pub use condition::Condition;

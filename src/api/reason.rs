@@ -32,6 +32,18 @@ pub enum Reason {
     InvalidObject,
     /// The signer expires within 30 days.
     SignerExpiringSoon,
+    /// The trust anchors are published where `trustDistribution` asks (`TrustDistributed=True`).
+    Published,
+    /// The issuer check failed: nothing new is published, the previous bundle stays.
+    NotPublished,
+    /// A ConfigMap of the distribution's name exists that pki-issuer did not write.
+    ForeignObject,
+    /// The API server does not serve the resource (ClusterTrustBundle).
+    ApiUnavailable,
+    /// The issuer kind may not publish what it asks for.
+    NotAllowed,
+    /// Publishing failed on the API; retried.
+    PublishFailed,
 }
 
 impl Reason {
@@ -51,6 +63,12 @@ impl Reason {
             Reason::IssuerNotReady => "IssuerNotReady",
             Reason::InvalidObject => "InvalidObject",
             Reason::SignerExpiringSoon => "SignerExpiringSoon",
+            Reason::Published => "Published",
+            Reason::NotPublished => "NotPublished",
+            Reason::ForeignObject => "ForeignObject",
+            Reason::ApiUnavailable => "ApiUnavailable",
+            Reason::NotAllowed => "NotAllowed",
+            Reason::PublishFailed => "PublishFailed",
         }
     }
 }

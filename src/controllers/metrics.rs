@@ -59,6 +59,15 @@ pub struct BuildLabels {
     pub version: String,
 }
 
+/// Labels of `pki_issuer_trust_objects_written_total`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TrustWriteLabels {
+    /// `ClusterTrustBundle` or `ConfigMap`.
+    pub kind: String,
+    /// `apply` or `delete`.
+    pub op: String,
+}
+
 /// All metrics of the process.
 pub struct Metrics {
     registry: Registry,
@@ -83,6 +92,8 @@ pub struct Metrics {
     /// `pki_issuer_trust_anchor_expiry_timestamp_seconds{kind,namespace,issuer}`: the earliest
     /// notAfter among each issuer's trust anchors.
     pub trust_anchor_expiry: Family<SignerLabels, Gauge<f64, AtomicU64>>,
+    /// `pki_issuer_trust_objects_written_total{kind,op}`: trust distribution writes.
+    pub trust_written: Family<TrustWriteLabels, Counter>,
     /// `pki_issuer_leader`: 1 while this replica leads (runs the controllers), else 0.
     pub leader: Gauge,
 }
@@ -152,6 +163,12 @@ impl Metrics {
             "Earliest notAfter among each issuer's trust anchors (Unix seconds)",
             trust_anchor_expiry.clone(),
         );
+        let trust_written = Family::<TrustWriteLabels, Counter>::default();
+        registry.register(
+            "trust_objects_written",
+            "ClusterTrustBundles and ConfigMaps trust distribution applied or deleted",
+            trust_written.clone(),
+        );
         let leader = Gauge::default();
         registry.register(
             "leader",
@@ -177,6 +194,7 @@ impl Metrics {
             reconcile_duration,
             issuer_ready,
             trust_anchor_expiry,
+            trust_written,
             leader,
         }
     }
@@ -210,6 +228,16 @@ impl Metrics {
                 })
                 .inc();
         }
+    }
+
+    /// Count one trust distribution write.
+    pub fn trust_written(&self, kind: &str, op: &str) {
+        self.trust_written
+            .get_or_create(&TrustWriteLabels {
+                kind: kind.to_string(),
+                op: op.to_string(),
+            })
+            .inc();
     }
 
     /// Count a failed request.

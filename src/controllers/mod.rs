@@ -13,6 +13,7 @@ pub mod requests;
 pub mod signer_access;
 pub mod slim;
 pub mod sources;
+pub mod trust;
 
 pub use crate::issuance::remote_slots;
 pub use context::{Config, Context};

@@ -100,6 +100,14 @@ const BUILTINS: &[B] = &[
         &["status", "approval"],
     ),
     b(
+        "certificates.k8s.io/v1beta1",
+        "clustertrustbundles",
+        "ClusterTrustBundle",
+        false,
+        &[],
+        &[],
+    ),
+    b(
         "rbac.authorization.k8s.io/v1",
         "roles",
         "Role",
@@ -586,6 +594,12 @@ pub fn prepare(
                 .as_object_mut()
                 .map(|l| l.insert("kubernetes.io/metadata.name".into(), json!(name)));
         }
+        ("certificates.k8s.io", "clustertrustbundles") => {
+            let causes = ctb_causes(obj, &name, old);
+            if !causes.is_empty() {
+                return Err(invalid(causes));
+            }
+        }
         ("certificates.k8s.io", "certificatesigningrequests") => {
             if old.is_none() {
                 let mut causes = vec![];
@@ -648,4 +662,40 @@ pub fn prepare(
         _ => {}
     }
     Ok(())
+}
+
+/// ClusterTrustBundle rules kube-apiserver enforces: a bundle with `spec.signerName` is named
+/// `<signerName with / as :>:<suffix>`, the signer name is immutable, `trustBundle` is required.
+fn ctb_causes(obj: &Value, name: &str, old: Option<&Value>) -> Vec<Cause> {
+    let mut causes = vec![];
+    let signer = obj.pointer("/spec/signerName").and_then(Value::as_str);
+    if let Some(signer) = signer.filter(|s| !s.is_empty()) {
+        let prefix = format!("{}:", signer.replace('/', ":"));
+        if !name.starts_with(&prefix) {
+            causes.push(Cause::invalid(
+                "metadata.name",
+                &json!(name),
+                &format!(
+                    "ClusterTrustBundle for signerName {signer} must be named with prefix {prefix}"
+                ),
+            ));
+        }
+    }
+    if let Some(old) = old {
+        if old.pointer("/spec/signerName").and_then(Value::as_str) != signer {
+            causes.push(Cause::invalid(
+                "spec.signerName",
+                &json!(signer),
+                "field is immutable",
+            ));
+        }
+    }
+    if obj
+        .pointer("/spec/trustBundle")
+        .and_then(Value::as_str)
+        .is_none_or(str::is_empty)
+    {
+        causes.push(Cause::required("spec.trustBundle"));
+    }
+    causes
 }

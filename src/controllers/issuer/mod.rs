@@ -29,6 +29,7 @@ use super::cache::CachedIssuer;
 use super::events::{publish, report_invalid};
 use super::metrics::SignerLabels;
 use super::sources::KubeSource;
+use super::trust;
 use super::{Context, Error};
 use crate::api::issuer::{AnyIssuer, IssuerKind};
 use crate::api::reason::Reason;
@@ -147,21 +148,24 @@ where
             }
             ctx.metrics.issuer_ready.get_or_create(&labels).set(1);
             warn_if_expiring(ctx, issuer, &loaded, now).await;
+            let loaded = Arc::new(loaded);
             ctx.cache.put(
                 key,
                 CachedIssuer {
                     uid: issuer.uid().unwrap_or_default(),
                     generation: generation.unwrap_or_default(),
-                    loaded: Arc::new(loaded),
+                    loaded: loaded.clone(),
                 },
             );
-            Ok(Action::requeue(interval))
+            let again = trust::distribute(ctx, issuer, Ok(&loaded)).await?;
+            Ok(Action::requeue(again.map_or(interval, |a| a.min(interval))))
         }
         Err(e) => {
             ctx.metrics.signer_expiry.remove(&labels);
             ctx.metrics.trust_anchor_expiry.remove(&labels);
             ctx.metrics.issuer_ready.get_or_create(&labels).set(0);
             ctx.cache.remove(&key);
+            trust::distribute(ctx, issuer, Err(e.to_string())).await?;
             Ok(Action::requeue(if e.is_retryable() {
                 RETRY_AFTER.min(interval)
             } else {
@@ -255,6 +259,7 @@ where
     let cluster_ns = ctx.config.cluster_resource_namespace.clone();
     let secret_store = ctl.store();
     let config_map_store = ctl.store();
+    let namespace_store = ctl.store();
     let secret_ns = cluster_ns.clone();
     let secrets = metadata_watches::<Secret>(&client, &ctx.config.watch_namespaces);
     let config_maps = metadata_watches::<ConfigMap>(&client, &ctx.config.watch_namespaces);
@@ -272,8 +277,16 @@ where
             referencing(&secret_store, &secret_ns, true, &meta)
         })
         .watches_stream(config_maps, move |meta: PartialObjectMeta<ConfigMap>| {
-            referencing(&config_map_store, &cluster_ns, false, &meta)
+            let mut refs = referencing(&config_map_store, &cluster_ns, false, &meta);
+            refs.extend(trust::watches::owner_of(&config_map_store, &meta));
+            refs
         })
+        .watches_stream(
+            trust::watches::namespaces::<K>(&client),
+            move |_: PartialObjectMeta<k8s_openapi::api::core::v1::Namespace>| {
+                trust::watches::selecting(&namespace_store)
+            },
+        )
         .reconcile_on(rechecks);
     (ctl, view)
 }
