@@ -43,6 +43,10 @@ pub struct IssuerSpec {
     #[schemars(regex(pattern = r"^([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$"))]
     #[schemars(extend("x-kubernetes-validations" = [{"rule": "duration(self) >= duration('30s')", "message": "healthCheckInterval must be at least 30s"}]))]
     pub health_check_interval: Option<String>,
+    /// How a pod's identity becomes the names of its certificate, for Kubernetes
+    /// PodCertificateRequests; without it the issuer denies them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pod_certificates: Option<super::pod_certificates::PodCertificatesSpec>,
 }
 
 /// An intermediate CA held in a Secret.

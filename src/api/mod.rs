@@ -5,6 +5,7 @@ pub mod cert_manager;
 pub mod condition;
 pub mod duration;
 pub mod issuer;
+pub mod pod_certificates;
 pub mod reason;
 pub mod references;
 pub mod vault;

@@ -32,6 +32,8 @@ pub enum Reason {
     InvalidObject,
     /// The signer expires within 30 days.
     SignerExpiringSoon,
+    /// A pod certificate's key type the issuer does not sign (PodCertificateRequest API).
+    UnsupportedKeyType,
 }
 
 impl Reason {
@@ -51,6 +53,7 @@ impl Reason {
             Reason::IssuerNotReady => "IssuerNotReady",
             Reason::InvalidObject => "InvalidObject",
             Reason::SignerExpiringSoon => "SignerExpiringSoon",
+            Reason::UnsupportedKeyType => "UnsupportedKeyType",
         }
     }
 }

@@ -134,6 +134,7 @@ fn issuer() -> (IssuerKey, CachedIssuer) {
         chain: Arc::new(chain),
         anchor_infos: vec![],
         notes: vec![],
+        pod_certificates: None,
     };
     let key = IssuerKey {
         kind: IssuerKind::Cluster,
