@@ -62,7 +62,13 @@ impl PodCertificatesSpec {
         let all = self
             .uri_template
             .iter()
-            .map(|t| ("podCertificates.uriTemplate".to_string(), t, MAX_URI_TEMPLATE_LEN))
+            .map(|t| {
+                (
+                    "podCertificates.uriTemplate".to_string(),
+                    t,
+                    MAX_URI_TEMPLATE_LEN,
+                )
+            })
             .chain(self.dns_name_templates.iter().enumerate().map(|(i, t)| {
                 (
                     format!("podCertificates.dnsNameTemplates[{i}]"),
@@ -93,9 +99,7 @@ impl PodCertificatesSpec {
         self.check()?;
         check_object_name("Namespace", namespace)?;
         if namespace.len() > 63 || namespace.contains('.') {
-            return Err(format!(
-                "namespace {namespace:?} is not a DNS-1123 label"
-            ));
+            return Err(format!("namespace {namespace:?} is not a DNS-1123 label"));
         }
         check_object_name("ServiceAccount", service_account)?;
         let fill = |t: &str| {
@@ -161,7 +165,10 @@ mod tests {
     #[test]
     fn templates_are_bounded_and_know_two_placeholders() {
         assert!(spiffe().check().is_ok());
-        assert!(PodCertificatesSpec::default().check().is_err(), "no template");
+        assert!(
+            PodCertificatesSpec::default().check().is_err(),
+            "no template"
+        );
         let unknown = PodCertificatesSpec {
             uri_template: Some("spiffe://x/{podName}".into()),
             ..Default::default()

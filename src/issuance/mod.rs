@@ -131,10 +131,9 @@ fn checked_before_signing(
 fn refusal_reason(input: &RequestInput, e: &crate::pki::PkiError) -> Reason {
     use crate::pki::PkiError;
     match (input.pod.is_some(), e) {
-        (
-            true,
-            PkiError::UnsupportedKeyAlgorithm(_) | PkiError::KeyAlgorithmNotAllowed { .. },
-        ) => Reason::UnsupportedKeyType,
+        (true, PkiError::UnsupportedKeyAlgorithm(_) | PkiError::KeyAlgorithmNotAllowed { .. }) => {
+            Reason::UnsupportedKeyType
+        }
         (true, PkiError::SigningFailed(_) | PkiError::SignerNotValid(_)) => Reason::SigningFailed,
         _ => Reason::PolicyViolation,
     }

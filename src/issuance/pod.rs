@@ -83,7 +83,10 @@ pub fn supported_key(key: &PodKey) -> Result<KeyInfo, String> {
 
 /// The request as a checked CSR carrying the names the issuer grants this pod: the stub
 /// request's signature is verified (it must ask for nothing), or the proof of possession.
-pub fn pod_csr(pod: &PodRequest, spec: Option<&PodCertificatesSpec>) -> Result<ParsedCsr, PkiError> {
+pub fn pod_csr(
+    pod: &PodRequest,
+    spec: Option<&PodCertificatesSpec>,
+) -> Result<ParsedCsr, PkiError> {
     let spec = spec.ok_or_else(|| {
         PkiError::InvalidPolicy(
             "the issuer has no spec.podCertificates, so it signs no PodCertificateRequest".into(),
@@ -149,7 +152,9 @@ pub fn verify_proof(spki_der: &[u8], message: &[u8], proof: &[u8]) -> Result<(),
         .map_err(|e| PkiError::UnsupportedKeyAlgorithm(format!("unparseable public key: {e}")))?;
     let key = &spki.subject_public_key.data;
     let ok = |alg: &'static dyn signature::VerificationAlgorithm| {
-        UnparsedPublicKey::new(alg, key).verify(message, proof).is_ok()
+        UnparsedPublicKey::new(alg, key)
+            .verify(message, proof)
+            .is_ok()
     };
     let valid = match (info.algorithm, info.size_bits) {
         (KeyAlgorithm::Ed25519, _) => ok(&signature::ED25519),
@@ -233,7 +238,10 @@ mod tests {
         assert_eq!(csr.sans.uris, vec!["spiffe://cluster.local/ns/apps/sa/web"]);
         assert_eq!(csr.spki_der, key.subject_public_key_info());
         let no_spec = pod_csr(&pod(PodKey::StubCsr(stub(&key))), None).unwrap_err();
-        assert!(no_spec.to_string().contains("no spec.podCertificates"), "{no_spec}");
+        assert!(
+            no_spec.to_string().contains("no spec.podCertificates"),
+            "{no_spec}"
+        );
     }
 
     #[test]
@@ -285,11 +293,18 @@ mod tests {
         use aws_lc_rs::signature::RsaKeyPair;
         let key = RsaKeyPair::generate(aws_lc_rs::rsa::KeySize::Rsa3072).unwrap();
         let pkcs8 = key.as_der().unwrap();
-        let spki = KeyPair::try_from(pkcs8.as_ref()).unwrap().subject_public_key_info();
+        let spki = KeyPair::try_from(pkcs8.as_ref())
+            .unwrap()
+            .subject_public_key_info();
         let uid = b"0b6c7c7e-8a44-4d4e-9a43-1b2c3d4e5f60";
         let mut sig = vec![0; key.public_modulus_len()];
-        key.sign(&signature::RSA_PSS_SHA256, &SystemRandom::new(), uid, &mut sig)
-            .unwrap();
+        key.sign(
+            &signature::RSA_PSS_SHA256,
+            &SystemRandom::new(),
+            uid,
+            &mut sig,
+        )
+        .unwrap();
         assert!(verify_proof(&spki, uid, &sig).is_ok());
         assert!(verify_proof(&spki, b"another-pod-uid", &sig).is_err());
     }
@@ -317,7 +332,11 @@ mod tests {
         let v = pod_validity(validity(24), Duration::from_secs(3 * 3600)).unwrap();
         assert_eq!(v.not_after - v.not_before, time::Duration::hours(3));
         let v = pod_validity(validity(2), Duration::from_secs(86400)).unwrap();
-        assert_eq!(v.not_after - v.not_before, time::Duration::hours(2), "never over the issuer's");
+        assert_eq!(
+            v.not_after - v.not_before,
+            time::Duration::hours(2),
+            "never over the issuer's"
+        );
         let short = Validity {
             not_after: validity(0).not_before + time::Duration::minutes(59),
             ..validity(0)

@@ -4,10 +4,10 @@
 
 use std::time::Duration;
 
+use super::pod::{self, PodKey, PodRequest};
 use crate::pki::{
     self, Expectations, LeafTemplate, ParsedCsr, PkiError, RequestContext, RequestedCert, Usage,
 };
-use super::pod::{self, PodKey, PodRequest};
 use crate::signers::load::LoadedIssuer;
 
 /// What a request asks for, independent of its API kind.
