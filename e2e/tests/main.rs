@@ -23,6 +23,7 @@ mod kube_faults;
 mod kube_server;
 mod leak_scan;
 mod openbao;
+mod pod_cert;
 mod prometheus;
 mod scenarios;
 mod vault;

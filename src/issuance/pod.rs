@@ -171,9 +171,9 @@ pub fn verify_proof(spki_der: &[u8], message: &[u8], proof: &[u8]) -> Result<(),
     }
 }
 
-/// The pod certificate's lifetime: the issuer's (policy, signer chain) cut to
-/// `maxExpirationSeconds` counted from notBefore, never over; shorter than [`MIN_LIFETIME`] is
-/// an error.
+/// The pod certificate's lifetime: the issuer's (signer chain) cut to `max_lifetime`
+/// (`maxExpirationSeconds` or the policy's `maxDuration`, the smaller) counted from notBefore,
+/// never over; shorter than [`MIN_LIFETIME`] is an error.
 pub fn pod_validity(mut v: Validity, max_lifetime: Duration) -> Result<Validity, PkiError> {
     let max = time::Duration::try_from(max_lifetime).unwrap_or(time::Duration::MAX);
     let cap = v.not_before.saturating_add(max);

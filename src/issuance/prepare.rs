@@ -75,7 +75,8 @@ pub fn prepare(
         chain.earliest_not_after(),
     )?;
     if let Some(p) = &input.pod {
-        validity = pod::pod_validity(validity, p.max_lifetime)?;
+        // Counted from notBefore: never longer than maxExpirationSeconds nor maxDuration.
+        validity = pod::pod_validity(validity, p.max_lifetime.min(issuer.policy.max_duration))?;
     }
     let mut template = LeafTemplate::new(&csr, &requested, validity, issuer.extensions.clone())?;
     if input.is_ca {
@@ -97,7 +98,8 @@ pub fn prepare(
         max_lifetime: input
             .pod
             .as_ref()
-            .map(|p| time::Duration::try_from(p.max_lifetime).unwrap_or(time::Duration::MAX)),
+            .map(|p| p.max_lifetime.min(issuer.policy.max_duration))
+            .map(|d| time::Duration::try_from(d).unwrap_or(time::Duration::MAX)),
         urls: issuer.extensions.clone(),
         common_name: csr.common_name.clone(),
         echoable_subject: csr.echoable_subject.clone(),
