@@ -106,6 +106,26 @@ async fn terminal(
     }
 }
 
+/// Whether a Warning Event regarding PodCertificateRequest `name` exists in `ns`.
+async fn warning_event(env: &Env, ns: &str, name: &str) -> bool {
+    let events: Api<k8s_openapi::api::events::v1::Event> = Api::namespaced(env.client.clone(), ns);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while tokio::time::Instant::now() < deadline {
+        let list = events.list(&Default::default()).await.unwrap();
+        if list.items.iter().any(|e| {
+            e.type_.as_deref() == Some("Warning")
+                && e.regarding.as_ref().is_some_and(|r| {
+                    r.name.as_deref() == Some(name)
+                        && r.kind.as_deref() == Some("PodCertificateRequest")
+                })
+        }) {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    false
+}
+
 fn leaf_der(chain: &str) -> Vec<u8> {
     pem::parse_many(chain).unwrap()[0].contents().to_vec()
 }
@@ -251,6 +271,11 @@ async fn pod_certificate_requests_get_the_pods_identity_and_hostile_ones_are_den
         );
         assert!(message.contains(says), "{name}: {message}");
         assert!(p.status.unwrap().certificate_chain.is_none(), "{name}");
+        let ns = api.namespace().unwrap().to_string();
+        assert!(
+            warning_event(&env, &ns, &name).await,
+            "{name}: a Warning Event"
+        );
     }
 
     // An RSA 2048 key and a proof of possession over another pod's UID: the real API server

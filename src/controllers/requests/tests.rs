@@ -418,45 +418,66 @@ async fn a_pod_certificate_gets_its_service_accounts_names_or_a_denial() {
         "the root is not in the chain"
     );
 
-    for (spec, policy, reason) in [
-        (None, None, "PolicyViolation"),
+    type Edit = fn(&mut LoadedIssuer);
+    let cases: [(&str, Edit, &str, &str, &str); 4] = [
         (
-            Some(vec![
-                "{serviceAccount}.{namespace}.cluster.example".to_string()
-            ]),
-            None,
+            "no podCertificates",
+            |l| l.pod_certificates = None,
+            "Denied",
             "PolicyViolation",
+            "no spec.podCertificates",
         ),
-        (None, Some(3000u64), "PolicyViolation"),
-    ] {
+        (
+            "names outside the policy",
+            |l| {
+                l.pod_certificates.as_mut().unwrap().dns_name_templates =
+                    vec!["{serviceAccount}.{namespace}.cluster.example".into()]
+            },
+            "Denied",
+            "PolicyViolation",
+            "web.apps.cluster.example",
+        ),
+        (
+            "a key type the policy refuses",
+            |l| {
+                l.policy.key_algorithms = vec![crate::pki::KeyRule {
+                    algorithm: crate::pki::KeyAlgorithm::Ed25519,
+                    min_size: None,
+                }]
+            },
+            "Denied",
+            "UnsupportedKeyType",
+            "ECDSA",
+        ),
+        (
+            "maxDuration under 1h",
+            |l| l.policy.max_duration = std::time::Duration::from_secs(3000),
+            "Failed",
+            "SigningFailed",
+            "at least 1h",
+        ),
+    ];
+    for (case, edit, type_, reason, says) in cases {
         let (key, mut cached) = issuer();
-        let loaded = Arc::get_mut(&mut cached.loaded).unwrap();
-        match (spec, policy) {
-            (None, None) => loaded.pod_certificates = None,
-            (Some(t), _) => {
-                loaded.pod_certificates.as_mut().unwrap().dns_name_templates = t;
-            }
-            (None, Some(secs)) => {
-                loaded.policy.max_duration = std::time::Duration::from_secs(secs);
-            }
-        }
-        let short = policy.is_some();
+        edit(Arc::get_mut(&mut cached.loaded).unwrap());
         let req = pod_request("1");
         let (client, seen) = mock(script(&req, |_| 200, None));
         let ctx = context(client, Fence::open());
         sign(&ctx, &req, &key, &cached).await.expect("written");
         let patches = status_patches(&seen.lock().unwrap());
-        let cond = &patches[0].body["status"]["conditions"][0];
-        if short {
-            assert_eq!(cond["type"], "Failed", "{cond}");
-            assert!(
-                cond["message"].as_str().unwrap().contains("at least 1h"),
-                "{cond}"
-            );
-        } else {
-            assert_eq!(cond["type"], "Denied", "{cond}");
-            assert_eq!(cond["reason"], reason);
-        }
-        assert!(patches[0].body["status"].get("certificateChain").is_none());
+        assert_eq!(patches.len(), 1, "{case}");
+        let status = &patches[0].body["status"];
+        assert_eq!(status["conditions"].as_array().unwrap().len(), 1, "{case}");
+        let cond = &status["conditions"][0];
+        assert_eq!(
+            (cond["type"].as_str(), cond["reason"].as_str()),
+            (Some(type_), Some(reason)),
+            "{case}: {cond}"
+        );
+        assert!(
+            cond["message"].as_str().unwrap().contains(says),
+            "{case}: {cond}"
+        );
+        assert!(status.get("certificateChain").is_none(), "{case}");
     }
 }
