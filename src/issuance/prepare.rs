@@ -45,6 +45,12 @@ pub fn prepare(
 ) -> Result<Prepared, PkiError> {
     let csr = match &input.pod {
         Some(p) => {
+            if issuer.signer.names_from_csr_only() {
+                return Err(PkiError::SigningFailed(format!(
+                    "the {} backend takes a certificate's names only from the CSR, and a pod's stub CSR carries none: pod certificates need the secret or cfssl backend",
+                    issuer.signer.backend()
+                )));
+            }
             if matches!(p.key, PodKey::Pkix { .. }) && issuer.signer.remote_url().is_some() {
                 return Err(PkiError::InvalidCsr(
                     "a PodCertificateRequest with pkixPublicKey (Kubernetes 1.35) carries no CSR for a remote CA; only the secret backend signs it".into(),

@@ -419,7 +419,14 @@ async fn a_pod_certificate_gets_its_service_accounts_names_or_a_denial() {
     );
 
     type Edit = fn(&mut LoadedIssuer);
-    let cases: [(&str, Edit, &str, &str, &str); 4] = [
+    let cases: [(&str, Edit, &str, &str, &str); 5] = [
+        (
+            "a backend that takes names only from the CSR",
+            |l| l.signer = Arc::new(CsrNamesOnly(l.signer.clone())),
+            "Failed",
+            "SigningFailed",
+            "stub CSR carries none",
+        ),
         (
             "no podCertificates",
             |l| l.pod_certificates = None,
@@ -479,5 +486,26 @@ async fn a_pod_certificate_gets_its_service_accounts_names_or_a_denial() {
             "{case}: {cond}"
         );
         assert!(status.get("certificateChain").is_none(), "{case}");
+    }
+}
+
+/// A backend like Vault with `use_csr_sans`: it would sign only the CSR's names.
+struct CsrNamesOnly(Arc<dyn Signer>);
+
+impl Signer for CsrNamesOnly {
+    fn backend(&self) -> &'static str {
+        "vault"
+    }
+    fn names_from_csr_only(&self) -> bool {
+        true
+    }
+    fn chain(&self) -> &crate::pki::SignerChain {
+        self.0.chain()
+    }
+    fn sign<'a>(
+        &'a self,
+        req: crate::signers::SignRequest<'a>,
+    ) -> futures::future::BoxFuture<'a, Result<Vec<u8>, crate::signers::SignerError>> {
+        self.0.sign(req)
     }
 }
