@@ -430,6 +430,21 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn the_store_keeps_the_key_only_of_open_requests_of_ours() {
+        let mut open = pcr("apps", "pkiclusterissuers.pki-issuer.io/mesh", &p256());
+        open.metadata.managed_fields = Some(vec![Default::default()]);
+        let before = open.phase();
+        open.slim();
+        assert!(open.metadata.managed_fields.is_none());
+        assert!(!open.spec.stub_pkc_s10_request.0.is_empty());
+        assert_eq!(open.phase(), before);
+        let mut other = pcr("apps", "example.com/signer", &p256());
+        other.slim();
+        assert!(other.spec.stub_pkc_s10_request.0.is_empty());
+        assert_eq!(decide(&other, ready), Decision::Skip);
+    }
+
+    #[test]
     fn an_issued_status_carries_the_leafs_times_and_the_refresh_point() {
         let ca_key = p256();
         let mut ca = CertificateParams::new(vec![]).unwrap();
