@@ -200,6 +200,15 @@ async fn pod_certificate_requests_get_the_pods_identity_and_hostile_ones_are_den
     env.create_issuer("plain", issuer_spec(false)).await;
     env.wait_issuer_ready("apps", false, "True").await;
     env.wait_issuer_ready("plain", false, "True").await;
+    // A template with a placeholder of its own: the issuer fails its check, naming it.
+    let mut bad = issuer_spec(true);
+    bad["podCertificates"]["uriTemplate"] = json!("spiffe://cluster.local/pod/{podName}");
+    env.create_issuer("bad-template", bad).await;
+    let (reason, message) = env.wait_issuer_ready("bad-template", false, "False").await;
+    assert!(
+        message.contains("placeholder other than"),
+        "{reason}: {message}"
+    );
     let signer = format!("pkiissuers.pki-issuer.io/{}.apps", env.ns);
     let plain = format!("pkiissuers.pki-issuer.io/{}.plain", env.ns);
     let api: Api<PodCertificateRequest> = Api::namespaced(env.client.clone(), &env.ns);
