@@ -148,6 +148,7 @@ fn setup(signer: Kind, leaf: Kind, dir: &Path) -> Setup {
         chain: Arc::new(chain),
         anchor_infos: vec![],
         notes: vec![],
+        pod_certificates: None,
     };
     let leaf_key = key_for(leaf);
     let mut lp = CertificateParams::new(vec!["web.apps.svc".to_string()]).unwrap();
@@ -210,6 +211,7 @@ fn issue_once(
         is_ca: false,
         usages: usages.to_vec(),
         context: ctx.clone(),
+        pod: None,
     };
     let prepared = issuance::prepare(&input, loaded, now).expect("prepare");
     let leaf = futures::executor::block_on(loaded.signer.sign(SignRequest {

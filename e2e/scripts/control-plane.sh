@@ -29,6 +29,10 @@
 # kube-controller-manager runs as system:kube-controller-manager, cert-manager's controller as
 # ServiceAccount cert-manager/cert-manager and its webhook as cert-manager/cert-manager-webhook
 # (client certificates), each under the RBAC its own chart or the API server bootstraps.
+# Two more tokens for the pod-certificate tests: DIR/pki/node.token is the kubelet of node
+# pki-e2e-node (system:node:pki-e2e-node in group system:nodes: the Node authorizer and the
+# NodeRestriction admission plugin, both on, treat it as that node's kubelet), and
+# DIR/pki/user.token a plain user (pki-e2e-user) with no permissions of its own.
 # Environment for `up`: CM_MIN_BACKOFF (cert-manager's minimum re-issue backoff, default 5s).
 #
 # Needs: go (1.26+), openssl, curl, kubectl, python3 (the project's venv: helm-python-sdk renders
@@ -42,6 +46,8 @@ CP_SRC="$ROOT_DIR/e2e/controlplane"
 CACHE_DIR="${XDG_CACHE_HOME:-$HOME/.cache}/pki-issuer/control-plane"
 KUBE_DIR="$CACHE_DIR/kubernetes-$KUBERNETES_VERSION-etcd-$ETCD_VERSION"
 ADMIN_TOKEN_USER="admin"
+# The node whose kubelet identity the pod-certificate tests use.
+E2E_NODE="pki-e2e-node"
 
 log() { echo "control-plane.sh: $*" >&2; }
 die() {
@@ -240,6 +246,7 @@ start_apiserver() {
     --tls-cert-file "$dir/pki/serving.crt" --tls-private-key-file "$dir/pki/serving.key" \
     --client-ca-file "$dir/pki/ca.crt" \
     --token-auth-file "$dir/pki/tokens.csv" --authorization-mode Node,RBAC \
+    --enable-admission-plugins NodeRestriction \
     --service-account-key-file "$dir/pki/sa.pub" --service-account-signing-key-file "$dir/pki/sa.key" \
     --service-account-issuer https://kubernetes.default.svc --api-audiences https://kubernetes.default.svc \
     --service-cluster-ip-range 10.0.0.0/24 --endpoint-reconciler-type none \
@@ -312,8 +319,14 @@ make_pki() {
   openssl genrsa -out "$pki/sa.key" 2048 2>/dev/null
   openssl rsa -in "$pki/sa.key" -pubout -out "$pki/sa.pub" 2>/dev/null
   openssl rand -hex 24 >"$pki/admin.token"
-  echo "$(cat "$pki/admin.token"),$ADMIN_TOKEN_USER,$ADMIN_TOKEN_USER,system:masters" >"$pki/tokens.csv"
-  chmod 600 "$pki"/*.key "$pki/admin.token" "$pki/tokens.csv"
+  openssl rand -hex 24 >"$pki/node.token"
+  openssl rand -hex 24 >"$pki/user.token"
+  {
+    echo "$(cat "$pki/admin.token"),$ADMIN_TOKEN_USER,$ADMIN_TOKEN_USER,system:masters"
+    echo "$(cat "$pki/node.token"),system:node:$E2E_NODE,system:node:$E2E_NODE,system:nodes"
+    echo "$(cat "$pki/user.token"),pki-e2e-user,pki-e2e-user"
+  } >"$pki/tokens.csv"
+  chmod 600 "$pki"/*.key "$pki"/*.token "$pki/tokens.csv"
 }
 
 # kubeconfig DIR FILE USER-LINES: a kubeconfig for this control plane with the given user entry.

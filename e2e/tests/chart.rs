@@ -202,6 +202,10 @@ async fn chart_rbac_is_sufficient_and_leader_election_fails_over() {
         env.logs()
     );
 
+    // A PodCertificateRequest: watched, and its status written (SSA patch of /status, which the
+    // real API server allows only with `sign` on the signer name), under the chart's RBAC.
+    crate::pod_cert::issued_under(&env, TEAM_NS, "chart-mesh").await;
+
     // A CSR naming team-a's PKIIssuer: the controller asks a SubjectAccessReview (the chart
     // grants `create`), and the chart's tenantSignerReference example lets team-a/csr-client, and
     // nobody else, reference team-ca.

@@ -24,6 +24,7 @@ mod kube_server;
 mod leak_scan;
 mod openbao;
 mod pkcs11;
+mod pod_cert;
 mod prometheus;
 mod rotation;
 mod scenarios;

@@ -49,6 +49,10 @@ pub struct IssuerSpec {
     /// Publish the trust anchors to workloads (ClusterTrustBundle, namespace ConfigMaps).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub trust_distribution: Option<super::trust_distribution::TrustDistributionSpec>,
+    /// How a pod's identity becomes the names of its certificate, for Kubernetes
+    /// PodCertificateRequests; without it the issuer denies them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pod_certificates: Option<super::pod_certificates::PodCertificatesSpec>,
 }
 
 /// An intermediate CA held in a Secret.

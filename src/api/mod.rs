@@ -6,6 +6,7 @@ pub mod condition;
 pub mod duration;
 pub mod issuer;
 pub mod pkcs11;
+pub mod pod_certificates;
 pub mod reason;
 pub mod references;
 pub mod trust_distribution;

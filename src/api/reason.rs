@@ -44,6 +44,8 @@ pub enum Reason {
     NotAllowed,
     /// Publishing failed on the API; retried.
     PublishFailed,
+    /// A pod certificate's key type the issuer does not sign (PodCertificateRequest API).
+    UnsupportedKeyType,
 }
 
 impl Reason {
@@ -69,6 +71,7 @@ impl Reason {
             Reason::ApiUnavailable => "ApiUnavailable",
             Reason::NotAllowed => "NotAllowed",
             Reason::PublishFailed => "PublishFailed",
+            Reason::UnsupportedKeyType => "UnsupportedKeyType",
         }
     }
 }

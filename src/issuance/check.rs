@@ -53,10 +53,14 @@ pub fn verify_issued(
         + time::Duration::try_from(pki::BACKDATE).unwrap_or_default();
     let max_backdate = time::Duration::try_from(pki::MAX_BACKDATE).unwrap_or_default();
     expect.not_before_min = Some(checked_at - max_backdate);
+    let policy_lifetime = time::Duration::try_from(issuer.policy.max_duration)
+        .unwrap_or(time::Duration::MAX)
+        .saturating_add(max_backdate);
     expect.max_lifetime = Some(
-        time::Duration::try_from(issuer.policy.max_duration)
-            .unwrap_or(time::Duration::MAX)
-            .saturating_add(max_backdate),
+        prepared
+            .expect
+            .max_lifetime
+            .map_or(policy_lifetime, |m| m.min(policy_lifetime)),
     );
     let validity = pki::check_issued_with(leaf_der, &issuer.chain, &expect, now)?;
     let mut chain_pem = pki::certs_to_pem(&[leaf_der.to_vec()]);

@@ -4,6 +4,7 @@
 //! logic: it knows the checked issuer ([`LoadedIssuer`]) but nothing of Kubernetes objects.
 
 pub mod check;
+pub mod pod;
 pub mod prepare;
 pub mod remote_slots;
 
@@ -119,9 +120,23 @@ fn checked_before_signing(
     loaded: &LoadedIssuer,
 ) -> Result<Prepared, Outcome> {
     prepare(input, loaded, time::OffsetDateTime::now_utc()).map_err(|e| Outcome::Failed {
-        reason: Reason::PolicyViolation,
+        reason: refusal_reason(input, &e),
         message: format!("refused before signing: {e}"),
     })
+}
+
+/// Why a request was refused before signing. A pod certificate says more: a key type the
+/// issuer does not sign is `UnsupportedKeyType`, and a lifetime the issuer cannot give it
+/// (under 1 h) is a signing failure, not the request's fault.
+fn refusal_reason(input: &RequestInput, e: &crate::pki::PkiError) -> Reason {
+    use crate::pki::PkiError;
+    match (input.pod.is_some(), e) {
+        (true, PkiError::UnsupportedKeyAlgorithm(_) | PkiError::KeyAlgorithmNotAllowed { .. }) => {
+            Reason::UnsupportedKeyType
+        }
+        (true, PkiError::SigningFailed(_) | PkiError::SignerNotValid(_)) => Reason::SigningFailed,
+        _ => Reason::PolicyViolation,
+    }
 }
 
 fn checked_after_signing(

@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use super::pod::{self, PodKey, PodRequest};
 use crate::pki::{
     self, Expectations, LeafTemplate, ParsedCsr, PkiError, RequestContext, RequestedCert, Usage,
 };
@@ -22,6 +23,8 @@ pub struct RequestInput {
     pub usages: Vec<String>,
     /// `{namespace}` and `{serviceAccount}` for the policy.
     pub context: RequestContext,
+    /// A pod certificate: its key and names come from here, not from `csr`.
+    pub pod: Option<PodRequest>,
 }
 
 /// A request that passed every check before signing.
@@ -40,7 +43,23 @@ pub fn prepare(
     issuer: &LoadedIssuer,
     now: time::OffsetDateTime,
 ) -> Result<Prepared, PkiError> {
-    let csr = pki::parse_csr(&input.csr)?;
+    let csr = match &input.pod {
+        Some(p) => {
+            if issuer.signer.names_from_csr_only() {
+                return Err(PkiError::SigningFailed(format!(
+                    "the {} backend takes a certificate's names only from the CSR, and a pod's stub CSR carries none: pod certificates need the secret or cfssl backend",
+                    issuer.signer.backend()
+                )));
+            }
+            if matches!(p.key, PodKey::Pkix { .. }) && issuer.signer.remote_url().is_some() {
+                return Err(PkiError::InvalidCsr(
+                    "a PodCertificateRequest with pkixPublicKey (Kubernetes 1.35) carries no CSR for a remote CA; only the secret backend signs it".into(),
+                ));
+            }
+            pod::pod_csr(p, issuer.pod_certificates.as_ref())?
+        }
+        None => pki::parse_csr(&input.csr)?,
+    };
     let usages = if input.usages.is_empty() {
         pki::default_usages()
     } else {
@@ -55,12 +74,16 @@ pub fn prepare(
     let chain = &issuer.chain;
     pki::check_name_constraints(chain.name_constraints(), &csr.sans)?;
     chain.check_usages(&pki::issued_usages(&usages, input.is_ca))?;
-    let validity = pki::clamp_validity(
+    let mut validity = pki::clamp_validity(
         now,
         input.duration,
         issuer.policy.max_duration,
         chain.earliest_not_after(),
     )?;
+    if let Some(p) = &input.pod {
+        // Counted from notBefore: never longer than maxExpirationSeconds nor maxDuration.
+        validity = pod::pod_validity(validity, p.max_lifetime.min(issuer.policy.max_duration))?;
+    }
     let mut template = LeafTemplate::new(&csr, &requested, validity, issuer.extensions.clone())?;
     if input.is_ca {
         chain.check_room_for_sub_ca()?;
@@ -74,7 +97,12 @@ pub fn prepare(
         // Set by `verify_issued`: it depends on the backend and on when the CA signed.
         not_after_max: None,
         not_before_min: None,
-        max_lifetime: None,
+        // A pod certificate's `maxExpirationSeconds`; `verify_issued` adds the policy's.
+        max_lifetime: input
+            .pod
+            .as_ref()
+            .map(|p| p.max_lifetime.min(issuer.policy.max_duration))
+            .map(|d| time::Duration::try_from(d).unwrap_or(time::Duration::MAX)),
         urls: issuer.extensions.clone(),
         common_name: csr.common_name.clone(),
         echoable_subject: csr.echoable_subject.clone(),

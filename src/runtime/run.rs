@@ -21,9 +21,11 @@ use crate::controllers::metrics::Metrics;
 use crate::controllers::remote_slots::RemoteSlots;
 use crate::controllers::requests::issuers::IssuerIndex;
 use crate::controllers::requests::pipeline::{self, RequestData};
+use crate::controllers::requests::pod_certificate_request;
 use crate::controllers::{issuer, Config, Context};
 use crate::signers::remote::AllowedUrls;
 use k8s_openapi::api::certificates::v1::CertificateSigningRequest;
+use k8s_openapi::api::certificates::v1beta1::PodCertificateRequest;
 
 /// A future that resolves once shutdown starts; cheap to clone.
 pub type ShutdownSignal =
@@ -150,7 +152,8 @@ pub async fn run(
         remote_slots: RemoteSlots::new(remote_limits),
     });
 
-    let tasks = spawn_controllers(&ctx, shutdown.clone());
+    let pod_certificates = pod_certificate_request::served(&client).await;
+    let tasks = spawn_controllers(&ctx, shutdown.clone(), pod_certificates);
     let lost = async {
         match election.as_mut() {
             Some(e) => e.lost().await,
@@ -186,8 +189,10 @@ pub async fn run(
 fn spawn_controllers(
     ctx: &Arc<Context>,
     shutdown: ShutdownSignal,
+    pod_certificates: bool,
 ) -> Vec<tokio::task::JoinHandle<()>> {
     let cache = &ctx.cache;
+    let ready_for_pcrs = pod_certificates.then(|| cache.subscribe());
     let ready_for_requests = cache.subscribe();
     let ready_for_csrs = cache.subscribe();
     let (namespaced, namespaced_view) = issuer::controller::<PKIIssuer>(ctx);
@@ -199,7 +204,16 @@ fn spawn_controllers(
             cluster: cluster_view,
         },
     });
-    vec![
+    let mut tasks = Vec::new();
+    if let Some(ready) = ready_for_pcrs {
+        tracing::info!("signing PodCertificateRequests (certificates.k8s.io/v1beta1)");
+        tasks.push(tokio::spawn(pipeline::run::<PodCertificateRequest>(
+            data.clone(),
+            ready,
+            shutdown.clone(),
+        )));
+    }
+    tasks.extend([
         tokio::spawn(issuer::run(namespaced, ctx.clone(), shutdown.clone())),
         tokio::spawn(issuer::run(cluster, ctx.clone(), shutdown.clone())),
         tokio::spawn(pipeline::run::<CertificateRequest>(
@@ -212,7 +226,8 @@ fn spawn_controllers(
             ready_for_csrs,
             shutdown,
         )),
-    ]
+    ]);
+    tasks
 }
 
 fn random_identity() -> String {

@@ -98,6 +98,8 @@ pub struct LoadedIssuer {
     pub anchor_infos: Vec<SignerInfo>,
     /// Remarks for the Ready message (e.g. a Vault role that refuses some key types).
     pub notes: Vec<String>,
+    /// `spec.podCertificates` (checked): how a pod's identity becomes names.
+    pub pod_certificates: Option<crate::api::pod_certificates::PodCertificatesSpec>,
 }
 
 /// The default health-check interval.
@@ -157,6 +159,9 @@ pub async fn load(
     check_health_check_interval(spec)?;
     if let Some(e) = &spec.extensions {
         bounds::check_extensions(e).map_err(LoadError::Invalid)?;
+    }
+    if let Some(p) = &spec.pod_certificates {
+        p.check().map_err(LoadError::Invalid)?;
     }
     let policy = policy_from_spec(spec.policy.as_ref())?;
     if let Some(c) = &spec.cfssl {
@@ -250,6 +255,7 @@ pub async fn load(
         chain: Arc::new(chain),
         anchor_infos,
         notes,
+        pod_certificates: spec.pod_certificates.clone(),
     })
 }
 

@@ -60,6 +60,12 @@ pub trait Signer: Send + Sync {
     fn remote_url(&self) -> Option<&str> {
         None
     }
+    /// Whether the backend takes a leaf's names only from the CSR (Vault with
+    /// `use_csr_sans`): it cannot sign names the CSR does not carry, such as a pod
+    /// certificate's, whose stub CSR is empty.
+    fn names_from_csr_only(&self) -> bool {
+        false
+    }
     /// The signer certificate and the intermediates above it (never the root).
     fn chain(&self) -> &SignerChain;
     /// Whether the backend issues exactly the requested validity. Remote CAs whose profile

@@ -99,6 +99,15 @@ const BUILTINS: &[B] = &[
         &["csr"],
         &["status", "approval"],
     ),
+    // PodCertificateRequests: only what the request pipeline's fast tests need.
+    b(
+        "certificates.k8s.io/v1beta1",
+        "podcertificaterequests",
+        "PodCertificateRequest",
+        true,
+        &[],
+        &["status"],
+    ),
     b(
         "certificates.k8s.io/v1beta1",
         "clustertrustbundles",

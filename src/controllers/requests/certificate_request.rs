@@ -117,6 +117,7 @@ impl RequestKind for CertificateRequest {
                 namespace,
                 service_account,
             },
+            pod: None,
         })
     }
 

@@ -129,6 +129,7 @@ impl RequestKind for CertificateSigningRequest {
             is_ca: self.annotations().get(IS_CA_ANNOTATION).map(String::as_str) == Some("true"),
             usages: self.spec.usages.clone().unwrap_or_default(),
             context: policy_context(self, key),
+            pod: None,
         })
     }
 

@@ -14,6 +14,7 @@ pub mod issuers;
 pub mod memory;
 pub mod pipeline;
 pub mod plan;
+pub mod pod_certificate_request;
 mod write;
 
 #[cfg(test)]

@@ -9,6 +9,7 @@ use k8s_openapi::api::certificates::v1::{
     CertificateSigningRequest, CertificateSigningRequestCondition, CertificateSigningRequestSpec,
     CertificateSigningRequestStatus,
 };
+use k8s_openapi::api::certificates::v1beta1::PodCertificateRequest;
 use kube::client::Body;
 use kube::runtime::events::Reporter;
 use kube::Client;
@@ -135,6 +136,10 @@ fn issuer() -> (IssuerKey, CachedIssuer) {
         chain: Arc::new(chain),
         anchor_infos: vec![],
         notes: vec![],
+        pod_certificates: Some(crate::api::pod_certificates::PodCertificatesSpec {
+            uri_template: None,
+            dns_name_templates: vec!["{serviceAccount}.{namespace}.svc".into()],
+        }),
     };
     let key = IssuerKey {
         kind: IssuerKind::Cluster,
@@ -207,9 +212,26 @@ fn signing_request(rv: &str) -> CertificateSigningRequest {
     }
 }
 
-/// The certificate a status patch carries (either kind).
+/// An open PodCertificateRequest of the kubelet of `apps/web`, signed by a stub request.
+fn pod_request(rv: &str) -> PodCertificateRequest {
+    let key = testutil::key(KeyKind::P256);
+    let mut pcr = super::pod_certificate_request::tests::pcr(
+        "apps",
+        "pkiclusterissuers.pki-issuer.io/mesh",
+        &key,
+    );
+    pcr.metadata.uid = Some("pcr-uid".into());
+    pcr.metadata.resource_version = Some(rv.into());
+    pcr
+}
+
+/// The certificate a status patch carries (any kind).
 fn written(s: &Seen) -> Option<String> {
-    s.body["status"]["certificate"].as_str().map(str::to_string)
+    let st = &s.body["status"];
+    st["certificate"]
+        .as_str()
+        .or(st["certificateChain"].as_str())
+        .map(str::to_string)
 }
 
 fn status_patches(seen: &[Seen]) -> Vec<Seen> {
@@ -277,6 +299,11 @@ async fn a_csr_whose_write_fails_is_signed_once() {
     failed_write_is_not_signed_again(signing_request("1")).await;
 }
 
+#[tokio::test]
+async fn a_pod_certificate_request_whose_write_fails_is_signed_once() {
+    failed_write_is_not_signed_again(pod_request("1")).await;
+}
+
 /// 409 on the first patch: read again, still open, patch again with the new version, one
 /// signing.
 async fn conflict_rereads_and_writes_again<K: RequestKind>(req: K, fresh: K) {
@@ -301,6 +328,7 @@ async fn conflict_rereads_and_writes_again<K: RequestKind>(req: K, fresh: K) {
 async fn a_conflict_rereads_and_writes_again_for_every_kind() {
     conflict_rereads_and_writes_again(certificate_request("1"), certificate_request("2")).await;
     conflict_rereads_and_writes_again(signing_request("1"), signing_request("2")).await;
+    conflict_rereads_and_writes_again(pod_request("1"), pod_request("2")).await;
 }
 
 /// 409, and the fresh version is already finished (another replica wrote it): nothing more
@@ -333,6 +361,14 @@ async fn a_superseded_write_is_dropped_for_every_kind() {
     }
     case(certificate_request("1"), done_cr).await;
     case(signing_request("1"), done_csr).await;
+    let mut done_pcr = pod_request("2");
+    done_pcr.status = Some(
+        serde_json::from_value(json!({"conditions": [{
+        "type": "Issued", "status": "True", "reason": "Issued", "message": "x",
+        "lastTransitionTime": "2026-01-01T00:00:00Z"}]}))
+        .unwrap(),
+    );
+    case(pod_request("1"), done_pcr).await;
 }
 
 /// A closed fence (this replica may have lost its lease): not a single request is sent.
@@ -347,4 +383,130 @@ async fn a_closed_fence_sends_nothing() {
     let result = sign(&ctx, &req, &key, &issuer).await;
     assert!(matches!(result, Err(Error::NotLeader)), "{result:?}");
     assert!(seen.lock().unwrap().is_empty());
+}
+
+/// A PodCertificateRequest is issued with the names of its pod's ServiceAccount, the leaf's
+/// times and a refresh point; an issuer without `podCertificates`, or whose policy does not
+/// allow the names, denies it. One status write each, exactly one terminal condition.
+#[tokio::test]
+async fn a_pod_certificate_gets_its_service_accounts_names_or_a_denial() {
+    let req = pod_request("1");
+    let (client, seen) = mock(script(&req, |_| 200, None));
+    let ctx = context(client, Fence::open());
+    let (key, signer) = issuer();
+    sign(&ctx, &req, &key, &signer).await.expect("written");
+    let patches = status_patches(&seen.lock().unwrap());
+    assert_eq!(patches.len(), 1);
+    let status = &patches[0].body["status"];
+    assert_eq!(status["conditions"].as_array().unwrap().len(), 1);
+    assert_eq!(status["conditions"][0]["type"], "Issued");
+    let chain = status["certificateChain"].as_str().unwrap();
+    let leaf = pem::parse(chain).unwrap();
+    let (_, cert) = x509_parser::parse_x509_certificate(leaf.contents()).unwrap();
+    let san = cert.subject_alternative_name().unwrap().unwrap();
+    assert_eq!(
+        format!("{:?}", san.value.general_names),
+        r#"[DNSName("web.apps.svc")]"#
+    );
+    for field in ["notBefore", "notAfter", "beginRefreshAt"] {
+        assert!(status[field].is_string(), "{field}");
+    }
+    let certs = pem::parse_many(chain).unwrap();
+    assert_eq!(certs.len(), 2, "the leaf, then the signing intermediate");
+    let root = pem::parse(&signer.loaded.anchors_pem).unwrap();
+    assert!(
+        certs.iter().all(|c| c.contents() != root.contents()),
+        "the root is not in the chain"
+    );
+
+    type Edit = fn(&mut LoadedIssuer);
+    let cases: [(&str, Edit, &str, &str, &str); 5] = [
+        (
+            "a backend that takes names only from the CSR",
+            |l| l.signer = Arc::new(CsrNamesOnly(l.signer.clone())),
+            "Failed",
+            "SigningFailed",
+            "stub CSR carries none",
+        ),
+        (
+            "no podCertificates",
+            |l| l.pod_certificates = None,
+            "Denied",
+            "PolicyViolation",
+            "no spec.podCertificates",
+        ),
+        (
+            "names outside the policy",
+            |l| {
+                l.pod_certificates.as_mut().unwrap().dns_name_templates =
+                    vec!["{serviceAccount}.{namespace}.cluster.example".into()]
+            },
+            "Denied",
+            "PolicyViolation",
+            "web.apps.cluster.example",
+        ),
+        (
+            "a key type the policy refuses",
+            |l| {
+                l.policy.key_algorithms = vec![crate::pki::KeyRule {
+                    algorithm: crate::pki::KeyAlgorithm::Ed25519,
+                    min_size: None,
+                }]
+            },
+            "Denied",
+            "UnsupportedKeyType",
+            "ECDSA",
+        ),
+        (
+            "maxDuration under 1h",
+            |l| l.policy.max_duration = std::time::Duration::from_secs(3000),
+            "Failed",
+            "SigningFailed",
+            "at least 1h",
+        ),
+    ];
+    for (case, edit, type_, reason, says) in cases {
+        let (key, mut cached) = issuer();
+        edit(Arc::get_mut(&mut cached.loaded).unwrap());
+        let req = pod_request("1");
+        let (client, seen) = mock(script(&req, |_| 200, None));
+        let ctx = context(client, Fence::open());
+        sign(&ctx, &req, &key, &cached).await.expect("written");
+        let patches = status_patches(&seen.lock().unwrap());
+        assert_eq!(patches.len(), 1, "{case}");
+        let status = &patches[0].body["status"];
+        assert_eq!(status["conditions"].as_array().unwrap().len(), 1, "{case}");
+        let cond = &status["conditions"][0];
+        assert_eq!(
+            (cond["type"].as_str(), cond["reason"].as_str()),
+            (Some(type_), Some(reason)),
+            "{case}: {cond}"
+        );
+        assert!(
+            cond["message"].as_str().unwrap().contains(says),
+            "{case}: {cond}"
+        );
+        assert!(status.get("certificateChain").is_none(), "{case}");
+    }
+}
+
+/// A backend like Vault with `use_csr_sans`: it would sign only the CSR's names.
+struct CsrNamesOnly(Arc<dyn Signer>);
+
+impl Signer for CsrNamesOnly {
+    fn backend(&self) -> &'static str {
+        "vault"
+    }
+    fn names_from_csr_only(&self) -> bool {
+        true
+    }
+    fn chain(&self) -> &crate::pki::SignerChain {
+        self.0.chain()
+    }
+    fn sign<'a>(
+        &'a self,
+        req: crate::signers::SignRequest<'a>,
+    ) -> futures::future::BoxFuture<'a, Result<Vec<u8>, crate::signers::SignerError>> {
+        self.0.sign(req)
+    }
 }

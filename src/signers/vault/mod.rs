@@ -47,6 +47,10 @@ impl Signer for VaultSigner {
         "vault"
     }
 
+    fn names_from_csr_only(&self) -> bool {
+        true
+    }
+
     fn chain(&self) -> &SignerChain {
         &self.chain
     }

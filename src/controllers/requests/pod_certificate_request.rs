@@ -1,0 +1,499 @@
+//! Kubernetes PodCertificateRequests (`certificates.k8s.io/v1beta1`, Kubernetes 1.35+) on the
+//! request pipeline: requests whose signerName names one of our issuers, in the same two forms
+//! as CSRs (`pkiclusterissuers.pki-issuer.io/<name>`, `pkiissuers.pki-issuer.io/<ns>.<name>`
+//! for pods of namespace `<ns>` only). The kubelet creates them; NodeRestriction has checked
+//! the pod, ServiceAccount and node they name, so there is no approval step. The names come
+//! from the issuer's `spec.podCertificates` ([`crate::issuance::pod`]).
+
+use std::time::Duration;
+
+use k8s_openapi::api::certificates::v1beta1::PodCertificateRequest;
+use kube::{Api, Client, ResourceExt};
+use serde_json::json;
+
+use super::certificate_signing_request::issuer_key;
+use super::{Phase, RequestKind, Write};
+use crate::api::issuer::{IssuerKey, IssuerKind};
+use crate::api::reason::Reason;
+use crate::issuance::pod::{self, PodKey, PodRequest, MIN_LIFETIME};
+use crate::issuance::{rfc3339, RequestInput};
+use crate::pki::RequestContext;
+
+/// The API server's default `spec.maxExpirationSeconds`.
+pub const DEFAULT_MAX_EXPIRATION_SECONDS: i32 = 86400;
+/// The usages of every pod certificate (mutual TLS).
+pub const POD_USAGES: [&str; 3] = ["digital signature", "server auth", "client auth"];
+
+/// Condition reasons of denials this adapter finds from the request alone.
+pub mod reasons {
+    /// The key type is not one a pod certificate may have (the API's own reason).
+    pub const UNSUPPORTED_KEY_TYPE: &str = "UnsupportedKeyType";
+    /// `unverifiedUserAnnotations` holds a key we do not know (we know none).
+    pub const INVALID_USER_ANNOTATIONS: &str = "InvalidUnverifiedUserAnnotations";
+    /// A namespaced issuer's signer name used by a pod of another namespace.
+    pub const FOREIGN_NAMESPACE: &str = "SignerNamespaceMismatch";
+    /// Neither or both of the key forms.
+    pub const INVALID_KEY: &str = "InvalidPublicKey";
+}
+
+fn has_terminal_condition(pcr: &PodCertificateRequest) -> bool {
+    pcr.status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .is_some_and(|cs| {
+            cs.iter()
+                .any(|c| matches!(c.type_.as_str(), "Issued" | "Denied" | "Failed"))
+        })
+}
+
+/// The pod's key in whichever form the request carries.
+pub fn pod_key(pcr: &PodCertificateRequest) -> Result<PodKey, String> {
+    let s = &pcr.spec;
+    let stub = &s.stub_pkc_s10_request.0;
+    let pkix = s
+        .pkix_public_key
+        .as_ref()
+        .map(|b| &b.0)
+        .filter(|b| !b.is_empty());
+    let proof = s
+        .proof_of_possession
+        .as_ref()
+        .map(|b| &b.0)
+        .filter(|b| !b.is_empty());
+    match (stub.is_empty(), pkix, proof) {
+        (false, None, None) => Ok(PodKey::StubCsr(stub.clone())),
+        (true, Some(spki), Some(proof)) => Ok(PodKey::Pkix {
+            spki: spki.clone(),
+            proof: proof.clone(),
+        }),
+        _ => Err(
+            "exactly one of stubPKCS10Request or (pkixPublicKey and proofOfPossession) must be set"
+                .into(),
+        ),
+    }
+}
+
+/// Why the request is denied from its own fields, before any issuer is consulted: the
+/// condition reason and message.
+pub fn denial(pcr: &PodCertificateRequest) -> Option<(&'static str, String)> {
+    let ns = pcr.namespace().unwrap_or_default();
+    if let Some(key) = issuer_key(&pcr.spec.signer_name) {
+        if key.kind == IssuerKind::Namespaced && key.namespace.as_deref() != Some(ns.as_str()) {
+            return Some((
+                reasons::FOREIGN_NAMESPACE,
+                format!(
+                    "signer {} is the PKIIssuer {key}, which signs only for pods in namespace {}; this pod is in namespace {ns}",
+                    pcr.spec.signer_name,
+                    key.namespace.as_deref().unwrap_or_default()
+                ),
+            ));
+        }
+    }
+    if let Some(a) = pcr
+        .spec
+        .unverified_user_annotations
+        .as_ref()
+        .filter(|a| !a.is_empty())
+    {
+        let keys: Vec<&str> = a.keys().take(5).map(String::as_str).collect();
+        return Some((
+            reasons::INVALID_USER_ANNOTATIONS,
+            format!(
+                "pki-issuer recognises no unverifiedUserAnnotations; this request has {}",
+                keys.join(", ")
+            ),
+        ));
+    }
+    match pod_key(pcr) {
+        Err(e) => Some((reasons::INVALID_KEY, e)),
+        Ok(key) => pod::supported_key(&key)
+            .err()
+            .map(|e| (reasons::UNSUPPORTED_KEY_TYPE, e)),
+    }
+}
+
+/// The request's `maxExpirationSeconds` (the API server's default when unset).
+pub fn max_lifetime(pcr: &PodCertificateRequest) -> Result<Duration, String> {
+    let s = pcr
+        .spec
+        .max_expiration_seconds
+        .unwrap_or(DEFAULT_MAX_EXPIRATION_SECONDS);
+    u64::try_from(s)
+        .ok()
+        .map(Duration::from_secs)
+        .filter(|d| *d >= MIN_LIFETIME)
+        .ok_or_else(|| format!("spec.maxExpirationSeconds must be at least 3600, got {s}"))
+}
+
+fn condition(type_: &str, reason: &str, message: &str) -> serde_json::Value {
+    let now = rfc3339(time::OffsetDateTime::now_utc());
+    // The API's limit on a condition message.
+    let message: String = message.chars().take(4096).collect();
+    json!({"type": type_, "status": "True", "reason": reason, "message": message,
+           "lastTransitionTime": now})
+}
+
+/// The status of an issued certificate: the chain, the leaf's own notBefore and notAfter and
+/// the refresh point; a leaf the API server would refuse (lifetime under 1 h or over
+/// `maxExpirationSeconds`) is recorded as Failed instead.
+fn issued_status(
+    pcr: &PodCertificateRequest,
+    chain_pem: &str,
+    message: &str,
+) -> Result<serde_json::Value, String> {
+    let leaf = pem::parse(chain_pem).map_err(|e| format!("the issued chain: {e}"))?;
+    let info = crate::pki::cert_info(leaf.contents()).map_err(|e| e.to_string())?;
+    let lifetime = info.not_after - info.not_before;
+    let max = max_lifetime(pcr)?;
+    let (min, max) = (
+        time::Duration::try_from(MIN_LIFETIME).unwrap_or_default(),
+        time::Duration::try_from(max).unwrap_or(time::Duration::MAX),
+    );
+    if lifetime < min || lifetime > max {
+        return Err(format!(
+            "the issued certificate is valid for {}s, outside [3600, maxExpirationSeconds {}]; it was not written",
+            lifetime.whole_seconds(),
+            max.whole_seconds()
+        ));
+    }
+    Ok(json!({
+        "conditions": [condition("Issued", Reason::Issued.as_str(), message)],
+        "certificateChain": chain_pem,
+        "notBefore": rfc3339(info.not_before),
+        "notAfter": rfc3339(info.not_after),
+        "beginRefreshAt": rfc3339(pod::begin_refresh_at(info.not_before, info.not_after)),
+    }))
+}
+
+/// Whether the API server serves PodCertificateRequests (Kubernetes 1.35+ with
+/// `certificates.k8s.io/v1beta1` and the PodCertificateRequest feature on). Asked once at start.
+pub async fn served(client: &Client) -> bool {
+    match client
+        .list_api_group_resources("certificates.k8s.io/v1beta1")
+        .await
+    {
+        Ok(list) => list
+            .resources
+            .iter()
+            .any(|r| r.name == "podcertificaterequests"),
+        Err(e) => {
+            tracing::info!(error = %e, "certificates.k8s.io/v1beta1 is not served: PodCertificateRequests are not signed");
+            false
+        }
+    }
+}
+
+impl RequestKind for PodCertificateRequest {
+    const KIND: &'static str = "PodCertificateRequest";
+
+    fn api(client: Client, obj: &Self) -> Api<Self> {
+        Api::namespaced(client, &obj.namespace().unwrap_or_default())
+    }
+
+    fn issuer_key(&self) -> Option<IssuerKey> {
+        issuer_key(&self.spec.signer_name)
+    }
+
+    /// A PCR needs no approval; it is finished once it has one of the three terminal
+    /// conditions, and denied at once for what its own fields show.
+    fn phase(&self) -> Phase {
+        if has_terminal_condition(self) {
+            Phase::Finished
+        } else if let Some((_, message)) = denial(self) {
+            Phase::Denied(message)
+        } else {
+            Phase::Open
+        }
+    }
+
+    fn input(&self, _key: &IssuerKey) -> Result<RequestInput, String> {
+        let max = max_lifetime(self)?;
+        let key = pod_key(self)?;
+        let namespace = self.namespace().unwrap_or_default();
+        let service_account = self.spec.service_account_name.clone();
+        Ok(RequestInput {
+            csr: match &key {
+                PodKey::StubCsr(der) => der.clone(),
+                PodKey::Pkix { .. } => Vec::new(),
+            },
+            duration: Some(max),
+            is_ca: false,
+            usages: POD_USAGES.iter().map(|u| u.to_string()).collect(),
+            context: RequestContext {
+                namespace: Some(namespace.clone()),
+                service_account: Some(service_account.clone()),
+            },
+            pod: Some(PodRequest {
+                namespace,
+                service_account,
+                pod_uid: self.spec.pod_uid.clone(),
+                key,
+                max_lifetime: max,
+            }),
+        })
+    }
+
+    fn status_patch(&self, write: &Write) -> Option<serde_json::Value> {
+        let status = match write {
+            Write::Issued {
+                chain_pem, message, ..
+            } => issued_status(self, chain_pem, message).unwrap_or_else(|e| {
+                json!({"conditions": [condition("Failed", Reason::VerificationFailed.as_str(), &e)]})
+            }),
+            // Refusals of the policy or of the key are the signer's denial; the rest failures.
+            Write::Failed { reason, message } => {
+                let type_ = match reason {
+                    Reason::PolicyViolation | Reason::UnsupportedKeyType => "Denied",
+                    _ => "Failed",
+                };
+                json!({"conditions": [condition(type_, reason.as_str(), message)]})
+            }
+            Write::Denied { message } => {
+                let reason = denial(self).map_or(Reason::Denied.as_str(), |(r, _)| r);
+                json!({"conditions": [condition("Denied", reason, message)]})
+            }
+            // A PCR has no waiting condition: its status changes only to a terminal one.
+            Write::Pending { .. } => return None,
+        };
+        Some(json!({
+            "apiVersion": "certificates.k8s.io/v1beta1",
+            "kind": "PodCertificateRequest",
+            "status": status,
+        }))
+    }
+
+    fn slim(&mut self) {
+        let meta = &mut self.metadata;
+        meta.managed_fields = None;
+        meta.labels = None;
+        meta.owner_references = None;
+        meta.annotations = None;
+        if self.issuer_key().is_none() || has_terminal_condition(self) {
+            let s = &mut self.spec;
+            s.stub_pkc_s10_request.0.clear();
+            s.pkix_public_key = None;
+            s.proof_of_possession = None;
+            s.unverified_user_annotations = None;
+            if let Some(st) = self.status.as_mut() {
+                st.certificate_chain = None;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::controllers::requests::decide::{decide, Decision, IssuerState};
+    use k8s_openapi::api::certificates::v1beta1::{
+        PodCertificateRequestSpec, PodCertificateRequestStatus,
+    };
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+    use k8s_openapi::ByteString;
+    use rcgen::{CertificateParams, KeyPair};
+
+    /// A kubelet-shaped PCR in `ns` for `signer` with a stub request of `key`.
+    pub(crate) fn pcr(ns: &str, signer: &str, key: &KeyPair) -> PodCertificateRequest {
+        let mut params = CertificateParams::default();
+        params.distinguished_name = rcgen::DistinguishedName::new();
+        let stub = params.serialize_request(key).unwrap().der().to_vec();
+        PodCertificateRequest {
+            metadata: kube::api::ObjectMeta {
+                name: Some("req-1".into()),
+                namespace: Some(ns.into()),
+                ..Default::default()
+            },
+            spec: PodCertificateRequestSpec {
+                signer_name: signer.into(),
+                pod_name: "web-0".into(),
+                pod_uid: "0b6c7c7e-8a44-4d4e-9a43-1b2c3d4e5f60".into(),
+                service_account_name: "web".into(),
+                service_account_uid: "5d1e".into(),
+                node_name: "node-a".into(),
+                node_uid: "9f0a".into(),
+                max_expiration_seconds: Some(86400),
+                stub_pkc_s10_request: ByteString(stub),
+                ..Default::default()
+            },
+            status: None,
+        }
+    }
+
+    fn p256() -> KeyPair {
+        KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap()
+    }
+
+    fn ready(_: &IssuerKey) -> IssuerState {
+        IssuerState::Ready
+    }
+
+    #[test]
+    fn open_requests_of_ours_are_signed_without_approval() {
+        let r = pcr("apps", "pkiclusterissuers.pki-issuer.io/mesh", &p256());
+        assert!(matches!(decide(&r, ready), Decision::Sign(_)));
+        let mine = pcr("apps", "pkiissuers.pki-issuer.io/apps.ca", &p256());
+        assert!(matches!(decide(&mine, ready), Decision::Sign(_)));
+        let other = pcr("apps", "example.com/signer", &p256());
+        assert_eq!(decide(&other, ready), Decision::Skip);
+        let mut done = r.clone();
+        done.status = Some(PodCertificateRequestStatus {
+            conditions: Some(vec![Condition {
+                type_: "Failed".into(),
+                status: "True".into(),
+                reason: "SigningFailed".into(),
+                message: String::new(),
+                last_transition_time: k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+                    jiff::Timestamp::now(),
+                ),
+                observed_generation: None,
+            }]),
+            ..Default::default()
+        });
+        assert_eq!(decide(&done, ready), Decision::Skip);
+    }
+
+    #[test]
+    fn hostile_requests_are_denied_with_the_apis_reasons() {
+        let foreign = pcr("tenant-b", "pkiissuers.pki-issuer.io/apps.ca", &p256());
+        assert_eq!(denial(&foreign).unwrap().0, reasons::FOREIGN_NAMESPACE);
+        assert!(matches!(decide(&foreign, ready), Decision::MarkDenied(_)));
+
+        let mut annotated = pcr("apps", "pkiclusterissuers.pki-issuer.io/mesh", &p256());
+        annotated.spec.unverified_user_annotations =
+            Some([("example.com/role".to_string(), "admin".to_string())].into());
+        assert_eq!(
+            denial(&annotated).unwrap().0,
+            reasons::INVALID_USER_ANNOTATIONS
+        );
+
+        let rsa2048 = KeyPair::generate_for(&rcgen::PKCS_RSA_SHA256).unwrap();
+        let weak = pcr("apps", "pkiclusterissuers.pki-issuer.io/mesh", &rsa2048);
+        assert_eq!(denial(&weak).unwrap().0, reasons::UNSUPPORTED_KEY_TYPE);
+        let patch = weak
+            .status_patch(&Write::Denied {
+                message: "m".into(),
+            })
+            .unwrap();
+        assert_eq!(patch["status"]["conditions"][0]["type"], "Denied");
+        assert_eq!(
+            patch["status"]["conditions"][0]["reason"],
+            "UnsupportedKeyType"
+        );
+
+        let mut both = pcr("apps", "pkiclusterissuers.pki-issuer.io/mesh", &p256());
+        both.spec.pkix_public_key = Some(ByteString(vec![1]));
+        assert_eq!(denial(&both).unwrap().0, reasons::INVALID_KEY);
+    }
+
+    #[test]
+    fn refusals_are_denials_and_errors_failures() {
+        let r = pcr("apps", "pkiclusterissuers.pki-issuer.io/mesh", &p256());
+        let write = |reason| Write::Failed {
+            reason,
+            message: "no".into(),
+        };
+        for (reason, type_) in [
+            (Reason::PolicyViolation, "Denied"),
+            (Reason::UnsupportedKeyType, "Denied"),
+            (Reason::SigningFailed, "Failed"),
+            (Reason::RetriesExhausted, "Failed"),
+        ] {
+            let p = r.status_patch(&write(reason)).unwrap();
+            let conds = p["status"]["conditions"].as_array().unwrap();
+            assert_eq!(conds.len(), 1, "exactly one terminal condition");
+            assert_eq!(conds[0]["type"], type_);
+            assert_eq!(conds[0]["reason"], reason.as_str());
+            assert!(p["status"].get("certificateChain").is_none());
+        }
+        assert!(r
+            .status_patch(&Write::Pending {
+                message: "m".into()
+            })
+            .is_none());
+    }
+
+    #[test]
+    fn the_input_carries_the_attested_identity() {
+        let r = pcr("apps", "pkiclusterissuers.pki-issuer.io/mesh", &p256());
+        let key = issuer_key(&r.spec.signer_name).unwrap();
+        let input = r.input(&key).unwrap();
+        let pod = input.pod.unwrap();
+        assert_eq!(
+            (pod.namespace.as_str(), pod.service_account.as_str()),
+            ("apps", "web")
+        );
+        assert_eq!(pod.max_lifetime, Duration::from_secs(86400));
+        assert_eq!(input.context.namespace.as_deref(), Some("apps"));
+        let mut short = r.clone();
+        short.spec.max_expiration_seconds = Some(60);
+        assert!(short.input(&key).is_err());
+    }
+
+    #[test]
+    fn the_store_keeps_the_key_only_of_open_requests_of_ours() {
+        let mut open = pcr("apps", "pkiclusterissuers.pki-issuer.io/mesh", &p256());
+        open.metadata.managed_fields = Some(vec![Default::default()]);
+        let before = open.phase();
+        open.slim();
+        assert!(open.metadata.managed_fields.is_none());
+        assert!(!open.spec.stub_pkc_s10_request.0.is_empty());
+        assert_eq!(open.phase(), before);
+        let mut other = pcr("apps", "example.com/signer", &p256());
+        other.slim();
+        assert!(other.spec.stub_pkc_s10_request.0.is_empty());
+        assert_eq!(decide(&other, ready), Decision::Skip);
+    }
+
+    #[test]
+    fn an_issued_status_carries_the_leafs_times_and_the_refresh_point() {
+        let ca_key = p256();
+        let mut ca = CertificateParams::new(vec![]).unwrap();
+        ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        let ca = ca.self_signed(&ca_key).unwrap();
+        let leaf_key = p256();
+        let mut lp = CertificateParams::new(vec![]).unwrap();
+        let nb = time::OffsetDateTime::now_utc()
+            .replace_nanosecond(0)
+            .unwrap();
+        lp.not_before = nb;
+        lp.not_after = nb + time::Duration::hours(1);
+        let issuer = rcgen::Issuer::from_ca_cert_der(ca.der(), &ca_key).unwrap();
+        let leaf = lp.signed_by(&leaf_key, &issuer).unwrap();
+        let r = pcr("apps", "pkiclusterissuers.pki-issuer.io/mesh", &leaf_key);
+        let p = r
+            .status_patch(&Write::Issued {
+                chain_pem: leaf.pem(),
+                ca_pem: ca.pem(),
+                message: "issued".into(),
+            })
+            .unwrap();
+        let s = &p["status"];
+        assert_eq!(s["conditions"][0]["type"], "Issued");
+        assert_eq!(s["notBefore"], rfc3339(nb));
+        assert_eq!(s["notAfter"], rfc3339(nb + time::Duration::hours(1)));
+        assert_eq!(
+            s["beginRefreshAt"],
+            rfc3339(nb + time::Duration::minutes(40))
+        );
+        assert!(!s["certificateChain"].as_str().unwrap().contains(&ca.pem()));
+
+        let mut tight = r.clone();
+        tight.spec.max_expiration_seconds = Some(3600);
+        let mut lp = CertificateParams::new(vec![]).unwrap();
+        lp.not_before = nb;
+        lp.not_after = nb + time::Duration::hours(2);
+        let long = lp.signed_by(&leaf_key, &issuer).unwrap();
+        let p = tight
+            .status_patch(&Write::Issued {
+                chain_pem: long.pem(),
+                ca_pem: ca.pem(),
+                message: "issued".into(),
+            })
+            .unwrap();
+        assert_eq!(
+            p["status"]["conditions"][0]["type"], "Failed",
+            "never over maxExpirationSeconds"
+        );
+        assert!(p["status"].get("certificateChain").is_none());
+    }
+}
