@@ -47,13 +47,13 @@ pub fn prepare(
         Some(p) => {
             if issuer.signer.names_from_csr_only() {
                 return Err(PkiError::SigningFailed(format!(
-                    "the {} backend takes a certificate's names only from the CSR, and a pod's stub CSR carries none: pod certificates need the secret or cfssl backend",
+                    "the {} backend takes a certificate's names only from the CSR, and a pod's stub CSR carries none: pod certificates need the secret, pkcs11 or cfssl backend",
                     issuer.signer.backend()
                 )));
             }
-            if matches!(p.key, PodKey::Pkix { .. }) && issuer.signer.remote_url().is_some() {
+            if matches!(p.key, PodKey::Pkix { .. }) && issuer.signer.needs_csr_bytes() {
                 return Err(PkiError::InvalidCsr(
-                    "a PodCertificateRequest with pkixPublicKey (Kubernetes 1.35) carries no CSR for a remote CA; only the secret backend signs it".into(),
+                    "a PodCertificateRequest with pkixPublicKey (Kubernetes 1.35) carries no CSR for a remote CA; only the secret and pkcs11 backends sign it".into(),
                 ));
             }
             pod::pod_csr(p, issuer.pod_certificates.as_ref())?

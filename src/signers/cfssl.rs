@@ -279,6 +279,10 @@ impl Signer for CfsslSigner {
         "cfssl"
     }
 
+    fn needs_csr_bytes(&self) -> bool {
+        true
+    }
+
     fn chain(&self) -> &SignerChain {
         &self.chain
     }

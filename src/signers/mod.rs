@@ -66,6 +66,12 @@ pub trait Signer: Send + Sync {
     fn names_from_csr_only(&self) -> bool {
         false
     }
+    /// Whether the backend needs the request's PKCS#10 bytes (a remote CA takes a CSR); an
+    /// in-process signer builds the leaf from the template and the public key alone, so it
+    /// also signs a pod's `pkixPublicKey`, which comes without a CSR.
+    fn needs_csr_bytes(&self) -> bool {
+        false
+    }
     /// The signer certificate and the intermediates above it (never the root).
     fn chain(&self) -> &SignerChain;
     /// Whether the backend issues exactly the requested validity. Remote CAs whose profile

@@ -18,7 +18,7 @@ use softhsm::{SoftHsm, MODULE};
 
 /// Every test's token, made before the module is first loaded (SoftHSM2 finds tokens at
 /// C_Initialize).
-const TOKENS: [&str; 9] = [
+const TOKENS: [&str; 10] = [
     "rsa-pss",
     "every-p256",
     "every-p384",
@@ -28,6 +28,7 @@ const TOKENS: [&str; 9] = [
     "pin",
     "removable",
     "pool",
+    "pod",
 ];
 
 /// The pkcs11 tests run one at a time: the removal test re-initialises the module.
@@ -167,6 +168,7 @@ async fn issue_one(loaded: &Arc<LoadedIssuer>) -> Outcome {
             namespace: Some("apps".into()),
             service_account: None,
         },
+        pod: None,
     };
     let slots = RemoteSlots::new(Limits {
         per_issuer: 1,
@@ -594,4 +596,76 @@ async fn concurrent_issuance_shares_a_bounded_pool_of_sessions() {
         (1..=token::MAX_SESSIONS_PER_TOKEN).contains(&open),
         "{open} sessions open"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pod_certificates_in_both_key_forms_are_signed_by_the_token_key() {
+    use crate::issuance::pod::{PodKey, PodRequest};
+    use rcgen::{PublicKeyData, SigningKey};
+    let _serial = SERIAL.lock().await;
+    let f = fixture("pod", "EC:prime256v1");
+    let mut s = spec(p11(&f.token, "ca-key"));
+    s.pod_certificates = Some(crate::api::pod_certificates::PodCertificatesSpec {
+        uri_template: None,
+        dns_name_templates: vec!["{serviceAccount}.{namespace}.svc".into()],
+    });
+    let loaded = Arc::new(
+        load_with(&s, &f, &opts(&[MODULE], false, false))
+            .await
+            .unwrap(),
+    );
+    let pod_key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+    let uid = "7d1c0c51-3f0e-4c55-9a52-0f6b2a1e9e11";
+    let mut stub = rcgen::CertificateParams::default();
+    stub.distinguished_name = rcgen::DistinguishedName::new();
+    let stub = stub.serialize_request(&pod_key).unwrap().der().to_vec();
+    let pkix = PodKey::Pkix {
+        spki: pod_key.subject_public_key_info(),
+        proof: pod_key.sign(uid.as_bytes()).unwrap(),
+    };
+    for key in [PodKey::StubCsr(stub), pkix] {
+        let input = RequestInput {
+            csr: Vec::new(),
+            duration: Some(std::time::Duration::from_secs(86400)),
+            is_ca: false,
+            usages: ["digital signature", "server auth", "client auth"]
+                .map(String::from)
+                .to_vec(),
+            context: RequestContext {
+                namespace: Some("apps".into()),
+                service_account: Some("web".into()),
+            },
+            pod: Some(PodRequest {
+                namespace: "apps".into(),
+                service_account: "web".into(),
+                pod_uid: uid.into(),
+                key: key.clone(),
+                max_lifetime: std::time::Duration::from_secs(86400),
+            }),
+        };
+        let slots = RemoteSlots::new(Limits {
+            per_issuer: 1,
+            per_endpoint: 1,
+            total: 1,
+        });
+        let ikey = IssuerKey {
+            kind: IssuerKind::Cluster,
+            namespace: None,
+            name: "hsm".into(),
+        };
+        let outcome = issue(input, loaded.clone(), &slots, &ikey).await;
+        let leaf = issued_leaf(&outcome);
+        let (_, cert) = x509_parser::parse_x509_certificate(&leaf).unwrap();
+        assert_eq!(
+            cert.public_key().raw,
+            pod_key.subject_public_key_info().as_slice(),
+            "{key:?}"
+        );
+        let san = cert.subject_alternative_name().unwrap().unwrap();
+        assert_eq!(
+            format!("{:?}", san.value.general_names),
+            r#"[DNSName("web.apps.svc")]"#
+        );
+        assert_eq!(cert.issuer().to_string(), "CN=pod intermediate, O=HSM Corp");
+    }
 }

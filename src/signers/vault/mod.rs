@@ -51,6 +51,10 @@ impl Signer for VaultSigner {
         true
     }
 
+    fn needs_csr_bytes(&self) -> bool {
+        true
+    }
+
     fn chain(&self) -> &SignerChain {
         &self.chain
     }
