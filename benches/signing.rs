@@ -8,7 +8,7 @@
 //!   validated chain (our walk + rustls-webpki), PEM output (`pki_issuer::issuance`);
 //! * the crypto floor with the same library (aws-lc-rs): one CSR signature verification,
 //!   one signature, one verification of the leaf's signature;
-//! * Go 1.19's issue path (benches/go/signbench.go: crypto/x509 parse CSR, CheckSignature,
+//! * Go's issue path (benches/go/signbench.go: crypto/x509 parse CSR, CheckSignature,
 //!   CreateCertificate, PEM) on the same keys and CSR, when `go` (or `$GO`) is installed.
 //!
 //! * the `pkcs11` row: the same pipeline with the P-256 signer key in a SoftHSM2 token
@@ -28,14 +28,12 @@ use std::time::{Duration, Instant};
 
 use aws_lc_rs::signature::{self as sig, UnparsedPublicKey, VerificationAlgorithm};
 use pki_issuer::issuance::{self, RequestInput};
+use pki_issuer::pki::testutil::{self, CaOpts, KeyKind};
 use pki_issuer::pki::{self, LeafExtensions, Policy, RequestContext, ValidatedChain};
 use pki_issuer::signers::load::LoadedIssuer;
 use pki_issuer::signers::secret::SecretSigner;
 use pki_issuer::signers::{SignRequest, Signer};
-use rcgen::{
-    BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose,
-    SignatureAlgorithm, SigningKey,
-};
+use rcgen::{KeyPair, KeyUsagePurpose, SigningKey};
 use x509_parser::prelude::{FromDer, X509Certificate};
 
 #[path = "../e2e/tests/softhsm.rs"]
@@ -44,28 +42,28 @@ mod softhsm;
 #[derive(Clone, Copy)]
 struct Kind {
     name: &'static str,
-    alg: &'static SignatureAlgorithm,
+    key: KeyKind,
     verify: &'static dyn VerificationAlgorithm,
 }
 
 const P256: Kind = Kind {
     name: "p256",
-    alg: &rcgen::PKCS_ECDSA_P256_SHA256,
+    key: KeyKind::P256,
     verify: &sig::ECDSA_P256_SHA256_ASN1,
 };
 const P384: Kind = Kind {
     name: "p384",
-    alg: &rcgen::PKCS_ECDSA_P384_SHA384,
+    key: KeyKind::P384,
     verify: &sig::ECDSA_P384_SHA384_ASN1,
 };
 const ED25519: Kind = Kind {
     name: "ed25519",
-    alg: &rcgen::PKCS_ED25519,
+    key: KeyKind::Ed25519,
     verify: &sig::ED25519,
 };
 const RSA2048: Kind = Kind {
     name: "rsa2048",
-    alg: &rcgen::PKCS_RSA_SHA256,
+    key: KeyKind::Rsa2048,
     verify: &sig::RSA_PKCS1_2048_8192_SHA256,
 };
 
@@ -76,31 +74,20 @@ const USAGES: [&str; 4] = [
     "client auth",
 ];
 
-fn key_for(kind: Kind) -> KeyPair {
-    KeyPair::generate_for(kind.alg).expect("key generation")
-}
-
 /// A P-384 root and a signing intermediate of `kind` (pathLen 0), as an issuer loads them.
 fn pki_for(kind: Kind) -> (String, String, String) {
-    let root_key = key_for(P384);
-    let mut rp = CertificateParams::default();
-    rp.distinguished_name.push(DnType::CommonName, "Bench Root");
-    rp.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    rp.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-    let root = rp.self_signed(&root_key).unwrap();
-    let int_key = key_for(kind);
-    let mut ip = CertificateParams::default();
-    ip.distinguished_name
-        .push(DnType::OrganizationName, "Bench Corp");
-    ip.distinguished_name
-        .push(DnType::CommonName, "Bench Intermediate");
-    ip.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
-    ip.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-    ip.use_authority_key_identifier_extension = true;
-    let int = ip
-        .signed_by(&int_key, &Issuer::from_params(&rp, &root_key))
-        .unwrap();
-    (root.pem(), int.pem(), int_key.serialize_pem())
+    let root = testutil::root(KeyKind::P384, "Bench Root");
+    let int = testutil::ca(
+        kind.key,
+        "Bench Intermediate",
+        Some(&root),
+        CaOpts {
+            path_len: Some(0),
+            key_usages: vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign],
+            ..CaOpts::default()
+        },
+    );
+    (root.pem, int.pem, int.key_pem)
 }
 
 /// One signer/leaf configuration, set up like a Ready issuer.
@@ -150,10 +137,7 @@ fn setup(signer: Kind, leaf: Kind, dir: &Path) -> Setup {
         notes: vec![],
         pod_certificates: None,
     };
-    let leaf_key = key_for(leaf);
-    let mut lp = CertificateParams::new(vec!["web.apps.svc".to_string()]).unwrap();
-    lp.distinguished_name = rcgen::DistinguishedName::new();
-    let csr = lp.serialize_request(&leaf_key).unwrap();
+    let (_, csr) = testutil::csr(leaf.key, None, &["web.apps.svc"]);
     let csr_pem = csr.pem().unwrap();
     let (_, parsed) =
         x509_parser::certification_request::X509CertificationRequest::from_der(csr.der()).unwrap();
@@ -333,8 +317,8 @@ fn pkcs11_issuer(dir: &Path) -> (LoadedIssuer, tokio::runtime::Runtime) {
     let spki = hsm.keygen("bench", PIN, "EC:prime256v1", "bench-ca", "01");
     // Read by the module at C_Initialize (the first load below).
     std::env::set_var("SOFTHSM2_CONF", &hsm.conf);
-    let root = softhsm::root("Bench Root");
-    let int = softhsm::intermediate_for(&root, &spki, "Bench HSM Intermediate");
+    let root = testutil::root(KeyKind::P384, "Bench Root");
+    let int = testutil::ca_for_public_key(&root, &spki, "Bench HSM Intermediate", 0);
     let data = |k: &str, v: &str| [(k.to_string(), v.as_bytes().to_vec())].into();
     let objects = Objects(
         [
@@ -469,7 +453,7 @@ fn main() {
             let ratio = rate / floor;
             let go = go_rate(go_bin.as_deref(), dir.path(), &name, seconds);
             let go_text = match go {
-                Some(g) => format!("; Go 1.19 path {g:.0}/s (pki-issuer {:.2}x Go)", rate / g),
+                Some(g) => format!("; Go path {g:.0}/s (pki-issuer {:.2}x Go)", rate / g),
                 None => String::new(),
             };
             println!(

@@ -11,14 +11,15 @@ use pki_issuer::api::PKIClusterIssuer;
 use serde_json::json;
 
 use crate::harness::{external, issuer_ref, ready_message, skip, Env};
-use crate::softhsm::{self, Root, SoftHsm, MODULE};
+use crate::softhsm::{SoftHsm, MODULE};
+use pki::testutil::{self, Ca, KeyKind};
 
 const PIN: &str = "hsm-user-pin-7";
 
 struct Hsm {
     env: Env,
     hsm: SoftHsm,
-    root: Root,
+    root: Ca,
 }
 
 /// A test environment with a SoftHSM2 token `mesh` holding `keys` (pkcs11-tool key type,
@@ -36,11 +37,11 @@ async fn setup(test: &str, keys: &[(&str, &str, &str)], extra: &[&str]) -> Optio
     let mut env = Env::start_opts(test, false).await;
     let hsm = SoftHsm::new(&env.dir.path().join("hsm"));
     hsm.init_token("mesh", PIN);
-    let root = softhsm::root("HSM E2E Root");
+    let root = testutil::root(KeyKind::P384, "HSM E2E Root");
     let ns = env.cluster_ns.clone();
     for (key_type, label, id) in keys {
         let spki = hsm.keygen("mesh", PIN, key_type, label, id);
-        let int = softhsm::intermediate_for(&root, &spki, &format!("Mesh {label}"));
+        let int = testutil::ca_for_public_key(&root, &spki, &format!("Mesh {label}"), 0);
         env.put_secret(&ns, label, &[("tls.crt", &int)]).await;
     }
     env.put_secret(&ns, "hsm-pin", &[("pin", PIN)]).await;
@@ -140,7 +141,7 @@ async fn wait_issuer(env: &Env, name: &str, status: &str, secs: u64) -> (String,
 }
 
 /// The issued chain, verified by openssl against the root for both TLS purposes.
-fn verified_chain(env: &Env, root: &Root, cr: &CertificateRequest) -> String {
+fn verified_chain(env: &Env, root: &Ca, cr: &CertificateRequest) -> String {
     let chain = String::from_utf8(cr.status.clone().unwrap().certificate.unwrap()).unwrap();
     for purpose in ["sslserver", "sslclient"] {
         let (ok, out) = env.openssl_verify(&root.pem, &chain, purpose);

@@ -1,18 +1,16 @@
 //! Real SoftHSM2 tokens for the pkcs11 backend's tests (shared by the e2e suite, the library's
 //! unit tests and `make bench-sign` through `#[path]`): a token directory with its own
 //! `softhsm2.conf`, tokens made by `softhsm2-util`, keys generated inside the token by OpenSC's
-//! `pkcs11-tool` (private keys sensitive and never extractable), and intermediates issued for
-//! their public keys. Debian packages `softhsm2` and `opensc` (e2e/scripts/install-test-deps.sh).
+//! `pkcs11-tool` (private keys sensitive and never extractable); the test-PKI kit
+//! (`pki::testutil::ca_for_public_key`) certifies their public keys. Debian packages
+//! `softhsm2` and `opensc` (e2e/scripts/install-test-deps.sh).
 
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use rcgen::{
-    BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose,
-    SubjectPublicKeyInfo,
-};
+use pki::testutil::der;
 
 /// Debian's SoftHSM2 module.
 pub const MODULE: &str = "/usr/lib/softhsm/libsofthsm2.so";
@@ -148,8 +146,8 @@ impl SoftHsm {
             let mut bits = vec![0u8];
             bits.extend(point);
             let mut body = alg_id;
-            body.extend(tlv(0x03, &bits));
-            return tlv(0x30, &body);
+            body.extend(der::tlv(0x03, &bits));
+            return der::tlv(0x30, &body);
         }
         let out = self.dir.join(format!("{token}-{label}.pub"));
         let out_s = out.to_str().unwrap();
@@ -231,117 +229,4 @@ fn ec_algorithm_id(key_type: &str) -> Option<Vec<u8>> {
         _ => return None,
     };
     Some(hex::decode(hex_id).unwrap())
-}
-
-fn tlv(tag: u8, content: &[u8]) -> Vec<u8> {
-    let mut out = vec![tag];
-    match content.len() {
-        n if n < 128 => out.push(n as u8),
-        n if n < 256 => out.extend([0x81, n as u8]),
-        n => out.extend([0x82, (n >> 8) as u8, n as u8]),
-    }
-    out.extend_from_slice(content);
-    out
-}
-
-/// A test root CA (P-384, in memory: the root is not what these tests are about).
-pub struct Root {
-    /// Its parameters.
-    pub params: CertificateParams,
-    /// Its key.
-    pub key: KeyPair,
-    /// Its certificate, PEM.
-    pub pem: String,
-}
-
-/// A root CA named `cn`.
-pub fn root(cn: &str) -> Root {
-    let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P384_SHA384).unwrap();
-    let mut params = CertificateParams::default();
-    params.distinguished_name.push(DnType::CommonName, cn);
-    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-    let pem = params.self_signed(&key).unwrap().pem();
-    Root { params, key, pem }
-}
-
-/// An RSA-2048 root CA named `cn` (for the RSASSA-PSS intermediates).
-pub fn rsa_root(cn: &str) -> Root {
-    let key = KeyPair::generate_rsa_for(&rcgen::PKCS_RSA_SHA256, rcgen::RsaKeySize::_2048).unwrap();
-    let mut params = CertificateParams::default();
-    params.distinguished_name.push(DnType::CommonName, cn);
-    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-    let pem = params.self_signed(&key).unwrap().pem();
-    Root { params, key, pem }
-}
-
-/// RSASSA-PSS (SHA-256, MGF1-SHA-256, 32-byte salt) as an AlgorithmIdentifier.
-const PSS_SHA256: &str = "304106092a864886f70d01010a3034a00f300d06096086480165030402010500a11c301a06092a864886f70d010108300d06096086480165030402010500a203020120";
-
-/// [`intermediate_for`], signed by the RSA `root` with RSASSA-PSS instead of PKCS#1 v1.5 (a
-/// signer whose leaves are then signed with PSS too).
-pub fn pss_intermediate_for(root: &Root, spki_der: &[u8], cn: &str) -> String {
-    use aws_lc_rs::signature::{RsaKeyPair, RSA_PSS_SHA256};
-    let pem_text = intermediate_for(root, spki_der, cn);
-    let der = pem::parse(&pem_text).unwrap().into_contents();
-    let (cert, _) = read(&der);
-    let (tbs, _) = read(cert);
-    let mut fields = Vec::new();
-    let mut rest = tbs;
-    while !rest.is_empty() {
-        let (_, after) = read(rest);
-        fields.push(&rest[..rest.len() - after.len()]);
-        rest = after;
-    }
-    let alg = hex::decode(PSS_SHA256).unwrap();
-    let mut body = Vec::new();
-    for (i, f) in fields.iter().enumerate() {
-        body.extend_from_slice(if i == 2 { &alg } else { f });
-    }
-    let tbs = tlv(0x30, &body);
-    let key = RsaKeyPair::from_pkcs8(&root.key.serialize_der()).unwrap();
-    let mut sig = vec![0; key.public_modulus_len()];
-    key.sign(
-        &RSA_PSS_SHA256,
-        &aws_lc_rs::rand::SystemRandom::new(),
-        &tbs,
-        &mut sig,
-    )
-    .unwrap();
-    let mut bits = vec![0u8];
-    bits.extend(sig);
-    let mut outer = tbs;
-    outer.extend(&alg);
-    outer.extend(tlv(0x03, &bits));
-    pem::encode(&pem::Pem::new("CERTIFICATE", tlv(0x30, &outer)))
-}
-
-/// One DER element: its content and what follows it.
-fn read(input: &[u8]) -> (&[u8], &[u8]) {
-    let first = input[1] as usize;
-    let (len, header) = match first {
-        n if n < 0x80 => (n, 2),
-        0x81 => (input[2] as usize, 3),
-        0x82 => ((input[2] as usize) << 8 | input[3] as usize, 4),
-        other => panic!("DER length form {other:#x}"),
-    };
-    (&input[header..header + len], &input[header + len..])
-}
-
-/// An intermediate CA certificate (PEM, pathLen 0) for a token-held public key.
-pub fn intermediate_for(root: &Root, spki_der: &[u8], cn: &str) -> String {
-    let public = SubjectPublicKeyInfo::from_der(spki_der).expect("public key");
-    let mut params = CertificateParams::default();
-    params
-        .distinguished_name
-        .push(DnType::OrganizationName, "HSM Corp");
-    params.distinguished_name.push(DnType::CommonName, cn);
-    params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
-    params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-    params.use_authority_key_identifier_extension = true;
-    params
-        .signed_by(&public, &Issuer::from_params(&root.params, &root.key))
-        .unwrap()
-        .pem()
 }

@@ -68,7 +68,7 @@ impl ObjectSource for Objects {
 struct Fixture {
     token: String,
     objects: Objects,
-    root: softhsm::Root,
+    root: testutil::Ca,
 }
 
 const PIN: &str = "user-pin-1";
@@ -77,8 +77,8 @@ fn fixture(token: &str, key_type: &str) -> Fixture {
     let hsm = hsm();
     assert!(TOKENS.contains(&token), "add {token} to TOKENS");
     let spki = hsm.keygen(token, PIN, key_type, "ca-key", "01");
-    let root = softhsm::root("HSM Test Root");
-    let int = softhsm::intermediate_for(&root, &spki, &format!("{token} intermediate"));
+    let root = testutil::root(KeyKind::P384, "HSM Test Root");
+    let int = testutil::ca_for_public_key(&root, &spki, &format!("{token} intermediate"), 0);
     let mut objects = BTreeMap::new();
     objects.insert("roots".to_string(), data(&[("ca.crt", &root.pem)]));
     objects.insert("int-ca".to_string(), data(&[("tls.crt", &int)]));
@@ -239,7 +239,7 @@ async fn token_keys_of_every_type_sign_certificates_that_pass_every_check() {
         );
         assert_eq!(
             cert.issuer().to_string(),
-            format!("CN={} intermediate, O=HSM Corp", f.token),
+            format!("O=pki-issuer tests, CN={} intermediate", f.token),
             "{token}"
         );
         // The key never left the token: sensitive and not extractable, as the token says.
@@ -269,8 +269,11 @@ async fn a_signer_certified_with_rsassa_pss_signs_leaves_with_pss() {
     let _serial = SERIAL.lock().await;
     let mut f = fixture("rsa-pss", "rsa:2048");
     let spki = hsm().keygen(&f.token, PIN, "rsa:2048", "pss-key", "02");
-    let root = softhsm::rsa_root("PSS Root");
-    let int = softhsm::pss_intermediate_for(&root, &spki, "PSS intermediate");
+    let root = testutil::root(KeyKind::Rsa2048, "PSS Root");
+    let int = testutil::resign_with_pss(
+        &testutil::ca_for_public_key(&root, &spki, "PSS intermediate", 0),
+        &root,
+    );
     f.objects
         .0
         .insert("roots".into(), data(&[("ca.crt", &root.pem)]));
@@ -364,7 +367,7 @@ async fn the_check_reads_the_key_attributes_and_refuses_an_extractable_key() {
         .expect("a key that is not the certificate's");
     assert_eq!(err, LoadError::Pki(PkiError::SignerKeyMismatch), "{err}");
     // With its own certificate (a rotation): Ready.
-    let int2 = softhsm::intermediate_for(&f.root, &spki, "attrs second");
+    let int2 = testutil::ca_for_public_key(&f.root, &spki, "attrs second", 0);
     let mut f = f;
     f.objects
         .0
@@ -468,7 +471,7 @@ async fn modules_outside_the_allowlist_are_refused_and_never_loaded() {
     let evil = dir.path().join("evil.so");
     std::fs::write(&evil, b"not a library").unwrap();
     let evil = evil.to_str().unwrap().to_string();
-    let root = softhsm::root("unused");
+    let root = testutil::root(KeyKind::P384, "unused");
     let roots = data(&[("ca.crt", &root.pem)]);
     let f = Fixture {
         token: "none".into(),
@@ -666,6 +669,9 @@ async fn pod_certificates_in_both_key_forms_are_signed_by_the_token_key() {
             format!("{:?}", san.value.general_names),
             r#"[DNSName("web.apps.svc")]"#
         );
-        assert_eq!(cert.issuer().to_string(), "CN=pod intermediate, O=HSM Corp");
+        assert_eq!(
+            cert.issuer().to_string(),
+            "O=pki-issuer tests, CN=pod intermediate"
+        );
     }
 }

@@ -146,3 +146,57 @@ pub fn name_constraints_ext(permitted: &[Vec<u8>], excluded: &[Vec<u8>]) -> Cust
     ext.set_criticality(true);
     ext
 }
+
+/// A CA certificate (PEM, pathLen `path_len`) issued by `parent` for a public key held
+/// elsewhere (an HSM token): only its SubjectPublicKeyInfo (DER) is known here.
+pub fn ca_for_public_key(parent: &Ca, spki_der: &[u8], cn: &str, path_len: u8) -> String {
+    let public = rcgen::SubjectPublicKeyInfo::from_der(spki_der).expect("public key");
+    let mut params = CertificateParams::default();
+    params.distinguished_name = dn(cn);
+    params.is_ca = IsCa::Ca(BasicConstraints::Constrained(path_len));
+    params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+    params.use_authority_key_identifier_extension = true;
+    params.signed_by(&public, &parent.issuer()).unwrap().pem()
+}
+
+/// RSASSA-PSS (SHA-256, MGF1-SHA-256, 32-byte salt) as an AlgorithmIdentifier.
+const PSS_SHA256: &str = "304106092a864886f70d01010a3034a00f300d06096086480165030402010500a11c301a06092a864886f70d010108300d06096086480165030402010500a203020120";
+
+/// `cert_pem`, signed again by the RSA `parent` with RSASSA-PSS instead of PKCS#1 v1.5 (rcgen
+/// cannot sign with PSS): the TBS's signature algorithm and the outer one both say PSS.
+pub fn resign_with_pss(cert_pem: &str, parent: &Ca) -> String {
+    use aws_lc_rs::signature::{RsaKeyPair, RSA_PSS_SHA256};
+    let cert_der = pem::parse(cert_pem).unwrap().into_contents();
+    let (_, cert, _) = der::read(&cert_der).unwrap();
+    let (_, tbs, _) = der::read(cert).unwrap();
+    let alg = hex::decode(PSS_SHA256).unwrap();
+    let mut body = Vec::new();
+    let mut rest = tbs;
+    for i in 0.. {
+        if rest.is_empty() {
+            break;
+        }
+        let (_, _, after) = der::read(rest).unwrap();
+        // Field 2 of the TBSCertificate (after version and serial) is the signature algorithm.
+        body.extend_from_slice(if i == 2 {
+            &alg
+        } else {
+            &rest[..rest.len() - after.len()]
+        });
+        rest = after;
+    }
+    let tbs = der::tlv(0x30, &body);
+    let key = RsaKeyPair::from_pkcs8(&parent.key.serialize_der()).unwrap();
+    let mut sig = vec![0; key.public_modulus_len()];
+    key.sign(
+        &RSA_PSS_SHA256,
+        &aws_lc_rs::rand::SystemRandom::new(),
+        &tbs,
+        &mut sig,
+    )
+    .unwrap();
+    let mut bits = vec![0u8];
+    bits.extend(sig);
+    let outer = [tbs, alg, der::tlv(0x03, &bits)].concat();
+    pem::encode(&pem::Pem::new("CERTIFICATE", der::tlv(0x30, &outer)))
+}

@@ -12,7 +12,10 @@ pub mod general_name;
 mod leaf;
 pub mod oids;
 
-pub use ca::{ca, chain, leaf_cert, name_constraints_ext, root, Ca, CaOpts};
+pub use ca::{
+    ca, ca_for_public_key, chain, leaf_cert, name_constraints_ext, resign_with_pss, root, Ca,
+    CaOpts,
+};
 pub use csr_builder::CsrBuilder;
 pub use leaf::{expectations, good_params, leaf_params, raw_leaf};
 
