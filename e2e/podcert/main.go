@@ -7,6 +7,11 @@
 // "refreshed" for the next. The private key is never printed: only its public key (PKIX DER,
 // base64), so the caller can check that the certificate was issued to the kubelet's key.
 //
+// Trust anchors: when the pod's volume also projects a clusterTrustBundle source by signer
+// name, the harness reads it with the kubelet's ClusterTrustBundle manager
+// (k8s.io/kubernetes/pkg/kubelet/clustertrustbundle, v1beta1 informer, as the same node) and
+// adds the PEM the kubelet would write to the first line ("trustAnchors").
+//
 // Refresh: the manager takes a clock (NewIssuingManager's last argument; the kubelet passes
 // clock.RealClock). After the first bundle, the harness first checks that nothing is refreshed
 // on the real clock (-quiet), then moves its clock past the issued PodCertificateRequest's
@@ -40,6 +45,7 @@ import (
 	certlisters "k8s.io/client-go/listers/certificates/v1beta1"
 	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/client-go/tools/record"
+	"k8s.io/kubernetes/pkg/kubelet/clustertrustbundle"
 	"k8s.io/kubernetes/pkg/kubelet/podcertificate"
 	"k8s.io/utils/clock"
 )
@@ -76,6 +82,7 @@ type bundle struct {
 	BeginRefreshAt string `json:"beginRefreshAt"`
 	ManagerNow     string `json:"managerNow"`
 	PCRs           int    `json:"pcrs"`
+	TrustAnchors   string `json:"trustAnchors,omitempty"`
 }
 
 func fail(format string, a ...any) {
@@ -110,11 +117,15 @@ func main() {
 		fail("get pod: %v", err)
 	}
 	sourceIndex := -1
+	var anchors *corev1.ClusterTrustBundleProjection
 	for _, v := range pod.Spec.Volumes {
 		if v.Name == *volume && v.Projected != nil {
 			for i, s := range v.Projected.Sources {
 				if s.PodCertificate != nil {
 					sourceIndex = i
+				}
+				if s.ClusterTrustBundle != nil && s.ClusterTrustBundle.SignerName != nil {
+					anchors = s.ClusterTrustBundle
 				}
 			}
 		}
@@ -149,6 +160,9 @@ func main() {
 	m.TrackPod(ctx, pod)
 	first := wait(ctx, m, pod, *volume, sourceIndex, *timeout, "")
 	out := report(pcrs.Lister(), pod, clk, "issued", first)
+	if anchors != nil {
+		out.TrustAnchors = trustAnchors(ctx, kc, anchors, *timeout)
+	}
 	emit(out)
 	if !*refresh {
 		return
@@ -269,4 +283,27 @@ func emit(b bundle) {
 		fail("json: %v", err)
 	}
 	fmt.Println(string(line))
+}
+
+// trustAnchors is what the kubelet projects for a clusterTrustBundle source selected by signer
+// name: its ClusterTrustBundle manager over a v1beta1 informer, as this node.
+func trustAnchors(ctx context.Context, kc kubernetes.Interface, src *corev1.ClusterTrustBundleProjection, timeout time.Duration) string {
+	factory := informers.NewSharedInformerFactory(kc, 0)
+	m, err := clustertrustbundle.NewBetaInformerManager(ctx, factory, 16, time.Minute)
+	if err != nil {
+		fail("ClusterTrustBundle manager: %v", err)
+	}
+	factory.Start(ctx.Done())
+	optional := src.Optional != nil && *src.Optional
+	deadline := time.Now().Add(timeout)
+	for {
+		pemBytes, err := m.GetTrustAnchorsBySigner(*src.SignerName, src.LabelSelector, optional)
+		if err == nil && len(pemBytes) > 0 {
+			return string(pemBytes)
+		}
+		if time.Now().After(deadline) {
+			fail("no trust anchors for signer %q within %s: %v", *src.SignerName, timeout, err)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
 }

@@ -534,15 +534,26 @@ impl Env {
     /// Create a request for a fresh key with `sans` and the mTLS usages against the PKIIssuer
     /// `issuer`, asking for `duration`, and approve it.
     pub async fn request_approved(&self, name: &str, issuer: &str, sans: &[&str], duration: &str) {
+        self.approved(name, issuer_ref(issuer, "PKIIssuer"), sans, duration)
+            .await;
+    }
+
+    /// [`Env::request_approved`] against the PKIClusterIssuer `issuer`.
+    pub async fn cluster_request_approved(
+        &self,
+        name: &str,
+        issuer: &str,
+        sans: &[&str],
+        duration: &str,
+    ) {
+        self.approved(name, issuer_ref(issuer, "PKIClusterIssuer"), sans, duration)
+            .await;
+    }
+
+    async fn approved(&self, name: &str, issuer: IssuerRef, sans: &[&str], duration: &str) {
         let (_, csr) = crate::fixtures::csr(sans);
-        self.create_request(
-            name,
-            &csr,
-            issuer_ref(issuer, "PKIIssuer"),
-            Some(duration),
-            MTLS_USAGES,
-        )
-        .await;
+        self.create_request(name, &csr, issuer, Some(duration), MTLS_USAGES)
+            .await;
         self.set_approval(name, true).await;
     }
 

@@ -14,7 +14,7 @@ use serde_json::json;
 
 use crate::fake_ca::{FakeCa, Mode, INTERNAL_DETAIL};
 use crate::fixtures;
-use crate::harness::{issuer_ref, ready_message, Env};
+use crate::harness::{ready_message, Env};
 
 fn cfssl_spec(url: &str) -> serde_json::Value {
     json!({
@@ -214,16 +214,8 @@ async fn url_credentials_and_cluster_issuer_details_never_reach_tenants() {
         ("to-decorating", &decorating_name, "Failed"),
     ];
     for (name, issuer, _) in &requests {
-        let (_, csr) = fixtures::csr(&[&format!("{name}.{}.svc", env.ns)]);
-        env.create_request(
-            name,
-            &csr,
-            issuer_ref(issuer, "PKIClusterIssuer"),
-            Some("1h"),
-            &[],
-        )
-        .await;
-        env.set_approval(name, true).await;
+        env.cluster_request_approved(name, issuer, &[&format!("{name}.{}.svc", env.ns)], "1h")
+            .await;
     }
     for (name, issuer, reason) in requests {
         let msg = wait_message(&env, name, |r, m| {

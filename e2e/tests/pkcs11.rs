@@ -10,7 +10,7 @@ use pki_issuer::api::cert_manager::CertificateRequest;
 use pki_issuer::api::PKIClusterIssuer;
 use serde_json::json;
 
-use crate::harness::{external, issuer_ref, ready_message, skip, Env};
+use crate::harness::{external, ready_message, skip, Env};
 use crate::softhsm::{SoftHsm, MODULE};
 use pki::testutil::{self, Ca, KeyKind};
 
@@ -80,16 +80,8 @@ fn spec(key_label: &str, cert_secret: &str) -> serde_json::Value {
 
 /// Request a certificate for `web.<ns>.svc` from cluster issuer `issuer` (approved).
 async fn request(env: &Env, name: &str, issuer: &str) {
-    let (_, csr) = crate::fixtures::csr(&[&format!("web.{}.svc", env.ns)]);
-    env.create_request(
-        name,
-        &csr,
-        issuer_ref(issuer, "PKIClusterIssuer"),
-        Some("1h"),
-        &[],
-    )
-    .await;
-    env.set_approval(name, true).await;
+    env.cluster_request_approved(name, issuer, &[&format!("web.{}.svc", env.ns)], "1h")
+        .await;
 }
 
 /// Wait up to `secs` for the request's Ready reason.

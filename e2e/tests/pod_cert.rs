@@ -332,7 +332,10 @@ async fn the_kubelets_manager_gets_and_refreshes_a_pod_certificate() {
     let env = Env::start("podcert-kubelet").await;
     let root = crate::csr::install(&env, &env.cluster_ns).await;
     let issuer = format!("{}-pods", env.ns);
-    env.create_cluster_issuer(&issuer, issuer_spec(true)).await;
+    // The roots too, as a ClusterTrustBundle for the same signer name: the pod projects both.
+    let mut spec = issuer_spec(true);
+    spec["trustDistribution"] = json!({"clusterTrustBundle": true});
+    env.create_cluster_issuer(&issuer, spec).await;
     env.wait_issuer_ready(&issuer, true, "True").await;
     let signer = format!("pkiclusterissuers.pki-issuer.io/{issuer}");
     let pod = setup_pod(&env, &signer).await;
@@ -386,6 +389,14 @@ async fn the_kubelets_manager_gets_and_refreshes_a_pod_certificate() {
             .decode(v.as_str().unwrap())
             .unwrap()
     };
+    // The kubelet's ClusterTrustBundle manager reads exactly the issuer's roots for the signer
+    // name, and the pod's certificate verifies against what it would project.
+    let anchors = issued["trustAnchors"].as_str().expect("trustAnchors");
+    assert_eq!(
+        crate::trust::ders(anchors),
+        crate::trust::ders(&root.pem),
+        "the projected trust anchors are the issuer's roots"
+    );
     let mut chains = vec![];
     for b in [issued, refreshed] {
         let chain = b["chain"].as_str().unwrap().to_string();
@@ -399,7 +410,7 @@ async fn the_kubelets_manager_gets_and_refreshes_a_pod_certificate() {
             uris,
             vec![format!("spiffe://cluster.local/ns/{}/sa/web", env.ns)]
         );
-        let (ok, out) = env.openssl_verify(&root.pem, &chain, "sslclient");
+        let (ok, out) = env.openssl_verify(anchors, &chain, "sslclient");
         assert!(ok, "{out}");
         chains.push(chain);
     }
@@ -453,9 +464,12 @@ async fn setup_pod(env: &Env, signer: &str) -> String {
             "nodeName": NODE, "serviceAccountName": "web", "automountServiceAccountToken": false,
             "containers": [{"name": "app", "image": "registry.invalid/app:1",
                             "volumeMounts": [{"name": "pod-cert", "mountPath": "/var/run/pod-cert"}]}],
-            "volumes": [{"name": "pod-cert", "projected": {"sources": [{"podCertificate": {
-                "signerName": signer, "keyType": "ECDSAP256", "maxExpirationSeconds": 3600,
-                "credentialBundlePath": "credentialbundle.pem"}}]}}],
+            "volumes": [{"name": "pod-cert", "projected": {"sources": [
+                {"podCertificate": {
+                    "signerName": signer, "keyType": "ECDSAP256", "maxExpirationSeconds": 3600,
+                    "credentialBundlePath": "credentialbundle.pem"}},
+                {"clusterTrustBundle": {"signerName": signer, "labelSelector": {}, "path": "ca.crt"}},
+            ]}}],
         }
     }))
     .unwrap();

@@ -118,15 +118,7 @@ impl SoftHsm {
     /// `EC:secp384r1`, `rsa:2048`, `EC:edwards25519`); returns the public key's
     /// SubjectPublicKeyInfo (DER). The private key stays in the token.
     pub fn keygen(&self, token: &str, pin: &str, key_type: &str, label: &str, id: &str) -> Vec<u8> {
-        let m = [
-            "--module",
-            MODULE,
-            "--token-label",
-            token,
-            "--login",
-            "--pin",
-            pin,
-        ];
+        let m = login(token, pin);
         let mut args = m.to_vec();
         args.extend([
             "--keypairgen",
@@ -205,16 +197,7 @@ impl SoftHsm {
     pub fn list_objects(&self, token: &str, pin: &str) -> String {
         String::from_utf8(self.run(
             "pkcs11-tool",
-            &[
-                "--module",
-                MODULE,
-                "--token-label",
-                token,
-                "--login",
-                "--pin",
-                pin,
-                "--list-objects",
-            ],
+            &[&login(token, pin)[..], &["--list-objects"]].concat(),
         ))
         .unwrap()
     }
@@ -229,4 +212,17 @@ fn ec_algorithm_id(key_type: &str) -> Option<Vec<u8>> {
         _ => return None,
     };
     Some(hex::decode(hex_id).unwrap())
+}
+
+/// pkcs11-tool's arguments for a logged-in session on `token`.
+fn login<'a>(token: &'a str, pin: &'a str) -> [&'a str; 7] {
+    [
+        "--module",
+        MODULE,
+        "--token-label",
+        token,
+        "--login",
+        "--pin",
+        pin,
+    ]
 }

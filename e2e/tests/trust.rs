@@ -156,18 +156,25 @@ pub(crate) fn spec(anchors_cm: &str, distribution: serde_json::Value) -> serde_j
     })
 }
 
+/// A root named `Trust Root {tag}` and an intermediate under it: the intermediate in Secret
+/// `signer`, the root in ConfigMap `roots` (`roots.pem`), both in `ns`. Returns the root.
+pub(crate) async fn put_signer(env: &Env, ns: &str, tag: &str) -> Ca {
+    let root = fixtures::root(&format!("Trust Root {tag}"));
+    let int = fixtures::intermediate(&root, &format!("Trust Int {tag}"));
+    env.put_tls_secret(ns, "signer", &int.pem, &int.key_pem)
+        .await;
+    env.put_config_map(ns, "roots", "roots.pem", &root.pem)
+        .await;
+    root
+}
+
 /// Create, change anchors, select and deselect namespaces, a foreign ConfigMap, the refused
 /// anchor change, turning off: the ClusterTrustBundle and the ConfigMaps follow at each step.
 #[tokio::test]
 async fn cluster_issuer_distribution_follows_the_issuer() {
     let env = Env::start("trust-follow").await;
-    let root = fixtures::root("Trust Root A");
+    let root = put_signer(&env, &env.cluster_ns, "A").await;
     let root_b = fixtures::root("Trust Root B");
-    let int = fixtures::intermediate(&root, "Trust Int A");
-    env.put_tls_secret(&env.cluster_ns, "signer", &int.pem, &int.key_pem)
-        .await;
-    env.put_config_map(&env.cluster_ns, "roots", "roots.pem", &root.pem)
-        .await;
     let label = format!("trust.e2e/{}", env.ns);
     let label = &label[..label.len().min(63)];
     let (a, b, c, foreign) = (
@@ -363,12 +370,7 @@ async fn cluster_issuer_distribution_follows_the_issuer() {
 #[tokio::test]
 async fn deleting_the_issuer_removes_what_it_published() {
     let env = Env::start("trust-delete").await;
-    let root = fixtures::root("Trust Root D");
-    let int = fixtures::intermediate(&root, "Trust Int D");
-    env.put_tls_secret(&env.cluster_ns, "signer", &int.pem, &int.key_pem)
-        .await;
-    env.put_config_map(&env.cluster_ns, "roots", "roots.pem", &root.pem)
-        .await;
+    let root = put_signer(&env, &env.cluster_ns, "D").await;
     let label = format!("trust.e2e/{}", env.ns);
     let label = &label[..label.len().min(63)];
     label_namespace(&env, &env.ns, label, Some("yes")).await;
@@ -440,12 +442,7 @@ async fn deleting_the_issuer_removes_what_it_published() {
 #[tokio::test]
 async fn namespaced_issuer_distributes_only_to_its_namespace() {
     let env = Env::start("trust-ns").await;
-    let root = fixtures::root("Trust Root N");
-    let int = fixtures::intermediate(&root, "Trust Int N");
-    env.put_tls_secret(&env.ns, "signer", &int.pem, &int.key_pem)
-        .await;
-    env.put_config_map(&env.ns, "roots", "roots.pem", &root.pem)
-        .await;
+    let root = put_signer(&env, &env.ns, "N").await;
     env.create_issuer(
         "team",
         spec("roots", json!({"configMap": {"name": "team-roots"}})),
@@ -502,10 +499,7 @@ async fn namespaced_issuer_distributes_only_to_its_namespace() {
 #[tokio::test]
 async fn bundle_is_deduplicated_bare_certificates() {
     let env = Env::start("trust-dedup").await;
-    let root = fixtures::root("Trust Root X");
-    let int = fixtures::intermediate(&root, "Trust Int X");
-    env.put_tls_secret(&env.cluster_ns, "signer", &int.pem, &int.key_pem)
-        .await;
+    let root = put_signer(&env, &env.cluster_ns, "X").await;
     let messy = format!(
         "# corp roots\n{}\nsubject=Trust Root X\n{}",
         root.pem, root.pem
@@ -563,12 +557,7 @@ async fn a_server_without_cluster_trust_bundles_is_reported() {
         None,
         None,
     );
-    let root = fixtures::root("Trust Root U");
-    let int = fixtures::intermediate(&root, "Trust Int U");
-    env.put_tls_secret(&env.cluster_ns, "signer", &int.pem, &int.key_pem)
-        .await;
-    env.put_config_map(&env.cluster_ns, "roots", "roots.pem", &root.pem)
-        .await;
+    let root = put_signer(&env, &env.cluster_ns, "U").await;
     let issuer = format!("{}-noctb", env.ns);
     env.create_cluster_issuer(
         &issuer,

@@ -154,6 +154,7 @@ fn check_cfssl_error(status: u16, e: &SignerError) {
         SignerError::Refused(_) => assert!(!retryable, "CFSSL {status}: {e}"),
         SignerError::Pki(_) => panic!("parsing an answer cannot fail with a PKI error"),
         SignerError::Credentials(_) => panic!("only Vault reports refused credentials"),
+        SignerError::SignerDown(_) => panic!("only an HSM token reports a signer that is down"),
     }
 }
 

@@ -57,3 +57,20 @@ where
     obj.meta().name.as_ref()?;
     Some(kube::runtime::reflector::ObjectRef::from_obj(obj))
 }
+
+/// The issuers in `store` (those that deserialized) that `keep` selects, as references to
+/// reconcile: how a watched object maps to the issuers it concerns.
+pub fn issuers_where<K>(
+    store: &kube::runtime::reflector::Store<kube::core::DeserializeGuard<K>>,
+    keep: impl Fn(&K) -> bool,
+) -> Vec<kube::runtime::reflector::ObjectRef<kube::core::DeserializeGuard<K>>>
+where
+    K: kube::Resource<DynamicType = ()> + serde::de::DeserializeOwned + Clone,
+{
+    store
+        .state()
+        .iter()
+        .filter(|g| g.0.as_ref().is_ok_and(&keep))
+        .filter_map(|g| named_ref(g.as_ref()))
+        .collect()
+}

@@ -76,13 +76,8 @@ async fn trust_manager_bundle_follows_the_published_roots() {
     let trust_ns = format!("{}-trust", env.ns);
     env.create_namespace(&trust_ns).await;
     let tm = TrustManager::start(&env, &trust_ns).await;
-    let root = fixtures::root("Trust Root TM A");
+    let root = super::put_signer(&env, &env.cluster_ns, "TM A").await;
     let root_b = fixtures::root("Trust Root TM B");
-    let int = fixtures::intermediate(&root, "Trust Int TM");
-    env.put_tls_secret(&env.cluster_ns, "signer", &int.pem, &int.key_pem)
-        .await;
-    env.put_config_map(&env.cluster_ns, "roots", "roots.pem", &root.pem)
-        .await;
     let issuer = format!("{}-tm", env.ns);
     env.create_cluster_issuer(
         &issuer,

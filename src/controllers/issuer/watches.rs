@@ -13,7 +13,7 @@ use serde::de::DeserializeOwned;
 
 use crate::api::issuer::{AnyIssuer, IssuerKind};
 use crate::api::references::Referenced;
-use crate::controllers::named_ref;
+use crate::controllers::issuers_where;
 
 /// The namespace an issuer reads its Secrets and ConfigMaps from.
 pub fn resource_namespace<K: AnyIssuer>(issuer: &K, cluster_ns: &str) -> String {
@@ -76,15 +76,8 @@ where
     ) else {
         return Vec::new();
     };
-    store
-        .state()
-        .iter()
-        .filter_map(|g| {
-            let issuer = g.0.as_ref().ok()?;
-            (resource_namespace(issuer, cluster_ns) == ns
-                && reads(&issuer.issuer_spec().references(), is_secret, name))
-            .then(|| named_ref(g.as_ref()))
-            .flatten()
-        })
-        .collect()
+    issuers_where(store, |issuer| {
+        resource_namespace(issuer, cluster_ns) == ns
+            && reads(&issuer.issuer_spec().references(), is_secret, name)
+    })
 }

@@ -15,7 +15,7 @@ use serde::de::DeserializeOwned;
 
 use super::bundle::MANAGED_LABEL;
 use crate::api::issuer::{AnyIssuer, IssuerKind};
-use crate::controllers::named_ref;
+use crate::controllers::issuers_where;
 
 /// Metadata-only watch of every Namespace, for the cluster issuers' controller (a `PKIIssuer`
 /// distributes only into its own namespace: no watch).
@@ -40,20 +40,13 @@ where
     if K::KIND != IssuerKind::Cluster {
         return Vec::new();
     }
-    store
-        .state()
-        .iter()
-        .filter_map(|g| {
-            let issuer = g.0.as_ref().ok()?;
-            issuer
-                .issuer_spec()
-                .trust_distribution
-                .as_ref()?
-                .config_map
-                .as_ref()?;
-            named_ref(g.as_ref())
-        })
-        .collect()
+    issuers_where(store, |issuer| {
+        issuer
+            .issuer_spec()
+            .trust_distribution
+            .as_ref()
+            .is_some_and(|t| t.config_map.is_some())
+    })
 }
 
 /// The issuer a ConfigMap pki-issuer published belongs to (by its owner reference).
@@ -72,17 +65,11 @@ where
     let Some(owners) = meta.metadata.owner_references.as_ref().filter(|_| ours) else {
         return Vec::new();
     };
-    store
-        .state()
-        .iter()
-        .filter_map(|g| {
-            let issuer = g.0.as_ref().ok()?;
-            let uid = issuer.meta().uid.as_deref()?;
+    issuers_where(store, |issuer| {
+        issuer.meta().uid.as_deref().is_some_and(|uid| {
             owners
                 .iter()
                 .any(|o| o.uid == uid && o.kind == K::kind(&()))
-                .then(|| named_ref(g.as_ref()))
-                .flatten()
         })
-        .collect()
+    })
 }

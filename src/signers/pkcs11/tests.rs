@@ -170,6 +170,11 @@ async fn issue_one(loaded: &Arc<LoadedIssuer>) -> Outcome {
         },
         pod: None,
     };
+    issue_input(loaded, input).await
+}
+
+/// One request through the production pipeline, for cluster issuer `hsm`.
+async fn issue_input(loaded: &Arc<LoadedIssuer>, input: RequestInput) -> Outcome {
     let slots = RemoteSlots::new(Limits {
         per_issuer: 1,
         per_endpoint: 1,
@@ -646,18 +651,7 @@ async fn pod_certificates_in_both_key_forms_are_signed_by_the_token_key() {
                 max_lifetime: std::time::Duration::from_secs(86400),
             }),
         };
-        let slots = RemoteSlots::new(Limits {
-            per_issuer: 1,
-            per_endpoint: 1,
-            total: 1,
-        });
-        let ikey = IssuerKey {
-            kind: IssuerKind::Cluster,
-            namespace: None,
-            name: "hsm".into(),
-        };
-        let outcome = issue(input, loaded.clone(), &slots, &ikey).await;
-        let leaf = issued_leaf(&outcome);
+        let leaf = issued_leaf(&issue_input(&loaded, input).await);
         let (_, cert) = x509_parser::parse_x509_certificate(&leaf).unwrap();
         assert_eq!(
             cert.public_key().raw,

@@ -255,26 +255,24 @@ impl Token {
                     self.label
                 )));
             }
-            if let Some(session) = st.idle.pop() {
-                drop(st);
-                return Ok(Lease {
-                    token: self,
-                    session: Some(session),
-                    ctx,
-                    epoch,
-                });
-            }
-            if st.open < MAX_SESSIONS_PER_TOKEN {
+            let session = match st.idle.pop() {
+                Some(session) => Some(session),
                 // Sessions of a logged-in application are logged in too.
-                let session = ctx
-                    .pkcs11
-                    .open_ro_session(slot)
-                    .map_err(Pkcs11Error::token)?;
-                st.open += 1;
+                None if st.open < MAX_SESSIONS_PER_TOKEN => {
+                    let session = ctx
+                        .pkcs11
+                        .open_ro_session(slot)
+                        .map_err(Pkcs11Error::token)?;
+                    st.open += 1;
+                    Some(session)
+                }
+                None => None,
+            };
+            if session.is_some() {
                 drop(st);
                 return Ok(Lease {
                     token: self,
-                    session: Some(session),
+                    session,
                     ctx,
                     epoch,
                 });
