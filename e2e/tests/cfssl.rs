@@ -46,12 +46,15 @@ impl CfsslCa {
         std::fs::write(dir.join("ca.pem"), &int.pem).unwrap();
         std::fs::write(dir.join("ca-key.pem"), &int.key_pem).unwrap();
         let profile = json!({"expiry": "24h", "usages": USAGES});
+        // Exactly the usages of a pod certificate (PodCertificateRequests ask for no others).
+        let pods =
+            json!({"expiry": "24h", "usages": ["digital signature", "server auth", "client auth"]});
         let mut authed = profile.clone();
         authed["auth_key"] = json!("primary");
         let config = json!({
             "signing": {
                 "default": {"expiry": "8760h", "usages": USAGES},
-                "profiles": {"workload": profile, "authed": authed},
+                "profiles": {"workload": profile, "authed": authed, "pods": pods},
             },
             "auth_keys": {"primary": {"type": "standard", "key": AUTH_KEY_HEX}},
         });

@@ -15,11 +15,14 @@ use serde_json::{json, Value};
 use crate::csr::base64_encode;
 use crate::harness::{self, Env};
 
+mod kubelet;
+mod remote;
+
 /// The node whose kubelet token the control plane has (e2e/scripts/control-plane.sh).
-const NODE: &str = "pki-e2e-node";
+pub(crate) const NODE: &str = "pki-e2e-node";
 const SPIFFE: &str = "spiffe://cluster.local/ns/{namespace}/sa/{serviceAccount}";
 
-fn issuer_spec(pod_certificates: bool) -> Value {
+pub(crate) fn issuer_spec(pod_certificates: bool) -> Value {
     let mut spec = json!({
         "secret": {"name": "mesh-intermediate"},
         "trustAnchors": {"configMap": {"name": "corp-roots", "key": "roots.pem"}},
@@ -42,11 +45,16 @@ fn stub(key: &KeyPair) -> Vec<u8> {
     params.serialize_request(key).unwrap().der().to_vec()
 }
 
-const POD_UID: &str = "7b0f6d2e-1c4a-4e57-9d2b-2f1e3c4d5a6b";
+pub(crate) const POD_UID: &str = "7b0f6d2e-1c4a-4e57-9d2b-2f1e3c4d5a6b";
 
 /// A PodCertificateRequest with the given key fields (what a kubelet would send for pod web-0
 /// of ServiceAccount web).
-fn pcr(name: &str, signer: &str, key_fields: Value, extra: Value) -> PodCertificateRequest {
+pub(crate) fn pcr(
+    name: &str,
+    signer: &str,
+    key_fields: Value,
+    extra: Value,
+) -> PodCertificateRequest {
     let mut spec = json!({
         "signerName": signer, "podName": "web-0", "podUID": POD_UID,
         "serviceAccountName": "web", "serviceAccountUID": "3c9e1f0a-5b7d-4a2c-8e6f-1a2b3c4d5e6f",
@@ -68,12 +76,12 @@ fn pcr(name: &str, signer: &str, key_fields: Value, extra: Value) -> PodCertific
     .unwrap()
 }
 
-fn stub_fields(key: &KeyPair) -> Value {
+pub(crate) fn stub_fields(key: &KeyPair) -> Value {
     json!({"stubPKCS10Request": base64_encode(&stub(key))})
 }
 
 /// The one terminal condition (type, reason, message), waiting for it.
-async fn terminal(
+pub(crate) async fn terminal(
     env: &Env,
     api: &Api<PodCertificateRequest>,
     name: &str,
@@ -126,12 +134,12 @@ async fn warning_event(env: &Env, ns: &str, name: &str) -> bool {
     false
 }
 
-fn leaf_der(chain: &str) -> Vec<u8> {
+pub(crate) fn leaf_der(chain: &str) -> Vec<u8> {
     pem::parse_many(chain).unwrap()[0].contents().to_vec()
 }
 
 /// The leaf's SPKI, URI SANs and DNS SANs.
-fn leaf_facts(chain: &str) -> (Vec<u8>, Vec<String>, Vec<String>) {
+pub(crate) fn leaf_facts(chain: &str) -> (Vec<u8>, Vec<String>, Vec<String>) {
     let der = leaf_der(chain);
     let (_, cert) = x509_parser::parse_x509_certificate(&der).unwrap();
     let (mut uris, mut dns) = (vec![], vec![]);
@@ -148,13 +156,34 @@ fn leaf_facts(chain: &str) -> (Vec<u8>, Vec<String>, Vec<String>) {
 }
 
 /// Checks every field of an issued status against the leaf and the API server's rules.
-fn check_issued(env: &Env, root_pem: &str, p: &PodCertificateRequest, want_key: &[u8]) -> String {
+/// What an issued pod certificate must carry besides the pod's key and DNS name.
+pub(crate) struct Want {
+    /// The SPIFFE ID of the pod's ServiceAccount.
+    pub spiffe: bool,
+    /// Its lifetime in seconds.
+    pub lifetime_secs: i64,
+}
+
+/// maxExpirationSeconds 86400 clamped to the policy's 1h, with the SPIFFE ID.
+const ONE_HOUR_SPIFFE: Want = Want {
+    spiffe: true,
+    lifetime_secs: 3600,
+};
+
+pub(crate) fn check_issued(
+    env: &Env,
+    root_pem: &str,
+    p: &PodCertificateRequest,
+    want_key: &[u8],
+    want: Want,
+) -> String {
     let st = p.status.as_ref().unwrap();
     let chain = st.certificate_chain.clone().expect("certificateChain");
     let (spki, uris, dns) = leaf_facts(&chain);
     assert_eq!(spki, want_key, "issued to the pod's key");
     let ns = p.metadata.namespace.clone().unwrap();
-    assert_eq!(uris, vec![format!("spiffe://cluster.local/ns/{ns}/sa/web")]);
+    let spiffe = vec![format!("spiffe://cluster.local/ns/{ns}/sa/web")];
+    assert_eq!(uris, if want.spiffe { spiffe } else { vec![] });
     assert_eq!(dns, vec![format!("web.{ns}.svc")]);
     let info = pki_issuer::pki::cert_info(&leaf_der(&chain)).unwrap();
     let ts = |t: &k8s_openapi::apimachinery::pkg::apis::meta::v1::Time| t.0.as_second();
@@ -167,14 +196,11 @@ fn check_issued(env: &Env, root_pem: &str, p: &PodCertificateRequest, want_key: 
         info.not_after.unix_timestamp()
     );
     let lifetime = (info.not_after - info.not_before).whole_seconds();
-    assert!(
-        (3600..=3600).contains(&lifetime),
-        "maxExpirationSeconds 86400 clamped to the policy's 1h (from notBefore), got {lifetime}s"
-    );
+    assert_eq!(lifetime, want.lifetime_secs, "the lifetime from notBefore");
     let refresh = ts(st.begin_refresh_at.as_ref().unwrap());
     assert_eq!(
         refresh - info.not_before.unix_timestamp(),
-        2400,
+        want.lifetime_secs * 2 / 3,
         "2/3 of the lifetime"
     );
     assert!(
@@ -225,7 +251,13 @@ async fn pod_certificate_requests_get_the_pods_identity_and_hostile_ones_are_den
         .expect("create");
     let (p, type_, _, message) = terminal(&env, &api, "stub").await;
     assert_eq!(type_, "Issued", "{message}");
-    check_issued(&env, &root.pem, &p, &key.subject_public_key_info());
+    check_issued(
+        &env,
+        &root.pem,
+        &p,
+        &key.subject_public_key_info(),
+        ONE_HOUR_SPIFFE,
+    );
 
     // 1.35 form (pkixPublicKey + proofOfPossession over the pod UID), Ed25519.
     let ed = KeyPair::generate_for(&rcgen::PKCS_ED25519).unwrap();
@@ -238,7 +270,13 @@ async fn pod_certificate_requests_get_the_pods_identity_and_hostile_ones_are_den
         .expect("create");
     let (p, type_, _, message) = terminal(&env, &api, "pkix").await;
     assert_eq!(type_, "Issued", "{message}");
-    check_issued(&env, &root.pem, &p, &ed.subject_public_key_info());
+    check_issued(
+        &env,
+        &root.pem,
+        &p,
+        &ed.subject_public_key_info(),
+        ONE_HOUR_SPIFFE,
+    );
 
     // Hostile and unsupported requests: each denied with its reason, never issued.
     let annotated = pcr(
@@ -318,132 +356,10 @@ async fn pod_certificate_requests_get_the_pods_identity_and_hostile_ones_are_den
     }
 }
 
-/// The kubelet's own PodCertificate manager (k8s.io/kubernetes v1.36.3) obtains a certificate
-/// from pki-issuer for a pod bound to its node, and refreshes it after beginRefreshAt.
-#[tokio::test]
-async fn the_kubelets_manager_gets_and_refreshes_a_pod_certificate() {
-    if !harness::kube() {
-        harness::skip(
-            "pod_cert::the_kubelets_manager_gets_and_refreshes_a_pod_certificate",
-            "needs the real control plane (Node authorizer, NodeRestriction, a node token)",
-        );
-        return;
-    }
-    let env = Env::start("podcert-kubelet").await;
-    let root = crate::csr::install(&env, &env.cluster_ns).await;
-    let issuer = format!("{}-pods", env.ns);
-    // The roots too, as a ClusterTrustBundle for the same signer name: the pod projects both.
-    let mut spec = issuer_spec(true);
-    spec["trustDistribution"] = json!({"clusterTrustBundle": true});
-    env.create_cluster_issuer(&issuer, spec).await;
-    env.wait_issuer_ready(&issuer, true, "True").await;
-    let signer = format!("pkiclusterissuers.pki-issuer.io/{issuer}");
-    let pod = setup_pod(&env, &signer).await;
-
-    let harness_bin = build_harness();
-    let node_kubeconfig = node_kubeconfig(&env);
-    let out = tokio::process::Command::new(&harness_bin)
-        .args([
-            "-kubeconfig",
-            node_kubeconfig.to_str().unwrap(),
-            "-node",
-            NODE,
-        ])
-        .args([
-            "-namespace",
-            &env.ns,
-            "-pod",
-            &pod,
-            "-volume",
-            "pod-cert",
-            "-timeout",
-            "60s",
-        ])
-        .output()
-        .await
-        .expect("run the harness");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success(),
-        "harness failed: {stderr}\n{}",
-        env.logs()
-    );
-    let lines: Vec<Value> = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).expect("harness JSON"))
-        .collect();
-    assert_eq!(
-        lines.len(),
-        2,
-        "issued, then refreshed: {lines:?}\n{stderr}"
-    );
-    let (issued, refreshed) = (&lines[0], &lines[1]);
-    assert_eq!(
-        (issued["phase"].as_str(), refreshed["phase"].as_str()),
-        (Some("issued"), Some("refreshed"))
-    );
-
-    let b64 = |v: &Value| {
-        use base64::Engine;
-        base64::engine::general_purpose::STANDARD
-            .decode(v.as_str().unwrap())
-            .unwrap()
-    };
-    // The kubelet's ClusterTrustBundle manager reads exactly the issuer's roots for the signer
-    // name, and the pod's certificate verifies against what it would project.
-    let anchors = issued["trustAnchors"].as_str().expect("trustAnchors");
-    assert_eq!(
-        crate::trust::ders(anchors),
-        crate::trust::ders(&root.pem),
-        "the projected trust anchors are the issuer's roots"
-    );
-    let mut chains = vec![];
-    for b in [issued, refreshed] {
-        let chain = b["chain"].as_str().unwrap().to_string();
-        let (spki, uris, _) = leaf_facts(&chain);
-        assert_eq!(
-            spki,
-            b64(&b["publicKey"]),
-            "the certificate is for the kubelet's key"
-        );
-        assert_eq!(
-            uris,
-            vec![format!("spiffe://cluster.local/ns/{}/sa/web", env.ns)]
-        );
-        let (ok, out) = env.openssl_verify(anchors, &chain, "sslclient");
-        assert!(ok, "{out}");
-        chains.push(chain);
-    }
-    assert_ne!(chains[0], chains[1], "a new certificate");
-    assert_ne!(issued["publicKey"], refreshed["publicKey"], "for a new key");
-    assert_eq!(
-        refreshed["pcrs"], 2,
-        "one new PodCertificateRequest for the refresh"
-    );
-    let t = |v: &Value| jiff::Timestamp::from_str_any(v.as_str().unwrap());
-    assert!(
-        t(&refreshed["managerNow"]) >= t(&issued["beginRefreshAt"]),
-        "refreshed only after beginRefreshAt: {issued} {refreshed}"
-    );
-    harness::visible(&format!(
-        "pod_cert: the kubelet's manager got {} and, after beginRefreshAt {}, {}",
-        issued["pcr"], issued["beginRefreshAt"], refreshed["pcr"]
-    ));
-}
-
-trait FromStrAny {
-    fn from_str_any(s: &str) -> jiff::Timestamp;
-}
-
-impl FromStrAny for jiff::Timestamp {
-    fn from_str_any(s: &str) -> jiff::Timestamp {
-        s.parse().expect("RFC 3339")
-    }
-}
-
 /// The Node, the ServiceAccount `web` and Pod `web-0` bound to the node with a podCertificate
-/// projected volume for `signer` (Pending: no kubelet runs it). Returns the pod's name.
-async fn setup_pod(env: &Env, signer: &str) -> String {
+/// projected volume for `signer` and a `key_type` key, and the signer's ClusterTrustBundle
+/// (Pending: no kubelet runs it). Returns the pod's name.
+pub(crate) async fn setup_pod(env: &Env, signer: &str, key_type: &str) -> String {
     use k8s_openapi::api::core::v1::{Node, Pod, ServiceAccount};
     let nodes: Api<Node> = Api::all(env.client.clone());
     let node = serde_json::from_value(json!({"metadata": {"name": NODE}})).unwrap();
@@ -466,7 +382,7 @@ async fn setup_pod(env: &Env, signer: &str) -> String {
                             "volumeMounts": [{"name": "pod-cert", "mountPath": "/var/run/pod-cert"}]}],
             "volumes": [{"name": "pod-cert", "projected": {"sources": [
                 {"podCertificate": {
-                    "signerName": signer, "keyType": "ECDSAP256", "maxExpirationSeconds": 3600,
+                    "signerName": signer, "keyType": key_type, "maxExpirationSeconds": 3600,
                     "credentialBundlePath": "credentialbundle.pem"}},
                 {"clusterTrustBundle": {"signerName": signer, "labelSelector": {}, "path": "ca.crt"}},
             ]}}],
@@ -479,24 +395,8 @@ async fn setup_pod(env: &Env, signer: &str) -> String {
     "web-0".into()
 }
 
-/// The harness binary (built once, cached outside the repository).
-fn build_harness() -> std::path::PathBuf {
-    let script =
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("e2e/scripts/podcert-harness.sh");
-    let out = std::process::Command::new("bash")
-        .arg(script)
-        .output()
-        .expect("bash");
-    assert!(
-        out.status.success(),
-        "building the harness: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap().trim().into()
-}
-
 /// A kubeconfig for the node's kubelet token (the control plane's DIR/pki/node.token).
-fn node_kubeconfig(env: &Env) -> std::path::PathBuf {
+pub(crate) fn node_kubeconfig(env: &Env) -> std::path::PathBuf {
     let dir = env.kubeconfig.parent().expect("control plane dir");
     let token = std::fs::read_to_string(dir.join("pki/node.token")).expect("node token");
     let path = env.dir.path().join("node.kubeconfig");
@@ -563,7 +463,7 @@ async fn only_a_pods_own_node_asks_for_its_certificate() {
     env.create_cluster_issuer(&issuer, issuer_spec(true)).await;
     env.wait_issuer_ready(&issuer, true, "True").await;
     let signer = format!("pkiclusterissuers.pki-issuer.io/{issuer}");
-    setup_pod(&env, &signer).await;
+    setup_pod(&env, &signer, "ECDSAP256").await;
     let other_ns = format!("{}-other", env.ns);
     env.create_namespace(&other_ns).await;
     let admin_sa: Api<ServiceAccount> = Api::namespaced(env.client.clone(), &other_ns);
