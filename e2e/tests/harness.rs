@@ -597,6 +597,12 @@ impl Env {
 
     /// Wait until the request's Ready condition has `reason`; returns the request.
     pub async fn wait_request_reason(&self, name: &str, reason: &str) -> CertificateRequest {
+        self.wait_request_reason_in(name, &[reason]).await
+    }
+
+    /// Wait until the request's `Ready` reason is one of `reasons` (30 s; no condition yet is
+    /// waited out like any other reason).
+    pub async fn wait_request_reason_in(&self, name: &str, reasons: &[&str]) -> CertificateRequest {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
         loop {
             let cr = self.request(name).await;
@@ -605,12 +611,16 @@ impl Env {
                 .as_ref()
                 .and_then(|s| s.conditions.iter().find(|c| c.type_ == "Ready"))
                 .cloned();
-            if ready.as_ref().and_then(|c| c.reason.as_deref()) == Some(reason) {
+            if ready
+                .as_ref()
+                .and_then(|c| c.reason.as_deref())
+                .is_some_and(|r| reasons.contains(&r))
+            {
                 return cr;
             }
             if tokio::time::Instant::now() > deadline {
                 panic!(
-                    "request {name} never reached reason {reason}: {ready:?}\n{}",
+                    "request {name} never reached a reason of {reasons:?}: {ready:?}\n{}",
                     self.logs()
                 );
             }

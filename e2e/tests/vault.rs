@@ -642,16 +642,8 @@ async fn vault_commas_in_names_never_make_openbao_sign_another_name() {
         assert_eq!(names.len(), 1, "{email}: exactly the one email: {names:?}");
         assert!(names[0].contains(email.as_str()), "{email}: {names:?}");
     }
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    loop {
-        let cr = env.request("comma-uri").await;
-        let reason = crate::harness::ready_of(&cr).reason.unwrap_or_default();
-        if reason == "Issued" || reason == "Failed" {
-            break;
-        }
-        assert!(std::time::Instant::now() < deadline, "comma-uri: {reason}");
-        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-    }
+    env.wait_request_reason_in("comma-uri", &["Issued", "Failed"])
+        .await;
     let stored = stored_certs(&v.bao, "pki").await;
     assert!(
         stored.len() >= cases.len(),
