@@ -10,7 +10,12 @@ CARGO=${CARGO:-cargo}
 
 start=$SECONDS
 bash e2e/scripts/control-plane.sh build >/dev/null
-echo "control plane binaries ready in $((SECONDS - start)) s"
+# The kubelet harnesses (pod_cert::kubelet), built now rather than inside the running suite.
+# shellcheck source=e2e/controlplane/versions.env
+. e2e/controlplane/versions.env
+bash e2e/scripts/podcert-harness.sh >/dev/null
+bash e2e/scripts/podcert-harness.sh "$KUBELET_SKEW_VERSION" >/dev/null
+echo "control plane binaries and kubelet harnesses ready in $((SECONDS - start)) s"
 
 skips=$(mktemp "${TMPDIR:-/tmp}/pki-issuer-e2e-skips.XXXXXX")
 trap 'rm -f "$skips"' EXIT
