@@ -9,6 +9,7 @@ pub mod pkcs11;
 pub mod pod_certificates;
 pub mod reason;
 pub mod references;
+pub mod signer_name;
 pub mod trust_distribution;
 pub mod vault;
 

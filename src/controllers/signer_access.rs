@@ -164,7 +164,6 @@ pub async fn check(client: &Client, r: &Reviews) -> Result<Access, kube::Error> 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::controllers::requests::certificate_signing_request::issuer_key;
     use k8s_openapi::api::certificates::v1::CertificateSigningRequestSpec;
     use std::collections::BTreeMap;
 
@@ -186,7 +185,7 @@ mod tests {
     }
 
     fn key(signer: &str) -> IssuerKey {
-        issuer_key(signer).unwrap()
+        IssuerKey::from_signer_name(signer).unwrap()
     }
 
     fn status(allowed: bool, error: Option<&str>) -> Option<SubjectAccessReviewStatus> {

@@ -17,12 +17,11 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::ByteString;
 
 use super::requests::certificate_request::is_finished;
-use super::requests::certificate_signing_request::{
-    self as csr_ctl, DURATION_ANNOTATION, IS_CA_ANNOTATION,
-};
+use super::requests::certificate_signing_request::{DURATION_ANNOTATION, IS_CA_ANNOTATION};
 use super::requests::RequestKind;
 use crate::api::cert_manager::{CertificateRequest, CertificateRequestSpec};
 use crate::api::condition::Condition;
+use crate::api::issuer::IssuerKey;
 
 /// What a signed CSR's `status.certificate` becomes in the store.
 pub const SIGNED_MARKER: &[u8] = b"-";
@@ -85,7 +84,7 @@ pub fn certificate_request(cr: &mut CertificateRequest) {
 /// Slims a Kubernetes CertificateSigningRequest for the store.
 pub fn certificate_signing_request(csr: &mut CertificateSigningRequest) {
     slim_meta(&mut csr.metadata, &[DURATION_ANNOTATION, IS_CA_ANNOTATION]);
-    let ours = csr_ctl::issuer_key(&csr.spec.signer_name).is_some();
+    let ours = IssuerKey::from_signer_name(&csr.spec.signer_name).is_some();
     let status = csr.status.get_or_insert_with(Default::default);
     let signed = status.certificate.as_ref().is_some_and(|c| !c.0.is_empty());
     let conditions = status.conditions.get_or_insert_with(Vec::new);
@@ -258,7 +257,7 @@ mod tests {
         assert!(matches!(decide(&pending, ready), Decision::Sign(_)));
         assert_eq!(pending.spec.request.0, b"csr");
         assert_eq!(
-            csr_ctl::requested_duration(&pending),
+            crate::controllers::requests::certificate_signing_request::requested_duration(&pending),
             Ok(Some(std::time::Duration::from_secs(3600)))
         );
         let annotations = pending.metadata.annotations.as_ref().unwrap();

@@ -24,30 +24,6 @@ pub const DURATION_ANNOTATION: &str = "experimental.cert-manager.io/request-dura
 /// Annotation cert-manager uses to request a CA certificate on a CSR.
 pub const IS_CA_ANNOTATION: &str = "experimental.cert-manager.io/request-is-ca";
 
-/// The issuer a signerName refers to, when it is one of ours:
-/// `pkiclusterissuers.pki-issuer.io/<name>` or `pkiissuers.pki-issuer.io/<namespace>.<name>`.
-pub fn issuer_key(signer_name: &str) -> Option<IssuerKey> {
-    let (domain, rest) = signer_name.split_once('/')?;
-    match domain {
-        "pkiclusterissuers.pki-issuer.io" if !rest.is_empty() && !rest.contains('/') => {
-            Some(IssuerKey {
-                kind: IssuerKind::Cluster,
-                namespace: None,
-                name: rest.to_string(),
-            })
-        }
-        "pkiissuers.pki-issuer.io" => {
-            let (ns, name) = rest.split_once('.')?;
-            (!ns.is_empty() && !name.is_empty() && !name.contains('/')).then(|| IssuerKey {
-                kind: IssuerKind::Namespaced,
-                namespace: Some(ns.to_string()),
-                name: name.to_string(),
-            })
-        }
-        _ => None,
-    }
-}
-
 /// Whether the CSR has condition `type_` set to True.
 pub fn has_condition(csr: &CertificateSigningRequest, type_: &str) -> bool {
     csr.status
@@ -103,7 +79,7 @@ impl RequestKind for CertificateSigningRequest {
     }
 
     fn issuer_key(&self) -> Option<IssuerKey> {
-        issuer_key(&self.spec.signer_name)
+        IssuerKey::from_signer_name(&self.spec.signer_name)
     }
 
     /// Signed, denied or failed CSRs are finished (an approver's denial is its own record).
@@ -222,28 +198,6 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn parses_both_signer_name_forms() {
-        let k = issuer_key("pkiclusterissuers.pki-issuer.io/mesh").unwrap();
-        assert_eq!(
-            (k.kind, k.namespace, k.name.as_str()),
-            (IssuerKind::Cluster, None, "mesh")
-        );
-        let k = issuer_key("pkiissuers.pki-issuer.io/apps.web-ca").unwrap();
-        assert_eq!(
-            (k.kind, k.namespace.as_deref(), k.name.as_str()),
-            (IssuerKind::Namespaced, Some("apps"), "web-ca")
-        );
-        for other in [
-            "kubernetes.io/kube-apiserver-client",
-            "pkiissuers.pki-issuer.io/noname",
-            "issuers.cert-manager.io/a.b",
-            "pkiclusterissuers.pki-issuer.io/",
-        ] {
-            assert!(issuer_key(other).is_none(), "{other}");
-        }
-    }
-
-    #[test]
     fn only_approved_unsigned_requests_of_ours_are_signed() {
         let ours = "pkiclusterissuers.pki-issuer.io/mesh";
         assert!(matches!(
@@ -320,11 +274,11 @@ pub(crate) mod tests {
     fn policy_namespace_follows_the_issuer_scope() {
         let mut c = csr("x/y", &[]);
         c.spec.username = Some("system:serviceaccount:istio-system:istiod".into());
-        let cluster = issuer_key("pkiclusterissuers.pki-issuer.io/mesh").unwrap();
+        let cluster = IssuerKey::from_signer_name("pkiclusterissuers.pki-issuer.io/mesh").unwrap();
         let ctx = policy_context(&c, &cluster);
         assert_eq!(ctx.namespace.as_deref(), Some("istio-system"));
         assert_eq!(ctx.service_account.as_deref(), Some("istiod"));
-        let namespaced = issuer_key("pkiissuers.pki-issuer.io/apps.ca").unwrap();
+        let namespaced = IssuerKey::from_signer_name("pkiissuers.pki-issuer.io/apps.ca").unwrap();
         let ctx = policy_context(&c, &namespaced);
         assert_eq!(ctx.namespace.as_deref(), Some("apps"));
         assert_eq!(

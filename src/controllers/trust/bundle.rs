@@ -1,7 +1,6 @@
 //! The pure parts of trust distribution: names, the bundle text, the condition.
 
 use crate::api::condition::Condition;
-use crate::api::issuer::{IssuerKey, IssuerKind};
 use crate::api::reason::Reason;
 
 /// The condition type trust distribution reports on an issuer.
@@ -12,15 +11,6 @@ pub const BUNDLE_SUFFIX: &str = "trust-anchors";
 pub const MANAGED_LABEL: &str = "pki-issuer.io/trust-distribution";
 /// Annotation naming the issuer an object was published for (`IssuerKey`'s display form).
 pub const ISSUER_ANNOTATION: &str = "pki-issuer.io/issuer";
-
-/// The issuer's signer name, as its CSRs and PodCertificateRequests use it:
-/// `pkiclusterissuers.pki-issuer.io/<name>` or `pkiissuers.pki-issuer.io/<namespace>.<name>`.
-pub fn signer_name(key: &IssuerKey) -> String {
-    match (&key.kind, &key.namespace) {
-        (IssuerKind::Namespaced, Some(ns)) => format!("pkiissuers.pki-issuer.io/{ns}.{}", key.name),
-        _ => format!("pkiclusterissuers.pki-issuer.io/{}", key.name),
-    }
-}
 
 /// The ClusterTrustBundle name for a signer: the signer name with `/` as `:` (the prefix the
 /// API server requires of a bundle with `spec.signerName`), then `:trust-anchors`.
@@ -104,6 +94,7 @@ pub fn list_bounded(items: &[String]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::api::issuer::{IssuerKey, IssuerKind};
 
     fn key(kind: IssuerKind, ns: Option<&str>, name: &str) -> IssuerKey {
         IssuerKey {
@@ -115,18 +106,11 @@ mod tests {
 
     #[test]
     fn signer_and_bundle_names() {
-        let c = signer_name(&key(IssuerKind::Cluster, None, "mesh"));
-        assert_eq!(c, "pkiclusterissuers.pki-issuer.io/mesh");
+        let c = key(IssuerKind::Cluster, None, "mesh").signer_name();
         assert_eq!(
             cluster_trust_bundle_name(&c),
             "pkiclusterissuers.pki-issuer.io:mesh:trust-anchors"
         );
-        let n = signer_name(&key(IssuerKind::Namespaced, Some("team-a"), "ca"));
-        assert_eq!(n, "pkiissuers.pki-issuer.io/team-a.ca");
-        // The signer name round-trips through the CSR controller's parser.
-        let parsed =
-            crate::controllers::requests::certificate_signing_request::issuer_key(&n).unwrap();
-        assert_eq!(parsed, key(IssuerKind::Namespaced, Some("team-a"), "ca"));
     }
 
     #[test]

@@ -111,7 +111,7 @@ where
 {
     let key = issuer.key();
     let owner = owner(issuer).ok_or(Error::MissingMeta("name or uid"))?;
-    let signer = bundle::signer_name(&key);
+    let signer = key.signer_name();
     let ctb_name = bundle::cluster_trust_bundle_name(&signer);
     let text = loaded
         .map(|l| bundle::bundle_pem(l.chain.anchors_der()))

@@ -11,7 +11,6 @@ use k8s_openapi::api::certificates::v1beta1::PodCertificateRequest;
 use kube::{Api, Client, ResourceExt};
 use serde_json::json;
 
-use super::certificate_signing_request::issuer_key;
 use super::{Phase, RequestKind, Write};
 use crate::api::issuer::{IssuerKey, IssuerKind};
 use crate::api::reason::Reason;
@@ -77,7 +76,7 @@ pub fn pod_key(pcr: &PodCertificateRequest) -> Result<PodKey, String> {
 /// condition reason and message.
 pub fn denial(pcr: &PodCertificateRequest) -> Option<(&'static str, String)> {
     let ns = pcr.namespace().unwrap_or_default();
-    if let Some(key) = issuer_key(&pcr.spec.signer_name) {
+    if let Some(key) = IssuerKey::from_signer_name(&pcr.spec.signer_name) {
         if key.kind == IssuerKind::Namespaced && key.namespace.as_deref() != Some(ns.as_str()) {
             return Some((
                 reasons::FOREIGN_NAMESPACE,
@@ -191,7 +190,7 @@ impl RequestKind for PodCertificateRequest {
     }
 
     fn issuer_key(&self) -> Option<IssuerKey> {
-        issuer_key(&self.spec.signer_name)
+        IssuerKey::from_signer_name(&self.spec.signer_name)
     }
 
     /// A PCR needs no approval; it is finished once it has one of the three terminal

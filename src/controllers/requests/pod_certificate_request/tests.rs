@@ -132,7 +132,7 @@ fn refusals_are_denials_and_errors_failures() {
 #[test]
 fn the_input_carries_the_attested_identity() {
     let r = pcr("apps", "pkiclusterissuers.pki-issuer.io/mesh", &p256());
-    let key = issuer_key(&r.spec.signer_name).unwrap();
+    let key = IssuerKey::from_signer_name(&r.spec.signer_name).unwrap();
     let input = r.input(&key).unwrap();
     let pod = input.pod.unwrap();
     assert_eq!(
