@@ -231,13 +231,13 @@ impl Metrics {
     }
 
     /// Count one trust distribution write.
-    pub fn trust_written(&self, kind: &str, op: &str) {
+    pub fn trust_written(&self, kind: &str, op: &str, n: usize) {
         self.trust_written
             .get_or_create(&TrustWriteLabels {
                 kind: kind.to_string(),
                 op: op.to_string(),
             })
-            .inc();
+            .inc_by(n as u64);
     }
 
     /// Count a failed request.

@@ -1,5 +1,7 @@
 //! The pure parts of trust distribution: names, the bundle text, the condition.
 
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+
 use crate::api::condition::Condition;
 use crate::api::reason::Reason;
 
@@ -11,6 +13,17 @@ pub const BUNDLE_SUFFIX: &str = "trust-anchors";
 pub const MANAGED_LABEL: &str = "pki-issuer.io/trust-distribution";
 /// Annotation naming the issuer an object was published for (`IssuerKey`'s display form).
 pub const ISSUER_ANNOTATION: &str = "pki-issuer.io/issuer";
+
+/// Whether `meta` carries pki-issuer's label and an owner reference to the issuer `uid`.
+pub fn owned_by(meta: &ObjectMeta, uid: &str) -> bool {
+    meta.labels
+        .as_ref()
+        .is_some_and(|l| l.get(MANAGED_LABEL).map(String::as_str) == Some("true"))
+        && meta
+            .owner_references
+            .as_ref()
+            .is_some_and(|o| o.iter().any(|r| r.uid == uid))
+}
 
 /// The ClusterTrustBundle name for a signer: the signer name with `/` as `:` (the prefix the
 /// API server requires of a bundle with `spec.signerName`), then `:trust-anchors`.

@@ -89,7 +89,7 @@ pub async fn remove(client: &Client, name: &str, owner_uid: &str) -> Result<bool
         Err(e) if not_served(&e) => return Ok(false),
         Err(e) => return Err(e),
     };
-    if !super::config_maps::owned_by(&existing.metadata, owner_uid) {
+    if !super::bundle::owned_by(&existing.metadata, owner_uid) {
         return Ok(false);
     }
     let dp = DeleteParams {

@@ -5,13 +5,13 @@ use std::collections::BTreeMap;
 
 use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams, Preconditions};
 use kube::core::{Selector, SelectorExt};
 use kube::{Api, Client};
 use serde_json::json;
 
-use super::bundle::{ISSUER_ANNOTATION, MANAGED_LABEL};
+use super::bundle::{owned_by, ISSUER_ANNOTATION, MANAGED_LABEL};
 use crate::api::FIELD_MANAGER;
 
 /// At most this many namespaces are considered (more are reported, not written).
@@ -22,17 +22,6 @@ pub const MAX_WRITES_PER_PASS: usize = 200;
 const PARALLEL_WRITES: usize = 4;
 /// Page size of lists.
 const PAGE: u32 = 500;
-
-/// Whether `meta` carries pki-issuer's label and an owner reference to the issuer `uid`.
-pub fn owned_by(meta: &ObjectMeta, uid: &str) -> bool {
-    meta.labels
-        .as_ref()
-        .is_some_and(|l| l.get(MANAGED_LABEL).map(String::as_str) == Some("true"))
-        && meta
-            .owner_references
-            .as_ref()
-            .is_some_and(|o| o.iter().any(|r| r.uid == uid))
-}
 
 /// What to distribute and where.
 pub struct Target<'a> {
@@ -289,6 +278,7 @@ pub async fn delete(client: &Client, cms: Vec<ConfigMap>) -> Result<usize, kube:
 #[cfg(test)]
 mod tests {
     use super::*;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
     fn meta(label: Option<&str>, owner_uid: Option<&str>) -> ObjectMeta {
         ObjectMeta {

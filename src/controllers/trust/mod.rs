@@ -15,6 +15,7 @@
 pub mod bundle;
 pub mod cluster_bundle;
 pub mod config_maps;
+mod report;
 pub mod watches;
 
 use std::fmt::Debug;
@@ -23,19 +24,17 @@ use std::time::Duration;
 use serde::de::DeserializeOwned;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
-use kube::api::{Patch, PatchParams};
 use kube::core::Selector;
-use kube::runtime::events::EventType;
 use kube::{Resource, ResourceExt};
 
 use self::bundle::{Outcome, CONDITION};
 use self::cluster_bundle::Applied;
-use super::events::publish;
+use self::report::{event, note_writes, report};
 use super::{Context, Error};
-use crate::api::condition::{self, Condition};
+use crate::api::condition;
 use crate::api::issuer::{AnyIssuer, IssuerKind};
 use crate::api::reason::Reason;
-use crate::api::trust_distribution::TrustDistributionSpec;
+use crate::api::trust_distribution::{TrustConfigMapSpec, TrustDistributionSpec};
 use crate::signers::load::LoadedIssuer;
 
 /// Field manager of the `TrustDistributed` condition (the `Ready` condition is applied by
@@ -99,6 +98,47 @@ fn has_condition<K: AnyIssuer>(issuer: &K) -> bool {
         .is_some_and(|s| condition::find(&s.conditions, CONDITION).is_some())
 }
 
+/// What a pass published, what it could not and why, and whether to come back soon.
+#[derive(Default)]
+struct Tally {
+    done: Vec<String>,
+    problems: Vec<(Reason, String)>,
+    again: Option<Duration>,
+}
+
+impl Tally {
+    fn problem(&mut self, reason: Reason, message: impl Into<String>) {
+        self.problems.push((reason, message.into()));
+    }
+
+    fn outcome(self) -> (Outcome, Option<Duration>) {
+        let published = if self.done.is_empty() {
+            "nothing published".to_string()
+        } else {
+            format!("published {}", self.done.join(" and "))
+        };
+        let outcome = match self.problems.first() {
+            None => Outcome::Published { what: published },
+            Some((reason, _)) => {
+                let problems: Vec<&str> = self.problems.iter().map(|p| p.1.as_str()).collect();
+                Outcome::Incomplete {
+                    reason: *reason,
+                    message: format!("{}; {published}", problems.join("; ")),
+                }
+            }
+        };
+        (outcome, self.again)
+    }
+}
+
+/// What one issuer publishes: its identity on the objects and the bundle text.
+struct Publication<'a, K> {
+    issuer: &'a K,
+    owner: OwnerReference,
+    issuer_id: String,
+    text: String,
+}
+
 /// One pass: apply what is wanted, delete what is not. `loaded` is `None` only for cleanup.
 async fn pass<K>(
     ctx: &Context,
@@ -109,267 +149,190 @@ async fn pass<K>(
 where
     K: AnyIssuer + Resource<DynamicType = ()>,
 {
-    let key = issuer.key();
-    let owner = owner(issuer).ok_or(Error::MissingMeta("name or uid"))?;
-    let signer = key.signer_name();
-    let ctb_name = bundle::cluster_trust_bundle_name(&signer);
-    let text = loaded
-        .map(|l| bundle::bundle_pem(l.chain.anchors_der()))
-        .unwrap_or_default();
-    let issuer_id = key.to_string();
-    let mut done = Vec::new();
-    let mut problems: Vec<(Reason, String)> = Vec::new();
-    let mut again = None;
-    let allowed = &ctx.config.watch_namespaces;
-
-    // ClusterTrustBundle.
+    let p = Publication {
+        issuer,
+        owner: owner(issuer).ok_or(Error::MissingMeta("name or uid"))?,
+        issuer_id: issuer.key().to_string(),
+        text: loaded
+            .map(|l| bundle::bundle_pem(l.chain.anchors_der()))
+            .unwrap_or_default(),
+    };
+    let mut tally = Tally::default();
     let want_ctb = spec.and_then(|s| s.cluster_trust_bundle).unwrap_or(false);
-    if want_ctb && K::KIND == IssuerKind::Namespaced {
-        problems.push((
-            Reason::NotAllowed,
-            "clusterTrustBundle is for PKIClusterIssuers only: a PKIIssuer's namespace must not publish cluster-wide trust".into(),
-        ));
-    } else if want_ctb {
-        ctx.check_fence()?;
-        match cluster_bundle::apply(&ctx.client, &ctb_name, &signer, &issuer_id, &owner, &text).await {
-            Ok(Applied::Current(changed)) => {
-                if changed {
-                    ctx.metrics.trust_written("ClusterTrustBundle", "apply");
-                    event(ctx, issuer, format!("published ClusterTrustBundle {ctb_name}")).await;
-                }
-                done.push(format!("ClusterTrustBundle {ctb_name}"));
-            }
-            Ok(Applied::Unavailable) => problems.push((
-                Reason::ApiUnavailable,
-                "the API server does not serve ClusterTrustBundles (certificates.k8s.io/v1beta1; feature gate ClusterTrustBundle and its runtime config): none published".into(),
-            )),
-            // The ConfigMaps are still published; a refusal (4xx, e.g. no `attest`) waits for
-            // the next check, anything else is retried soon.
-            Err(e) => {
-                if !matches!(&e, kube::Error::Api(s) if (400..500).contains(&s.code)) {
-                    again = Some(SOON);
-                }
-                problems.push((
-                    Reason::PublishFailed,
-                    format!("ClusterTrustBundle {ctb_name} not published: {e}"),
-                ));
-            }
-        }
-    } else if K::KIND == IssuerKind::Cluster {
-        ctx.check_fence()?;
-        if cluster_bundle::remove(&ctx.client, &ctb_name, &owner.uid).await? {
-            ctx.metrics.trust_written("ClusterTrustBundle", "delete");
-            event(
-                ctx,
-                issuer,
-                format!("deleted ClusterTrustBundle {ctb_name}"),
-            )
-            .await;
-        }
-    }
-
-    // ConfigMaps.
+    cluster_trust_bundle(ctx, &p, want_ctb, &mut tally).await?;
     let cm_spec = spec.and_then(|s| s.config_map.as_ref());
-    let own_ns: Vec<String> = issuer.namespace().into_iter().collect();
-    let scope: &[String] = match K::KIND {
-        IssuerKind::Namespaced => &own_ns,
-        IssuerKind::Cluster => allowed,
-    };
-    let wanted: Option<Vec<String>> = match (cm_spec, K::KIND) {
-        (None, _) => Some(Vec::new()),
-        (Some(c), IssuerKind::Namespaced) if c.namespace_selector.is_some() => {
-            problems.push((
-                Reason::NotAllowed,
-                "configMap.namespaceSelector is for PKIClusterIssuers only: a PKIIssuer writes its ConfigMap into its own namespace; no ConfigMap published".into(),
-            ));
-            None
-        }
-        (Some(c), _) if crate::api::check_object_name("ConfigMap", &c.name).is_err() => {
-            problems.push((
-                Reason::NotAllowed,
-                crate::api::check_object_name("ConfigMap", &c.name).unwrap_err(),
-            ));
-            None
-        }
-        (Some(_), IssuerKind::Namespaced) => Some(own_ns.clone()),
-        (Some(c), IssuerKind::Cluster) => {
-            let sel = c.namespace_selector.clone().unwrap_or_default();
-            match Selector::try_from(sel.to_label_selector()) {
-                Ok(selector) => {
-                    let (names, over) =
-                        config_maps::selected_namespaces(&ctx.client, &selector, allowed).await?;
-                    if over > 0 {
-                        problems.push((
-                            Reason::NotAllowed,
-                            format!(
-                                "{over} selected namespaces beyond the limit of {} got no ConfigMap",
-                                config_maps::MAX_NAMESPACES
-                            ),
-                        ));
-                    }
-                    Some(names)
-                }
-                Err(e) => {
-                    problems.push((
-                        Reason::NotAllowed,
-                        format!("configMap.namespaceSelector: {e}"),
-                    ));
-                    None
-                }
-            }
-        }
-    };
-    if let Some(wanted) = wanted {
-        ctx.check_fence()?;
-        let published = config_maps::published(&ctx.client, &owner.uid, scope).await?;
-        if let Some(c) = cm_spec {
-            let target = config_maps::Target {
-                name: &c.name,
-                key: c.key(),
-                bundle: &text,
-                owner: &owner,
-                issuer: &issuer_id,
-            };
-            let r = config_maps::sync(&ctx.client, &wanted, published, &target).await?;
-            note_writes(ctx, issuer, &c.name, r.written, r.deleted).await;
-            done.push(format!(
-                "ConfigMap {} in {} namespace(s)",
-                c.name, r.current
-            ));
-            if !r.foreign.is_empty() {
-                problems.push((
-                    Reason::ForeignObject,
-                    format!(
-                        "ConfigMap {} exists but was not written by pki-issuer, left unchanged in: {}",
-                        c.name,
-                        bundle::list_bounded(&r.foreign)
-                    ),
-                ));
-            }
-            if r.pending > 0 {
-                again = Some(SOON);
-                problems.push((
-                    Reason::PublishFailed,
-                    format!(
-                        "{} namespace(s) still to be written (at most {} writes per pass)",
-                        r.pending,
-                        config_maps::MAX_WRITES_PER_PASS
-                    ),
-                ));
-            }
-        } else if !published.is_empty() {
-            let n = config_maps::delete(&ctx.client, published).await?;
-            note_writes(ctx, issuer, "(turned off)", 0, n).await;
-        }
-    }
-
-    let published = if done.is_empty() {
-        "nothing published".to_string()
-    } else {
-        format!("published {}", done.join(" and "))
-    };
-    let outcome = match problems.first() {
-        None => Outcome::Published { what: published },
-        Some((reason, _)) => Outcome::Incomplete {
-            reason: *reason,
-            message: format!(
-                "{}; {published}",
-                problems
-                    .iter()
-                    .map(|p| p.1.as_str())
-                    .collect::<Vec<_>>()
-                    .join("; ")
-            ),
-        },
-    };
-    Ok((outcome, again))
+    config_maps_step(ctx, &p, cm_spec, &mut tally).await?;
+    Ok(tally.outcome())
 }
 
-async fn note_writes<K: AnyIssuer + Resource<DynamicType = ()>>(
+/// The ClusterTrustBundle: applied when wanted (PKIClusterIssuers only), else removed.
+async fn cluster_trust_bundle<K>(
     ctx: &Context,
-    issuer: &K,
-    name: &str,
-    written: usize,
-    deleted: usize,
-) {
-    for _ in 0..written {
-        ctx.metrics.trust_written("ConfigMap", "apply");
-    }
-    for _ in 0..deleted {
-        ctx.metrics.trust_written("ConfigMap", "delete");
-    }
-    if written + deleted > 0 {
-        event(
-            ctx,
-            issuer,
-            format!("ConfigMap {name}: {written} written, {deleted} deleted"),
-        )
-        .await;
-    }
-}
-
-async fn event<K: AnyIssuer + Resource<DynamicType = ()>>(ctx: &Context, issuer: &K, note: String) {
-    publish(
-        &ctx.recorder,
-        &issuer.object_ref(&()),
-        EventType::Normal,
-        Reason::Published.as_str(),
-        "Distribute",
-        note,
-    )
-    .await;
-}
-
-/// Write the `TrustDistributed` condition when it changed; `None` removes it.
-async fn report<K>(ctx: &Context, issuer: &K, outcome: Option<Outcome>) -> Result<(), Error>
+    p: &Publication<'_, K>,
+    wanted: bool,
+    tally: &mut Tally,
+) -> Result<(), Error>
 where
-    K: AnyIssuer + Resource<DynamicType = ()> + DeserializeOwned + Debug,
+    K: AnyIssuer + Resource<DynamicType = ()>,
 {
-    let existing = issuer
-        .issuer_status()
-        .map(|s| s.conditions.as_slice())
-        .unwrap_or(&[]);
-    let old = condition::find(existing, CONDITION);
-    let new: Option<Condition> = outcome.map(|o| {
-        condition::merge(
-            existing,
-            o.condition().with_generation(issuer.meta().generation),
-        )
-    });
-    let unchanged = match (old, &new) {
-        (None, None) => true,
-        (Some(a), Some(b)) => a.same_state(b),
-        _ => false,
-    };
-    if unchanged {
+    let signer = p.issuer.key().signer_name();
+    let name = bundle::cluster_trust_bundle_name(&signer);
+    if K::KIND == IssuerKind::Namespaced {
+        if wanted {
+            tally.problem(
+                Reason::NotAllowed,
+                "clusterTrustBundle is for PKIClusterIssuers only: a PKIIssuer's namespace must not publish cluster-wide trust",
+            );
+        }
         return Ok(());
     }
     ctx.check_fence()?;
-    let key = issuer.key();
-    let api = K::api(ctx.client.clone(), key.namespace.as_deref());
-    let patch = serde_json::json!({
-        "apiVersion": K::api_version(&()),
-        "kind": K::kind(&()),
-        "status": {"conditions": new.iter().collect::<Vec<_>>()},
-    });
-    api.patch_status(
-        &issuer.name_any(),
-        &PatchParams::apply(CONDITION_MANAGER).force(),
-        &Patch::Apply(&patch),
-    )
-    .await?;
-    if let Some(c) = new.as_ref().filter(|c| !c.is_true()) {
-        publish(
-            &ctx.recorder,
-            &issuer.object_ref(&()),
-            EventType::Warning,
-            c.reason
-                .as_deref()
-                .unwrap_or(Reason::PublishFailed.as_str()),
-            "Distribute",
-            c.message.clone().unwrap_or_default(),
-        )
-        .await;
+    if !wanted {
+        if cluster_bundle::remove(&ctx.client, &name, &p.owner.uid).await? {
+            ctx.metrics.trust_written("ClusterTrustBundle", "delete", 1);
+            event(ctx, p.issuer, format!("deleted ClusterTrustBundle {name}")).await;
+        }
+        return Ok(());
+    }
+    let applied =
+        cluster_bundle::apply(&ctx.client, &name, &signer, &p.issuer_id, &p.owner, &p.text).await;
+    match applied {
+        Ok(Applied::Current(changed)) => {
+            if changed {
+                ctx.metrics.trust_written("ClusterTrustBundle", "apply", 1);
+                event(ctx, p.issuer, format!("published ClusterTrustBundle {name}")).await;
+            }
+            tally.done.push(format!("ClusterTrustBundle {name}"));
+        }
+        Ok(Applied::Unavailable) => tally.problem(
+            Reason::ApiUnavailable,
+            "the API server does not serve ClusterTrustBundles (certificates.k8s.io/v1beta1; feature gate ClusterTrustBundle and its runtime config): none published",
+        ),
+        // The ConfigMaps are still published; a refusal (4xx, e.g. no `attest`) waits for
+        // the next check, anything else is retried soon.
+        Err(e) => {
+            if !matches!(&e, kube::Error::Api(s) if (400..500).contains(&s.code)) {
+                tally.again = Some(SOON);
+            }
+            tally.problem(
+                Reason::PublishFailed,
+                format!("ClusterTrustBundle {name} not published: {e}"),
+            );
+        }
+    }
+    Ok(())
+}
+
+/// The namespaces that should hold the ConfigMap, or `None` (with the problem noted) when the
+/// spec cannot be honoured.
+async fn wanted_namespaces<K: AnyIssuer>(
+    ctx: &Context,
+    issuer: &K,
+    c: &TrustConfigMapSpec,
+    tally: &mut Tally,
+) -> Result<Option<Vec<String>>, Error> {
+    if let Err(e) = crate::api::check_object_name("ConfigMap", &c.name) {
+        tally.problem(Reason::NotAllowed, e);
+        return Ok(None);
+    }
+    if K::KIND == IssuerKind::Namespaced {
+        if c.namespace_selector.is_some() {
+            tally.problem(
+                Reason::NotAllowed,
+                "configMap.namespaceSelector is for PKIClusterIssuers only: a PKIIssuer writes its ConfigMap into its own namespace; no ConfigMap published",
+            );
+            return Ok(None);
+        }
+        return Ok(Some(issuer.namespace().into_iter().collect()));
+    }
+    let sel = c.namespace_selector.clone().unwrap_or_default();
+    let selector = match Selector::try_from(sel.to_label_selector()) {
+        Ok(selector) => selector,
+        Err(e) => {
+            tally.problem(
+                Reason::NotAllowed,
+                format!("configMap.namespaceSelector: {e}"),
+            );
+            return Ok(None);
+        }
+    };
+    let allowed = &ctx.config.watch_namespaces;
+    let (names, over) = config_maps::selected_namespaces(&ctx.client, &selector, allowed).await?;
+    if over > 0 {
+        tally.problem(
+            Reason::NotAllowed,
+            format!(
+                "{over} selected namespaces beyond the limit of {} got no ConfigMap",
+                config_maps::MAX_NAMESPACES
+            ),
+        );
+    }
+    Ok(Some(names))
+}
+
+/// The ConfigMaps: one current ConfigMap in each wanted namespace, every other one pki-issuer
+/// wrote for this issuer deleted (all of them when `configMap` is off).
+async fn config_maps_step<K>(
+    ctx: &Context,
+    p: &Publication<'_, K>,
+    spec: Option<&TrustConfigMapSpec>,
+    tally: &mut Tally,
+) -> Result<(), Error>
+where
+    K: AnyIssuer + Resource<DynamicType = ()>,
+{
+    let own_ns: Vec<String> = p.issuer.namespace().into_iter().collect();
+    let scope: &[String] = match K::KIND {
+        IssuerKind::Namespaced => &own_ns,
+        IssuerKind::Cluster => &ctx.config.watch_namespaces,
+    };
+    let Some(c) = spec else {
+        ctx.check_fence()?;
+        let published = config_maps::published(&ctx.client, &p.owner.uid, scope).await?;
+        if !published.is_empty() {
+            let n = config_maps::delete(&ctx.client, published).await?;
+            note_writes(ctx, p.issuer, "(turned off)", 0, n).await;
+        }
+        return Ok(());
+    };
+    let Some(wanted) = wanted_namespaces(ctx, p.issuer, c, tally).await? else {
+        return Ok(());
+    };
+    ctx.check_fence()?;
+    let published = config_maps::published(&ctx.client, &p.owner.uid, scope).await?;
+    let target = config_maps::Target {
+        name: &c.name,
+        key: c.key(),
+        bundle: &p.text,
+        owner: &p.owner,
+        issuer: &p.issuer_id,
+    };
+    let r = config_maps::sync(&ctx.client, &wanted, published, &target).await?;
+    note_writes(ctx, p.issuer, &c.name, r.written, r.deleted).await;
+    tally.done.push(format!(
+        "ConfigMap {} in {} namespace(s)",
+        c.name, r.current
+    ));
+    if !r.foreign.is_empty() {
+        tally.problem(
+            Reason::ForeignObject,
+            format!(
+                "ConfigMap {} exists but was not written by pki-issuer, left unchanged in: {}",
+                c.name,
+                bundle::list_bounded(&r.foreign)
+            ),
+        );
+    }
+    if r.pending > 0 {
+        tally.again = Some(SOON);
+        tally.problem(
+            Reason::PublishFailed,
+            format!(
+                "{} namespace(s) still to be written (at most {} writes per pass)",
+                r.pending,
+                config_maps::MAX_WRITES_PER_PASS
+            ),
+        );
     }
     Ok(())
 }
