@@ -46,6 +46,13 @@ pub enum Reason {
     PublishFailed,
     /// A pod certificate's key type the issuer does not sign (PodCertificateRequest API).
     UnsupportedKeyType,
+    /// A PodCertificateRequest's `unverifiedUserAnnotations` holds a key pki-issuer does not
+    /// know (it knows none).
+    InvalidUnverifiedUserAnnotations,
+    /// A PKIIssuer's signer name in a PodCertificateRequest of another namespace.
+    SignerNamespaceMismatch,
+    /// A PodCertificateRequest with neither or both of its key forms.
+    InvalidPublicKey,
 }
 
 impl Reason {
@@ -72,6 +79,9 @@ impl Reason {
             Reason::NotAllowed => "NotAllowed",
             Reason::PublishFailed => "PublishFailed",
             Reason::UnsupportedKeyType => "UnsupportedKeyType",
+            Reason::InvalidUnverifiedUserAnnotations => "InvalidUnverifiedUserAnnotations",
+            Reason::SignerNamespaceMismatch => "SignerNamespaceMismatch",
+            Reason::InvalidPublicKey => "InvalidPublicKey",
         }
     }
 }

@@ -86,9 +86,10 @@ impl RequestKind for CertificateRequest {
                 .clone()
                 .or_else(|| denied.reason.clone())
                 .unwrap_or_else(|| "no reason given".into());
-            return Phase::Denied(format!(
-                "The CertificateRequest was denied by an approval controller: {why}"
-            ));
+            return Phase::Denied(
+                Reason::Denied,
+                format!("The CertificateRequest was denied by an approval controller: {why}"),
+            );
         }
         if !condition::find(conditions, "Approved").is_some_and(Condition::is_true) {
             return Phase::Unapproved;
@@ -133,8 +134,8 @@ impl RequestKind for CertificateRequest {
                 Condition::new("Ready", false, Reason::Failed.as_str(), message.clone()),
                 true,
             ),
-            Write::Denied { message } => (
-                Condition::new("Ready", false, Reason::Denied.as_str(), message.clone()),
+            Write::Denied { reason, message } => (
+                Condition::new("Ready", false, reason.as_str(), message.clone()),
                 true,
             ),
             Write::Pending { message } => {
@@ -251,7 +252,7 @@ mod tests {
         let pending = [("Approved", true, "ok"), ("Ready", false, "Pending")];
         assert_eq!(cr(OURS, None, &pending).phase(), Phase::Open);
         assert!(
-            matches!(cr(OURS, None, &[("Denied", true, "PolicyDenied")]).phase(), Phase::Denied(m) if m.contains("denied"))
+            matches!(cr(OURS, None, &[("Denied", true, "PolicyDenied")]).phase(), Phase::Denied(Reason::Denied, m) if m.contains("denied"))
         );
         assert_eq!(cr(OURS, None, &[]).phase(), Phase::Unapproved);
         assert_eq!(

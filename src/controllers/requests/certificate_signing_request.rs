@@ -251,6 +251,7 @@ pub(crate) mod tests {
             .is_none());
         assert!(c
             .status_patch(&Write::Denied {
+                reason: Reason::Denied,
                 message: "m".into()
             })
             .is_none());

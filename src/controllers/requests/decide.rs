@@ -2,6 +2,7 @@
 
 use super::{Phase, RequestKind};
 use crate::api::issuer::{IssuerKey, IssuerKind};
+use crate::api::reason::Reason;
 
 /// What is known about the issuer a request names.
 #[derive(Debug, Clone, PartialEq)]
@@ -37,7 +38,7 @@ pub enum Decision {
     /// Not ours, or already finished: never write.
     Skip,
     /// Denied by an approver: record the denial.
-    MarkDenied(String),
+    MarkDenied(Reason, String),
     /// Not approved yet: wait for the watch.
     AwaitApproval,
     /// The issuer cannot sign yet: record `Pending` with this message.
@@ -55,7 +56,7 @@ pub fn decide<K: RequestKind>(req: &K, issuer: impl FnOnce(&IssuerKey) -> Issuer
     };
     match req.phase() {
         Phase::Finished => Decision::Skip,
-        Phase::Denied(why) => Decision::MarkDenied(why),
+        Phase::Denied(reason, why) => Decision::MarkDenied(reason, why),
         Phase::Unapproved => Decision::AwaitApproval,
         Phase::Open => match issuer(&key) {
             IssuerState::Missing => {

@@ -37,8 +37,9 @@ use crate::issuance::RequestInput;
 pub enum Phase {
     /// Finished (issued, failed, denied and recorded): never touched again.
     Finished,
-    /// Denied by an approver, not yet recorded by us (this message is recorded).
-    Denied(String),
+    /// Denied (by an approver, or for what the request's own fields show), not yet recorded by
+    /// us: this reason and message are recorded.
+    Denied(Reason, String),
     /// Waiting for an approver.
     Unapproved,
     /// Approved and unsigned.
@@ -64,9 +65,11 @@ pub enum Write {
         /// Names the offending value.
         message: String,
     },
-    /// An approver's denial.
+    /// A denial (an approver's, or of the request's own fields).
     Denied {
-        /// The approver's reason.
+        /// `Denied` for an approver's; the request kind's own reason otherwise.
+        reason: Reason,
+        /// Why.
         message: String,
     },
     /// Waiting (issuer not ready, retryable error).

@@ -260,9 +260,9 @@ async fn reconcile_request<K: RequestKind>(
         // The check's cache update re-queues the request; the delay covers a still-syncing
         // issuer list.
         Decision::AwaitIssuerCheck => Ok(Action::requeue(ISSUER_CHECK_WAIT)),
-        Decision::MarkDenied(message) => {
+        Decision::MarkDenied(reason, message) => {
             let key = req.issuer_key().expect("decided for one of ours");
-            execute(ctx, req, &key, plan::denied(message), None, started).await
+            execute(ctx, req, &key, plan::denied(reason, message), None, started).await
         }
         Decision::Pending(message) => {
             let key = req.issuer_key().expect("decided for one of ours");

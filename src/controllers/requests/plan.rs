@@ -166,15 +166,16 @@ pub fn plan(outcome: Outcome, key: &IssuerKey, retry: RetryState) -> Plan {
     }
 }
 
-/// The plan for a request an approver denied.
-pub fn denied(message: String) -> Plan {
+/// The plan for a denied request.
+pub fn denied(reason: Reason, message: String) -> Plan {
     Plan {
         write: Some(Write::Denied {
+            reason,
             message: message.clone(),
         }),
         event: Some(Note {
             type_: EventType::Warning,
-            reason: Reason::Denied,
+            reason,
             message,
         }),
         next: Next::AwaitChange,

@@ -23,18 +23,6 @@ pub const DEFAULT_MAX_EXPIRATION_SECONDS: i32 = 86400;
 /// The usages of every pod certificate (mutual TLS).
 pub const POD_USAGES: [&str; 3] = ["digital signature", "server auth", "client auth"];
 
-/// Condition reasons of denials this adapter finds from the request alone.
-pub mod reasons {
-    /// The key type is not one a pod certificate may have (the API's own reason).
-    pub const UNSUPPORTED_KEY_TYPE: &str = "UnsupportedKeyType";
-    /// `unverifiedUserAnnotations` holds a key we do not know (we know none).
-    pub const INVALID_USER_ANNOTATIONS: &str = "InvalidUnverifiedUserAnnotations";
-    /// A namespaced issuer's signer name used by a pod of another namespace.
-    pub const FOREIGN_NAMESPACE: &str = "SignerNamespaceMismatch";
-    /// Neither or both of the key forms.
-    pub const INVALID_KEY: &str = "InvalidPublicKey";
-}
-
 fn has_terminal_condition(pcr: &PodCertificateRequest) -> bool {
     pcr.status
         .as_ref()
@@ -74,12 +62,12 @@ pub fn pod_key(pcr: &PodCertificateRequest) -> Result<PodKey, String> {
 
 /// Why the request is denied from its own fields, before any issuer is consulted: the
 /// condition reason and message.
-pub fn denial(pcr: &PodCertificateRequest) -> Option<(&'static str, String)> {
+pub fn denial(pcr: &PodCertificateRequest) -> Option<(Reason, String)> {
     let ns = pcr.namespace().unwrap_or_default();
     if let Some(key) = IssuerKey::from_signer_name(&pcr.spec.signer_name) {
         if key.kind == IssuerKind::Namespaced && key.namespace.as_deref() != Some(ns.as_str()) {
             return Some((
-                reasons::FOREIGN_NAMESPACE,
+                Reason::SignerNamespaceMismatch,
                 format!(
                     "signer {} is the PKIIssuer {key}, which signs only for pods in namespace {}; this pod is in namespace {ns}",
                     pcr.spec.signer_name,
@@ -96,7 +84,7 @@ pub fn denial(pcr: &PodCertificateRequest) -> Option<(&'static str, String)> {
     {
         let keys: Vec<&str> = a.keys().take(5).map(String::as_str).collect();
         return Some((
-            reasons::INVALID_USER_ANNOTATIONS,
+            Reason::InvalidUnverifiedUserAnnotations,
             format!(
                 "pki-issuer recognises no unverifiedUserAnnotations; this request has {}",
                 keys.join(", ")
@@ -104,10 +92,10 @@ pub fn denial(pcr: &PodCertificateRequest) -> Option<(&'static str, String)> {
         ));
     }
     match pod_key(pcr) {
-        Err(e) => Some((reasons::INVALID_KEY, e)),
+        Err(e) => Some((Reason::InvalidPublicKey, e)),
         Ok(key) => pod::supported_key(&key)
             .err()
-            .map(|e| (reasons::UNSUPPORTED_KEY_TYPE, e)),
+            .map(|e| (Reason::UnsupportedKeyType, e)),
     }
 }
 
@@ -198,8 +186,8 @@ impl RequestKind for PodCertificateRequest {
     fn phase(&self) -> Phase {
         if has_terminal_condition(self) {
             Phase::Finished
-        } else if let Some((_, message)) = denial(self) {
-            Phase::Denied(message)
+        } else if let Some((reason, message)) = denial(self) {
+            Phase::Denied(reason, message)
         } else {
             Phase::Open
         }
@@ -247,9 +235,8 @@ impl RequestKind for PodCertificateRequest {
                 };
                 json!({"conditions": [condition(type_, reason.as_str(), message)]})
             }
-            Write::Denied { message } => {
-                let reason = denial(self).map_or(Reason::Denied.as_str(), |(r, _)| r);
-                json!({"conditions": [condition("Denied", reason, message)]})
+            Write::Denied { reason, message } => {
+                json!({"conditions": [condition("Denied", reason.as_str(), message)]})
             }
             // A PCR has no waiting condition: its status changes only to a terminal one.
             Write::Pending { .. } => return None,

@@ -72,22 +72,26 @@ fn open_requests_of_ours_are_signed_without_approval() {
 #[test]
 fn hostile_requests_are_denied_with_the_apis_reasons() {
     let foreign = pcr("tenant-b", "pkiissuers.pki-issuer.io/apps.ca", &p256());
-    assert_eq!(denial(&foreign).unwrap().0, reasons::FOREIGN_NAMESPACE);
-    assert!(matches!(decide(&foreign, ready), Decision::MarkDenied(_)));
+    assert_eq!(denial(&foreign).unwrap().0, Reason::SignerNamespaceMismatch);
+    assert!(matches!(
+        decide(&foreign, ready),
+        Decision::MarkDenied(Reason::SignerNamespaceMismatch, _)
+    ));
 
     let mut annotated = pcr("apps", "pkiclusterissuers.pki-issuer.io/mesh", &p256());
     annotated.spec.unverified_user_annotations =
         Some([("example.com/role".to_string(), "admin".to_string())].into());
     assert_eq!(
         denial(&annotated).unwrap().0,
-        reasons::INVALID_USER_ANNOTATIONS
+        Reason::InvalidUnverifiedUserAnnotations
     );
 
     let rsa2048 = KeyPair::generate_for(&rcgen::PKCS_RSA_SHA256).unwrap();
     let weak = pcr("apps", "pkiclusterissuers.pki-issuer.io/mesh", &rsa2048);
-    assert_eq!(denial(&weak).unwrap().0, reasons::UNSUPPORTED_KEY_TYPE);
+    assert_eq!(denial(&weak).unwrap().0, Reason::UnsupportedKeyType);
     let patch = weak
         .status_patch(&Write::Denied {
+            reason: Reason::UnsupportedKeyType,
             message: "m".into(),
         })
         .unwrap();
@@ -99,7 +103,7 @@ fn hostile_requests_are_denied_with_the_apis_reasons() {
 
     let mut both = pcr("apps", "pkiclusterissuers.pki-issuer.io/mesh", &p256());
     both.spec.pkix_public_key = Some(ByteString(vec![1]));
-    assert_eq!(denial(&both).unwrap().0, reasons::INVALID_KEY);
+    assert_eq!(denial(&both).unwrap().0, Reason::InvalidPublicKey);
 }
 
 #[test]
