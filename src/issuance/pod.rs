@@ -64,15 +64,19 @@ pub fn key_spki(key: &PodKey) -> Result<Vec<u8>, String> {
 /// The key types a pod certificate may have: RSA 3072 or 4096, ECDSA P-256, P-384 or P-521,
 /// Ed25519 (what the kubelet generates and the API server accepts).
 pub fn supported_key(key: &PodKey) -> Result<KeyInfo, String> {
-    let spki = key_spki(key)?;
-    let info = pki::key_info_from_spki(&spki).map_err(|e| e.to_string())?;
+    let info = pki::key_info_from_spki(&key_spki(key)?).map_err(|e| e.to_string())?;
+    check_supported(&info)?;
+    Ok(info)
+}
+
+fn check_supported(info: &KeyInfo) -> Result<(), String> {
     let ok = match info.algorithm {
         KeyAlgorithm::Rsa => matches!(info.size_bits, 3072 | 4096),
         KeyAlgorithm::Ecdsa => matches!(info.size_bits, 256 | 384 | 521),
         KeyAlgorithm::Ed25519 => true,
     };
     if ok {
-        Ok(info)
+        Ok(())
     } else {
         Err(format!(
             "{} {}-bit keys are not supported; use RSA 3072 or 4096, ECDSA P-256, P-384 or P-521, or Ed25519",
@@ -92,7 +96,6 @@ pub fn pod_csr(
             "the issuer has no spec.podCertificates, so it signs no PodCertificateRequest".into(),
         )
     })?;
-    supported_key(&pod.key).map_err(PkiError::UnsupportedKeyAlgorithm)?;
     let names = spec
         .render(&pod.namespace, &pod.service_account)
         .map_err(PkiError::InvalidName)?;
@@ -122,6 +125,7 @@ pub fn pod_csr(
             }
         }
     };
+    check_supported(&csr.key).map_err(PkiError::UnsupportedKeyAlgorithm)?;
     csr.sans = sans;
     Ok(csr)
 }
