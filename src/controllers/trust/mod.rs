@@ -246,6 +246,10 @@ async fn wanted_namespaces<K: AnyIssuer>(
         return Ok(Some(issuer.namespace().into_iter().collect()));
     }
     let sel = c.namespace_selector.clone().unwrap_or_default();
+    if let Err(e) = sel.check() {
+        tally.problem(Reason::NotAllowed, format!("configMap.{e}"));
+        return Ok(None);
+    }
     let selector = match Selector::try_from(sel.to_label_selector()) {
         Ok(selector) => selector,
         Err(e) => {
