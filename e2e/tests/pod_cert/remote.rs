@@ -64,44 +64,43 @@ async fn a_cfssl_issuer_signs_pod_certificates_within_their_lifetime() {
     };
     check_issued(&env, &ca.root.pem, &p, &key.subject_public_key_info(), want);
 
-    // Allowed one hour: CFSSL would sign for 24h, so nothing is written but Failed.
-    create(pcr(
-        "one-hour",
-        &signer,
-        stub_fields(&key),
-        json!({"maxExpirationSeconds": 3600}),
-    ))
-    .await;
-    let (p, type_, reason, message) = terminal(&env, &api, "one-hour").await;
-    assert_eq!(type_, "Failed", "{reason}: {message}");
-    assert!(
-        message.contains("longer than the allowed 1h"),
-        "{reason}: {message}"
-    );
-    assert!(p.status.unwrap().certificate_chain.is_none());
-
-    // A profile that adds a usage the pod did not ask for: checked, refused, never written.
+    // Refused, each with its message, and nothing written: allowed one hour (CFSSL would sign
+    // for 24h); a profile that adds a usage the pod did not ask for; the 1.35 form, which
+    // carries no CSR for CFSSL to sign.
     let mtls = format!("pkiissuers.pki-issuer.io/{}.cfssl-mtls", env.ns);
-    create(pcr(
-        "mtls",
-        &mtls,
-        stub_fields(&key),
-        json!({"maxExpirationSeconds": 172800}),
-    ))
-    .await;
-    let (p, type_, reason, message) = terminal(&env, &api, "mtls").await;
-    assert_eq!(type_, "Failed", "{reason}: {message}");
-    assert!(message.contains("key encipherment"), "{message}");
-    assert!(p.status.unwrap().certificate_chain.is_none());
-
-    // The 1.35 form carries no CSR for CFSSL to sign: Failed, saying so.
+    let two_days = json!({"maxExpirationSeconds": 172800});
     let pop = json!({
         "pkixPublicKey": base64_encode(&key.subject_public_key_info()),
         "proofOfPossession": base64_encode(&key.sign(POD_UID.as_bytes()).unwrap()),
     });
-    create(pcr("pkix", &signer, pop, json!({}))).await;
-    let (p, type_, reason, message) = terminal(&env, &api, "pkix").await;
-    assert_ne!(type_, "Issued", "{reason}: {message}");
-    assert!(message.contains("no CSR for a remote CA"), "{message}");
-    assert!(p.status.unwrap().certificate_chain.is_none());
+    let refused = [
+        (
+            pcr(
+                "one-hour",
+                &signer,
+                stub_fields(&key),
+                json!({"maxExpirationSeconds": 3600}),
+            ),
+            "Failed",
+            "longer than the allowed 1h",
+        ),
+        (
+            pcr("mtls", &mtls, stub_fields(&key), two_days),
+            "Failed",
+            "key encipherment",
+        ),
+        (
+            pcr("pkix", &signer, pop, json!({})),
+            "Denied",
+            "no CSR for a remote CA",
+        ),
+    ];
+    for (request, want_type, want_message) in refused {
+        let name = request.metadata.name.clone().unwrap();
+        create(request).await;
+        let (p, type_, reason, message) = terminal(&env, &api, &name).await;
+        assert_eq!(type_, want_type, "{name}: {reason}: {message}");
+        assert!(message.contains(want_message), "{name}: {message}");
+        assert!(p.status.unwrap().certificate_chain.is_none(), "{name}");
+    }
 }
