@@ -46,9 +46,11 @@ impl CfsslCa {
         std::fs::write(dir.join("ca.pem"), &int.pem).unwrap();
         std::fs::write(dir.join("ca-key.pem"), &int.key_pem).unwrap();
         let profile = json!({"expiry": "24h", "usages": USAGES});
-        // Exactly the usages of a pod certificate (PodCertificateRequests ask for no others).
-        let pods =
-            json!({"expiry": "24h", "usages": ["digital signature", "server auth", "client auth"]});
+        // Exactly the usages of a pod certificate (PodCertificateRequests ask for no others),
+        // backdated 1m: CFSSL's default (5m before the rounded minute) can put notBefore more
+        // than the 5 minutes in the past the API server allows a PodCertificateRequest.
+        let pods = json!({"expiry": "24h", "backdate": "1m",
+                          "usages": ["digital signature", "server auth", "client auth"]});
         let mut authed = profile.clone();
         authed["auth_key"] = json!("primary");
         let config = json!({

@@ -30,6 +30,9 @@ use crate::controllers::metrics::IssuedLabels;
 use crate::controllers::{named_ref, Context, Error};
 use crate::issuance::{self, Outcome};
 
+/// Most characters of the API server's refusal quoted in a request's status.
+const MAX_REFUSAL_CHARS: usize = 1024;
+
 /// What every request controller reads.
 pub struct RequestData {
     /// Shared controller state.
@@ -175,6 +178,19 @@ async fn execute<K: RequestKind>(
                     tracing::warn!(kind = K::KIND, name = %req.name_any(), serial = %leaf_serial(chain_pem), "discarded a signed certificate: the request was finished or changed meanwhile");
                 }
                 return Ok(Action::await_change());
+            }
+            // The API server's validation refuses this certificate (a PodCertificateRequest's
+            // notBefore or lifetime rules): writing it again would be refused again, so the
+            // request is failed with the API server's reason instead of retried forever.
+            Err(Error::Kube(kube::Error::Api(s)))
+                if s.code == 422 && matches!(write, Write::Issued { .. }) =>
+            {
+                let why: String = s.message.chars().take(MAX_REFUSAL_CHARS).collect();
+                let refused = plan::failed(
+                    Reason::VerificationFailed,
+                    format!("the API server refused the issued certificate, which was not written: {why}"),
+                );
+                return Box::pin(execute(ctx, req, key, refused, None, started)).await;
             }
             Err(e) => {
                 if let Some(cert) = kept {

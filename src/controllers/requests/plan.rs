@@ -77,7 +77,8 @@ pub struct Plan {
     pub recheck_issuer: bool,
 }
 
-fn failed(reason: Reason, message: String) -> Plan {
+/// The plan for a request that failed for good.
+pub fn failed(reason: Reason, message: String) -> Plan {
     Plan {
         write: Some(Write::Failed {
             reason,

@@ -80,7 +80,8 @@ fn mock(script: Script) -> (Client, Arc<Mutex<Vec<Seen>>>) {
 
 fn status_error(code: u16) -> Value {
     json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "code": code,
-           "reason": if code == 409 { "Conflict" } else { "InternalError" }, "message": "scripted"})
+           "reason": match code { 409 => "Conflict", 422 => "Invalid", _ => "InternalError" },
+           "message": "scripted"})
 }
 
 fn context(client: Client, fence: Fence) -> Context {
@@ -302,6 +303,45 @@ async fn a_csr_whose_write_fails_is_signed_once() {
 #[tokio::test]
 async fn a_pod_certificate_request_whose_write_fails_is_signed_once() {
     failed_write_is_not_signed_again(pod_request("1")).await;
+}
+
+/// 422 on the certificate's write (the API server's validation refuses it for good, as a
+/// PodCertificateRequest with a notBefore over 5 minutes old is): the request is failed with
+/// the API server's reason at once, not retried forever, and no certificate is written.
+async fn refused_certificate_fails_the_request<K: RequestKind>(req: K) {
+    let (client, seen) = mock(script(&req, |n| if n == 0 { 422 } else { 200 }, None));
+    let ctx = context(client, Fence::open());
+    let (key, issuer) = issuer();
+    sign(&ctx, &req, &key, &issuer)
+        .await
+        .expect("failed, not an error");
+    let patches = status_patches(&seen.lock().unwrap());
+    assert_eq!(patches.len(), 2, "{patches:?}");
+    assert!(written(&patches[0]).is_some(), "the certificate was tried");
+    assert_eq!(written(&patches[1]), None, "then no certificate");
+    let text = patches[1].body["status"].to_string();
+    assert!(
+        text.contains("VerificationFailed") || text.contains("\"Failed\""),
+        "{text}"
+    );
+    assert!(
+        text.contains("the API server refused the issued certificate") && text.contains("scripted"),
+        "{text}"
+    );
+    assert!(ctx.requests.is_finished(&req.meta().uid.clone().unwrap()));
+    sign(&ctx, &req, &key, &issuer).await.unwrap();
+    assert_eq!(
+        status_patches(&seen.lock().unwrap()).len(),
+        2,
+        "never again"
+    );
+}
+
+#[tokio::test]
+async fn a_certificate_the_api_server_refuses_fails_the_request_for_every_kind() {
+    refused_certificate_fails_the_request(certificate_request("1")).await;
+    refused_certificate_fails_the_request(signing_request("1")).await;
+    refused_certificate_fails_the_request(pod_request("1")).await;
 }
 
 /// 409 on the first patch: read again, still open, patch again with the new version, one
