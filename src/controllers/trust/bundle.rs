@@ -107,21 +107,11 @@ pub fn list_bounded(items: &[String]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::issuer::{IssuerKey, IssuerKind};
-
-    fn key(kind: IssuerKind, ns: Option<&str>, name: &str) -> IssuerKey {
-        IssuerKey {
-            kind,
-            namespace: ns.map(str::to_string),
-            name: name.into(),
-        }
-    }
 
     #[test]
-    fn signer_and_bundle_names() {
-        let c = key(IssuerKind::Cluster, None, "mesh").signer_name();
+    fn bundle_name_is_the_signer_name_with_colons() {
         assert_eq!(
-            cluster_trust_bundle_name(&c),
+            cluster_trust_bundle_name("pkiclusterissuers.pki-issuer.io/mesh"),
             "pkiclusterissuers.pki-issuer.io:mesh:trust-anchors"
         );
     }
